@@ -1,0 +1,148 @@
+"""Extend a seed with a trained model and write MIDI.
+
+    python generate.py --seed "D4 F#4 A4"
+    python generate.py --seed "C4 E4 G4 C4.E4.G4:2 R:1" --strategy top-k --top-k 10 --num-outputs 4
+    python generate.py --seed-midi tune.mid --checkpoint checkpoints/gru --length 256
+
+Seed notation: notes with octaves (C4 is middle C; F#3, Bb2), chords joined by
+'.', R for a rest, each optionally followed by ':' and a duration in quarter
+notes (default 1). Exact vocab.json token names work too. With no seed, a random
+passage of the validation split is used.
+"""
+
+import argparse
+import datetime
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from musicgen.errors import UserError, run_cli  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    seed = parser.add_argument_group("seed (default: a random passage of the validation split)")
+    seed.add_argument("--seed", help="events in seed notation, e.g. \"C4 E4 G4 C4.E4.G4:2 R:1\"")
+    seed.add_argument("--seed-midi", type=Path, help="use the start of this MIDI (or ABC, MusicXML) file as the seed")
+    seed.add_argument("--seed-events", type=int, default=16, help="events taken from --seed-midi or the validation split (default: 16)")
+    decoding = parser.add_argument_group("decoding")
+    decoding.add_argument("--strategy", default="top-p", help="greedy, sample, top-k or top-p (default: top-p)")
+    decoding.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
+    decoding.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")
+    decoding.add_argument("--top-p", type=float, default=0.9, help="probability mass kept by top-p (default: 0.9)")
+    decoding.add_argument("--length", type=int, default=128, help="events to generate after the seed (default: 128)")
+    decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
+    decoding.add_argument("--random-seed", type=int, help="makes sampling reproducible")
+    output = parser.add_argument_group("output")
+    output.add_argument("--checkpoint", type=Path, help="a run folder made by train.py (default: the newest under checkpoints/)")
+    output.add_argument("--output", type=Path, default=Path("outputs"),
+                        help="a .mid file, or a folder for timestamped files (default: outputs/)")
+    output.add_argument("--bpm", type=float, help="tempo (default: the training data's median tempo)")
+    output.add_argument("--program", type=int, default=0, help="General MIDI instrument 0-127 (default: 0, piano)")
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    if args.seed and args.seed_midi:
+        raise UserError("give --seed or --seed-midi, not both")
+    if args.length < 1:
+        raise UserError(f"--length must be at least 1 event, got {args.length}")
+    if args.num_outputs < 1:
+        raise UserError(f"--num-outputs must be at least 1, got {args.num_outputs}")
+    if args.seed_events < 1:
+        raise UserError(f"--seed-events must be at least 1, got {args.seed_events}")
+    if not 0 <= args.program <= 127:
+        raise UserError(f"--program must be a General MIDI program 0..127, got {args.program}")
+    if args.bpm is not None and not 10 <= args.bpm <= 400:
+        raise UserError(f"--bpm must be within 10..400, got {args.bpm}")
+
+
+def output_paths(output, run_name, count):
+    """The files to write: --output itself if it names a .mid file, else timestamped names in that folder."""
+    if output.suffix.lower() in (".mid", ".midi"):
+        paths = [output] if count == 1 else [output.with_name(f"{output.stem}-{i:02d}{output.suffix}") for i in range(1, count + 1)]
+    else:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        paths = [output / f"{run_name}-{stamp}-{i:02d}.mid" for i in range(1, count + 1)]
+    folder = paths[0].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output folder {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"output folder {folder} is not writable")
+    return paths
+
+
+def seed_tokens(args, run_config, vocabulary, rng):
+    """(token ids, description) of the seed."""
+    from musicgen import readers
+    from musicgen.encoding import quantize
+    from musicgen.seed import parse_seed
+
+    if args.seed:
+        return parse_seed(args.seed, vocabulary), f"seed {args.seed!r}"
+    if args.seed_midi:
+        if not args.seed_midi.is_file():
+            raise UserError(f"--seed-midi {args.seed_midi} does not exist")
+        piece = next((p for p in readers.read_file(args.seed_midi, readers.TrackSelection())
+                      if isinstance(p, readers.RawPiece)), None)
+        if piece is None:
+            raise UserError(f"--seed-midi {args.seed_midi} has no usable notes")
+        notes = quantize(piece.onsets, piece.durations, piece.pitches, vocabulary.settings.steps_per_quarter)
+        tokens = vocabulary.encode_notes(notes)[0]
+        cut = vocabulary.event_boundaries(tokens)
+        return tokens[: cut[min(args.seed_events, len(cut) - 1)]], f"the first {args.seed_events} events of {args.seed_midi}"
+    from musicgen.dataset import load_processed
+
+    data = Path(run_config.get("data", ""))
+    try:
+        data_vocabulary, splits = load_processed(data, ("validation",))
+    except UserError:
+        raise UserError(f"no seed given, and the training data ({data}) is not here to take one from; "
+                        "pass --seed or --seed-midi") from None
+    validation = splits["validation"]
+    if data_vocabulary.hash() != vocabulary.hash() or len(validation) == 0:
+        raise UserError(f"no seed given, and {data} no longer matches this run; pass --seed or --seed-midi")
+    index = int(rng.integers(len(validation)))
+    piece = validation.piece(index)
+    boundaries = vocabulary.event_boundaries(piece)  # boundaries[j]: where event j begins
+    first = int(rng.integers(max(1, len(boundaries) - args.seed_events)))
+    last = min(first + args.seed_events, len(boundaries) - 1)
+    start = 0 if first == 0 else boundaries[first]
+    return piece[start: boundaries[last]], f"events {first}-{last - 1} of {validation.sources[index]} (validation split)"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    import numpy as np
+
+    import models
+    from musicgen import sampling, training
+    from musicgen.encoding import events_to_notes
+    from musicgen.generation import generate
+    from musicgen.midi import write_midi
+
+    sampler = sampling.get(args.strategy, args.temperature, args.top_k, args.top_p, args.random_seed)
+    run_dir = args.checkpoint or training.newest_run()
+    paths = output_paths(args.output, run_dir.name, args.num_outputs)
+    run_config, vocabulary, model = training.load_run(run_dir)
+    rng = np.random.default_rng(args.random_seed)
+    seed, description = seed_tokens(args, run_config, vocabulary, rng)
+    decoder = models.get(run_config["model"]).decoder(model)
+    generated = generate(decoder, vocabulary, np.tile(seed, (args.num_outputs, 1)), args.length, sampler)
+    bpm = args.bpm or run_config["default_bpm"]
+    print(f"{run_config['model']} from {run_dir}; {description}; {args.strategy} decoding")
+    for path, continuation in zip(paths, generated):
+        events = vocabulary.decode(np.concatenate([seed, continuation]))
+        notes = events_to_notes(events)
+        write_midi(path, notes, vocabulary.settings.steps_per_quarter, bpm, args.program)
+        pitches = len(set(notes[:, 2].tolist()))
+        print(f"wrote {path}: {len(events)} events ({len(vocabulary.decode(seed))} from the seed), "
+              f"{len(notes)} notes, {pitches} distinct pitches, {bpm:g} bpm")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,36 @@
+"""The model registry: `--model NAME` -> how to build it, its defaults, and how to decode with it.
+
+Every model is a Keras model mapping token ids (batch, time) to next-token
+logits (batch, time, vocabulary) and is saved as a `.keras` file. A model knows
+nothing about sampling: generation asks its decoder for logits one step at a
+time and chooses tokens itself (see musicgen/sampling.py).
+"""
+
+import dataclasses
+from typing import Callable
+
+from musicgen.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    build: Callable  # (vocabulary_size, hyperparameters) -> keras.Model
+    defaults: dict  # this model's hyperparameters, plus any training defaults it overrides
+    decoder: Callable  # (keras.Model) -> models.decoding.Decoder
+    description: str
+
+
+REGISTRY = {}
+
+
+def register(name, spec):
+    REGISTRY[name] = spec
+
+
+def get(name):
+    if name not in REGISTRY:
+        raise UserError(f"--model must be one of [{', '.join(REGISTRY)}]; got {name!r}")
+    return REGISTRY[name]
+
+
+from models import recurrent  # noqa: E402,F401  (each module registers its models)

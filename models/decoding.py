@@ -1,0 +1,52 @@
+"""Decoders: incremental next-token logits from a trained model, one step at a time.
+
+A decoder hides how a model carries its past (recurrent state, a key/value
+cache, or nothing at all); the sampler hides how a token is chosen. Neither
+knows about the other.
+"""
+
+import keras
+import numpy as np
+
+
+class Decoder:
+    """start(prompt) reads a (batch, time) prompt; step(tokens) feeds one (batch,) token each.
+
+    Both return (logits of the next token as float (batch, vocabulary), new state).
+    reorder(state, rows) keeps the given batch rows (for beam search).
+    """
+
+    def start(self, prompt):
+        raise NotImplementedError
+
+    def step(self, tokens, state):
+        raise NotImplementedError
+
+    def reorder(self, state, rows):
+        raise NotImplementedError
+
+
+class WindowDecoder(Decoder):
+    """Reruns the whole model over the last `context` tokens for every new token.
+
+    Works for any causal model; it is the slow baseline that cached decoders beat.
+    """
+
+    def __init__(self, model, context):
+        self.model = model
+        self.context = context
+
+    def _logits(self, window):
+        window = window[:, -self.context:]
+        return keras.ops.convert_to_numpy(self.model(window, training=False))[:, -1].astype(np.float64)
+
+    def start(self, prompt):
+        prompt = np.asarray(prompt, dtype=np.int32)
+        return self._logits(prompt), prompt
+
+    def step(self, tokens, state):
+        window = np.concatenate([state, np.asarray(tokens, dtype=np.int32)[:, None]], axis=1)[:, -self.context:]
+        return self._logits(window), window
+
+    def reorder(self, state, rows):
+        return state[rows]

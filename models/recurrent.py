@@ -1,0 +1,73 @@
+"""Recurrent language models (rnn, lstm, gru): embedding, stacked recurrent layers, logits."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import models
+from models.decoding import Decoder
+
+LAYER_CLASSES = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+DEFAULTS = {
+    "embedding_dim": 128,  # size of each token's learned vector
+    "units": 256,  # recurrent state size per layer
+    "layers": 2,  # stacked recurrent layers
+    "dropout": 0.2,  # dropout after each recurrent layer, training only
+}
+
+
+def build(kind, vocabulary_size, hp):
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(vocabulary_size, hp["embedding_dim"], name="embedding")(tokens)
+    for i in range(hp["layers"]):
+        x = LAYER_CLASSES[kind](hp["units"], return_sequences=True, name=f"{kind}_{i}")(x)
+        x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
+    logits = keras.layers.Dense(vocabulary_size, name="logits")(x)
+    return keras.Model(tokens, logits, name=kind)
+
+
+class RecurrentDecoder(Decoder):
+    """Carries each layer's recurrent state forward: one cell step per new token."""
+
+    def __init__(self, model):
+        self.embedding = model.get_layer("embedding")
+        self.logits = model.get_layer("logits")
+        recurrent_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
+        self.cells = [layer.cell for layer in recurrent_layers]
+        # The same trained cells, wrapped to also return their final states.
+        self.sequence_layers = [keras.layers.RNN(cell, return_sequences=True, return_state=True) for cell in self.cells]
+        self._step = tf.function(self._step_graph, reduce_retracing=True)
+
+    def start(self, prompt):
+        x = self.embedding(np.asarray(prompt, dtype=np.int32))
+        state = []
+        for layer in self.sequence_layers:
+            x, *layer_state = layer(x)
+            state.append(layer_state)
+        return self.logits(x[:, -1]).numpy().astype(np.float64), state
+
+    def _step_graph(self, tokens, state):
+        x = self.embedding(tokens)
+        new_state = []
+        for cell, layer_state in zip(self.cells, state):
+            x, cell_state = cell(x, layer_state, training=False)
+            new_state.append(tf.nest.flatten(cell_state))
+        return self.logits(x), new_state
+
+    def step(self, tokens, state):
+        logits, state = self._step(tf.constant(np.asarray(tokens, dtype=np.int32)), state)
+        return logits.numpy().astype(np.float64), state
+
+    def reorder(self, state, rows):
+        return [[tf.gather(tensor, rows) for tensor in layer_state] for layer_state in state]
+
+
+for _kind, _description in (("rnn", "simple recurrent network"), ("lstm", "long short-term memory"),
+                            ("gru", "gated recurrent unit")):
+    models.register(_kind, models.ModelSpec(
+        build=lambda vocabulary_size, hp, kind=_kind: build(kind, vocabulary_size, hp),
+        defaults=DEFAULTS,
+        decoder=RecurrentDecoder,
+        description=_description,
+    ))

@@ -1,0 +1,1 @@
+"""The library behind preprocess.py, train.py and generate.py."""

@@ -1,0 +1,213 @@
+"""Reading music files into notes measured in quarter notes.
+
+MIDI is read with symusic (a C++ parser, about 150x faster than pretty_midi on
+the Nottingham files), falling back to pretty_midi for files symusic refuses.
+Both give times in ticks, which divided by ticks-per-quarter put every note on
+the file's own beat grid, whatever its tempo map. MusicXML, Humdrum and ABC are
+read with music21; an ABC file is split into its tunes first, and each tune is
+parsed on its own so a malformed tune loses nothing but itself.
+"""
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+MIDI_SUFFIXES = (".mid", ".midi")
+NOTATION_SUFFIXES = (".xml", ".mxl", ".musicxml", ".krn")
+ABC_SUFFIXES = (".abc",)
+SUPPORTED_SUFFIXES = MIDI_SUFFIXES + NOTATION_SUFFIXES + ABC_SUFFIXES
+DEFAULT_TEMPO_BPM = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackSelection:
+    """Which MIDI tracks contribute notes. Notation formats have no programs; drums apply to both."""
+
+    keep_drums: bool = False
+    programs: frozenset = None  # General MIDI program numbers 0..127; None keeps all
+
+
+@dataclasses.dataclass
+class RawPiece:
+    """One piece as read: notes in quarter notes, before quantization."""
+
+    source: str
+    onsets: np.ndarray  # quarter notes from the start, float
+    durations: np.ndarray  # quarter notes, float
+    pitches: np.ndarray  # MIDI pitch numbers
+    tempo_bpm: float
+    time_signature: str
+
+
+@dataclasses.dataclass
+class ReadFailure:
+    source: str
+    status: str  # "skipped" (nothing to learn from) or "failed" (could not be read)
+    reason: str
+
+
+def find_music_files(folder, exclude=()):
+    """Supported files under `folder`, sorted; plus the number of other files passed over.
+
+    Symbolic links to folders are not followed, so a link pointing back up the
+    tree cannot make the walk endless; hidden folders and `exclude` are skipped.
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        return ([folder], 0) if folder.suffix.lower() in SUPPORTED_SUFFIXES else ([], 1)
+    excluded = {Path(p).resolve() for p in exclude}
+    found, ignored = [], 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in excluded)
+        for name in sorted(files):
+            if name.lower().endswith(SUPPORTED_SUFFIXES):
+                found.append(Path(root) / name)
+            elif not name.startswith("."):
+                ignored += 1
+    return found, ignored
+
+
+def read_file(path, selection):
+    """Read one file -> list of RawPiece or ReadFailure (ABC files may hold many tunes)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in MIDI_SUFFIXES:
+            return [read_midi(path, selection)]
+        if suffix in ABC_SUFFIXES:
+            return read_abc_file(path, selection)
+        return [read_notation(path, str(path), selection, source_format=None)]
+    except OSError as error:
+        return [ReadFailure(str(path), "failed", f"cannot read file: {error.strerror or error}")]
+
+
+def read_midi(path, selection):
+    import symusic
+
+    source = str(path)
+    try:
+        score = symusic.Score(source)
+        tracks = [(t.program, t.is_drum, t.notes.numpy()) for t in score.tracks]
+        ticks_per_quarter = score.tpq
+        tempo = score.tempos[0].qpm if len(score.tempos) else DEFAULT_TEMPO_BPM
+        signatures = score.time_signatures
+        time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if len(signatures) else "4/4"
+    except Exception as symusic_error:  # noqa: BLE001 - any parser failure means: try the other reader
+        try:
+            tracks, ticks_per_quarter, tempo, time_signature = _read_midi_with_pretty_midi(source)
+        except Exception:  # noqa: BLE001
+            return ReadFailure(source, "failed", f"not a readable MIDI file ({_first_line(symusic_error)})")
+    if ticks_per_quarter <= 0:
+        return ReadFailure(source, "failed", "MIDI file has no ticks-per-quarter (SMPTE timing is not supported)")
+    chosen = [(notes["time"], notes["duration"], notes["pitch"]) for program, is_drum, notes in tracks
+              if (selection.keep_drums or not is_drum) and (selection.programs is None or is_drum or program in selection.programs)]
+    chosen = [columns for columns in chosen if len(columns[0])]
+    if not chosen:
+        all_notes = sum(len(notes["time"]) for _, _, notes in tracks)
+        drum_notes = sum(len(notes["time"]) for _, is_drum, notes in tracks if is_drum)
+        if all_notes == 0:
+            reason = "no notes"
+        elif drum_notes == all_notes:
+            reason = "only drum notes (use --keep-drums to keep them)"
+        else:
+            reason = "no notes in the selected programs"
+        return ReadFailure(source, "skipped", reason)
+    times, durations, pitches = (np.concatenate(parts) for parts in zip(*chosen))
+    return RawPiece(
+        source=source,
+        onsets=times / ticks_per_quarter,
+        durations=durations / ticks_per_quarter,
+        pitches=pitches.astype(np.int64),
+        tempo_bpm=_sane_tempo(tempo),
+        time_signature=time_signature,
+    )
+
+
+def _read_midi_with_pretty_midi(source):
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(source)
+    tracks = []
+    for instrument in midi.instruments:
+        starts = np.array([midi.time_to_tick(n.start) for n in instrument.notes], dtype=np.int64)
+        ends = np.array([midi.time_to_tick(n.end) for n in instrument.notes], dtype=np.int64)
+        pitches = np.array([n.pitch for n in instrument.notes], dtype=np.int64)
+        tracks.append((instrument.program, instrument.is_drum, {"time": starts, "duration": ends - starts, "pitch": pitches}))
+    _, tempi = midi.get_tempo_changes()
+    signatures = midi.time_signature_changes
+    time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if signatures else "4/4"
+    return tracks, midi.resolution, (tempi[0] if len(tempi) else DEFAULT_TEMPO_BPM), time_signature
+
+
+def split_abc_tunes(text):
+    """ABC text -> [(tune label, tune text)]. Lines before the first X: are a shared file header."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^\s*X:", line)]
+    if not starts:
+        return [("tune 1", text)] if text.strip() else []
+    header = [line for line in lines[: starts[0]] if re.match(r"^[A-Za-z]:", line)]
+    tunes = []
+    for number, (begin, end) in enumerate(zip(starts, starts[1:] + [len(lines)]), start=1):
+        body = lines[begin:end]
+        title = next((line[2:].strip() for line in body if line.startswith("T:")), "")
+        label = f"{body[0].strip()} {title}".strip() if title else body[0].strip()
+        tunes.append((label or f"tune {number}", "\n".join(header + body) + "\n"))
+    return tunes
+
+
+def read_abc_file(path, selection):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    tunes = split_abc_tunes(text)
+    if not tunes:
+        return [ReadFailure(str(path), "skipped", "no ABC tunes in file")]
+    return [read_notation(tune_text, f"{path}#{label}", selection, source_format="abc") for label, tune_text in tunes]
+
+
+def read_notation(data, source, selection, source_format):
+    """Parse a notation file (or ABC tune text) with music21 into a RawPiece."""
+    import music21
+
+    try:
+        score = music21.converter.parse(data, format=source_format)
+        score = score.stripTies()
+        notes = [n for n in score.flatten().notes if n.quarterLength > 0 and hasattr(n, "pitches")]
+    except Exception as error:  # noqa: BLE001 - music21 raises many types for bad input
+        return ReadFailure(source, "failed", f"music21 could not parse it ({_first_line(error)})")
+    if not selection.keep_drums:
+        notes = [n for n in notes if not isinstance(n, music21.note.Unpitched)]
+    rows = [(float(n.offset), float(n.quarterLength), p.midi) for n in notes for p in n.pitches]
+    if not rows:
+        return ReadFailure(source, "skipped", "no notes")
+    onsets, durations, pitches = (np.array(column) for column in zip(*rows))
+    marks = list(score.recurse().getElementsByClass("MetronomeMark"))
+    signatures = list(score.recurse().getElementsByClass("TimeSignature"))
+    tempo = marks[0].getQuarterBPM() if marks else None
+    return RawPiece(
+        source=source,
+        onsets=onsets,
+        durations=durations,
+        pitches=pitches.astype(np.int64),
+        tempo_bpm=_sane_tempo(tempo),
+        time_signature=signatures[0].ratioString if signatures else "4/4",
+    )
+
+
+def music21_corpus_files(name):
+    """Files of a music21 bundled corpus (e.g. 'bach', 'essenFolksong', 'ryansMammoth') that we can read."""
+    from music21 import corpus
+
+    paths = [Path(p) for p in corpus.getComposer(name)]
+    return sorted(p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+def _sane_tempo(bpm):
+    return float(bpm) if bpm and 10 <= bpm <= 400 else DEFAULT_TEMPO_BPM
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    message = text[0] if text else type(error).__name__
+    return message[:200]

@@ -1,0 +1,91 @@
+"""Samplers: choose the next token from logits. They know nothing about the model.
+
+The base class applies the temperature and the grammar mask once; each
+strategy only says how to pick from the resulting probabilities.
+"""
+
+import numpy as np
+
+from musicgen.errors import UserError
+
+
+class Sampler:
+    def __init__(self, temperature=1.0, seed=None):
+        if not temperature > 0:
+            raise UserError(f"--temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, logits, allowed):
+        """logits: float (batch, vocabulary); allowed: bool mask of the same shape -> token ids (batch,)."""
+        scaled = np.where(allowed, np.asarray(logits, dtype=np.float64) / self.temperature, -np.inf)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        probabilities = np.exp(scaled)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return self.choose(probabilities)
+
+    def choose(self, probabilities):
+        raise NotImplementedError
+
+    def _draw(self, probabilities):
+        cumulative = np.cumsum(probabilities, axis=1)
+        draws = self.rng.random((len(probabilities), 1)) * cumulative[:, -1:]
+        return np.minimum((cumulative < draws).sum(axis=1), probabilities.shape[1] - 1)
+
+
+class GreedySampler(Sampler):
+    """Always the most likely token: deterministic, and prone to loops."""
+
+    def choose(self, probabilities):
+        return probabilities.argmax(axis=1)
+
+
+class RandomSampler(Sampler):
+    """A draw from the whole (temperature-scaled) distribution."""
+
+    def choose(self, probabilities):
+        return self._draw(probabilities)
+
+
+class TopKSampler(Sampler):
+    """A draw from the k most likely tokens."""
+
+    def __init__(self, k=20, **kwargs):
+        super().__init__(**kwargs)
+        if k < 1:
+            raise UserError(f"--top-k must be at least 1, got {k}")
+        self.k = k
+
+    def choose(self, probabilities):
+        k = min(self.k, probabilities.shape[1])
+        threshold = -np.partition(-probabilities, k - 1, axis=1)[:, k - 1: k]
+        return self._draw(np.where(probabilities >= threshold, probabilities, 0.0))
+
+
+class TopPSampler(Sampler):
+    """A draw from the smallest set of tokens whose probabilities add up to p (nucleus sampling)."""
+
+    def __init__(self, p=0.9, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 < p <= 1:
+            raise UserError(f"--top-p must be in (0, 1], got {p}")
+        self.p = p
+
+    def choose(self, probabilities):
+        order = np.argsort(-probabilities, axis=1)
+        sorted_probabilities = np.take_along_axis(probabilities, order, axis=1)
+        mass_before = np.cumsum(sorted_probabilities, axis=1) - sorted_probabilities
+        kept_sorted = np.where(mass_before < self.p, sorted_probabilities, 0.0)
+        kept = np.zeros_like(probabilities)
+        np.put_along_axis(kept, order, kept_sorted, axis=1)
+        return self._draw(kept)
+
+
+SAMPLERS = {"greedy": GreedySampler, "sample": RandomSampler, "top-k": TopKSampler, "top-p": TopPSampler}
+
+
+def get(name, temperature=1.0, top_k=20, top_p=0.9, seed=None):
+    if name not in SAMPLERS:
+        raise UserError(f"--strategy must be one of [{', '.join(SAMPLERS)}]; got {name!r}")
+    extra = {"top-k": {"k": top_k}, "top-p": {"p": top_p}}.get(name, {})
+    return SAMPLERS[name](temperature=temperature, seed=seed, **extra)

@@ -1,0 +1,338 @@
+"""Training: configuration, streamed windows, checkpoints that survive a crash, and the run folder.
+
+A run folder (checkpoints/<run>/) holds everything needed to resume or to generate:
+
+    run_config.json   model name, hyperparameters, vocabulary hash, progress, best validation loss
+    vocab.json        the vocabulary the model was trained with
+    best.keras        weights with the lowest validation loss so far
+    last.keras        the latest epoch, with optimizer state (what a resume starts from)
+    history.csv, loss.png, logs/ (TensorBoard)
+"""
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import models
+from musicgen.dataset import read_vocabulary, write_vocabulary
+from musicgen.errors import UserError
+from musicgen.files import atomic_path, read_json, write_json
+
+TRAINING_DEFAULTS = {
+    "epochs": 50,  # upper bound; early stopping usually ends sooner
+    "batch_size": 64,  # windows per gradient step
+    "seq_len": 128,  # tokens per training window (3 tokens per event)
+    "learning_rate": 1e-3,  # Adam step size
+    "patience": 5,  # epochs without validation improvement before stopping
+    "seed": 0,  # weights, window order and dropout
+}
+# Changing these between runs does not change what the model is, so a resume may change them.
+RESUMABLE_CHANGES = {"epochs", "patience"}
+RUN_CONFIG_FILE = "run_config.json"
+
+
+def resolve_config(model_name, config_file=None, overrides=None):
+    """Defaults < model defaults < JSON config file < command-line overrides; unknown keys are refused."""
+    spec = models.get(model_name)
+    config = {**TRAINING_DEFAULTS, **spec.defaults}
+    layers = []
+    if config_file:
+        try:
+            file_values = read_json(config_file)
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot read --config {config_file}: {error}") from None
+        if not isinstance(file_values, dict):
+            raise UserError(f"--config {config_file} must hold a JSON object of settings")
+        file_values.pop("model", None)
+        layers.append((f"--config {config_file}", file_values))
+    layers.append(("the command line", overrides or {}))
+    for origin, values in layers:
+        for key, value in values.items():
+            if key not in config:
+                raise UserError(f"{key!r} (from {origin}) is not a setting of --model {model_name}; "
+                                f"its settings are: {', '.join(sorted(config))}")
+            config[key] = _coerce(key, value, config[key], origin)
+    for key in ("epochs", "batch_size", "seq_len", "patience"):
+        if config[key] < 1:
+            raise UserError(f"{key} must be at least 1, got {config[key]}")
+    if not config["learning_rate"] > 0:
+        raise UserError(f"learning_rate must be positive, got {config['learning_rate']}")
+    if not 0 <= config.get("dropout", 0) < 1:
+        raise UserError(f"dropout must be in [0, 1), got {config['dropout']}")
+    return config
+
+
+def _coerce(key, value, default, origin):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                value = {"true": True, "false": False}[value.lower()]
+            return bool(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (ValueError, TypeError, KeyError):
+        raise UserError(f"{key} (from {origin}) must be {kind.__name__}, got {value!r}") from None
+
+
+def describe_device():
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return f"training on GPU ({', '.join(gpu.name for gpu in gpus)})"
+    return "training on CPU (no GPU visible to TensorFlow)"
+
+
+def windows(tokens, seq_len, batch_size, pad_id, shuffle, seed=0):
+    """Batches of (inputs, targets, weights) cut on the fly from one token array.
+
+    Every position of a window is a training target (the next token). Shuffled
+    windows start at random offsets, about len(tokens) / seq_len of them per
+    epoch; unshuffled ones tile the array. Arrays shorter than one window are
+    padded, and padding gets weight 0 in the loss and the metrics.
+    """
+    tokens = np.asarray(tokens, dtype=np.int32)
+    if len(tokens) < seq_len + 1:
+        tokens = np.concatenate([tokens, np.full(seq_len + 1 - len(tokens), pad_id, np.int32)])
+    last_start = len(tokens) - seq_len - 1
+    count = max(1, (len(tokens) - 1) // seq_len)
+    if shuffle:
+        starts = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+            lambda r: tf.math.floormod(r, last_start + 1)).take(count)
+    else:
+        starts = tf.data.Dataset.range(0, last_start + 1, seq_len)
+    token_tensor = tf.constant(tokens)
+    offsets = tf.range(seq_len + 1, dtype=tf.int64)
+
+    def cut(batch_starts):
+        window = tf.gather(token_tensor, batch_starts[:, None] + offsets[None, :])
+        targets = window[:, 1:]
+        return window[:, :-1], targets, tf.cast(targets != pad_id, tf.float32)
+
+    return starts.batch(batch_size).map(cut, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(model, learning_rate):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def save_model(model, path):
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def load_model(path):
+    """Load a `.keras` file in safe mode: a file that would run arbitrary code (a Lambda layer) is refused."""
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "lambda" in str(error).lower():
+            raise UserError(f"{path} contains code (such as a Lambda layer) and is refused in safe mode") from None
+        raise UserError(f"{path} is not a loadable Keras model ({str(error).splitlines()[0][:200]})") from None
+    except (OSError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is not a loadable Keras model ({error})") from None
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each epoch: last.keras, best.keras when validation improved, progress, history, plot.
+
+    Also does early stopping, keeping its counters in run_config.json so that a
+    resumed run stops exactly where an uninterrupted one would have.
+    """
+
+    def __init__(self, run_dir, run_config):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.run_config = run_config
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        progress = self.run_config["progress"]
+        improved = logs["val_loss"] < progress["best_val_loss"]
+        if improved:
+            save_model(self.model, self.run_dir / "best.keras")
+            progress.update(best_val_loss=logs["val_loss"], best_val_accuracy=logs.get("val_accuracy"),
+                            best_epoch=epoch + 1, epochs_without_improvement=0)
+        else:
+            progress["epochs_without_improvement"] += 1
+        save_model(self.model, self.run_dir / "last.keras")
+        progress["history"].append({"epoch": epoch + 1, **logs})
+        progress["epochs_completed"] = epoch + 1
+        if progress["epochs_without_improvement"] >= self.run_config["config"]["patience"]:
+            progress["stopped_early"] = True
+            self.model.stop_training = True
+        write_json(self.run_dir / RUN_CONFIG_FILE, self.run_config)
+        write_history(self.run_dir, progress["history"])
+
+
+def write_history(run_dir, history):
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    with atomic_path(Path(run_dir) / "history.csv") as temporary:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(history)
+    plot_history(history, Path(run_dir) / "loss.png")
+
+
+def plot_history(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric, label in ((axes[0], "loss", "loss (nats per token)"), (axes[1], "accuracy", "next-token accuracy")):
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            values = [row.get(prefix + metric, math.nan) for row in history]
+            axis.plot(epochs, values, style, label=("validation" if prefix else "training"), markersize=3)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+
+
+def new_run_config(model_name, config, vocabulary, data_dir, default_bpm):
+    return {
+        "format": "musicgen-run",
+        "version": 1,
+        "model": model_name,
+        "config": config,
+        "vocabulary_hash": vocabulary.hash(),
+        "vocabulary_size": len(vocabulary),
+        "data": str(data_dir),
+        "default_bpm": default_bpm,
+        "progress": {"epochs_completed": 0, "best_val_loss": math.inf, "best_val_accuracy": None, "best_epoch": 0,
+                     "epochs_without_improvement": 0, "stopped_early": False, "history": []},
+    }
+
+
+def read_run_config(run_dir):
+    """Read and validate run_config.json (which may come from someone else's checkpoint)."""
+    path = Path(run_dir) / RUN_CONFIG_FILE
+    try:
+        run_config = read_json(path)
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} is not a training run (no {RUN_CONFIG_FILE}); pass a folder made by train.py") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is not valid JSON ({error})") from None
+    expected = {"format": str, "model": str, "config": dict, "vocabulary_hash": str, "vocabulary_size": int,
+                "default_bpm": (int, float), "progress": dict}
+    for key, kind in expected.items():
+        if not isinstance(run_config.get(key), kind):
+            raise UserError(f"{path} is missing {key!r} or it has the wrong type")
+    if run_config["format"] != "musicgen-run":
+        raise UserError(f"{path} is not a musicgen run configuration")
+    models.get(run_config["model"])
+    if not 10 <= run_config["default_bpm"] <= 400:
+        raise UserError(f"{path}: default_bpm {run_config['default_bpm']} is outside 10..400")
+    return run_config
+
+
+def check_resumable(run_dir, run_config, model_name, config, vocabulary):
+    """Refuse to resume a run whose model, settings or vocabulary differ from what was asked for."""
+    if run_config["model"] != model_name:
+        raise UserError(f"{run_dir} holds a {run_config['model']} run, not {model_name}; "
+                        "pass --run-name NAME for a new run or --restart to replace it")
+    if run_config["vocabulary_hash"] != vocabulary.hash():
+        raise UserError(f"{run_dir} was trained on data with another vocabulary (preprocessed again since?); "
+                        "pass --restart to train afresh or --run-name NAME for a new run")
+    changed = [f"{key} {run_config['config'].get(key)} -> {value}" for key, value in config.items()
+               if key not in RESUMABLE_CHANGES and run_config["config"].get(key) != value]
+    if changed:
+        raise UserError(f"{run_dir} was trained with other settings ({'; '.join(changed)}); "
+                        "pass --restart to replace it or --run-name NAME for a new run")
+
+
+def train(model_name, config, data_dir, run_dir, restart=False, log=print, verbose=None):
+    """Train (or resume) a run; returns the run configuration with its progress."""
+    from musicgen.dataset import load_processed
+
+    vocabulary, splits = load_processed(data_dir, ("train", "validation"))
+    if len(splits["validation"]) == 0:
+        raise UserError(f"the validation split in {data_dir} is empty; run preprocess.py with more files "
+                        "or a larger --val-fraction")
+    run_dir = Path(run_dir)
+    if restart and run_dir.exists():
+        for name in ("last.keras", "best.keras", RUN_CONFIG_FILE, "history.csv", "loss.png"):
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    resuming = (run_dir / RUN_CONFIG_FILE).exists() and (run_dir / "last.keras").exists()
+    if resuming:
+        run_config = read_run_config(run_dir)
+        check_resumable(run_dir, run_config, model_name, config, vocabulary)
+        run_config["config"] = config
+        progress = run_config["progress"]
+        if progress["stopped_early"] or progress["epochs_completed"] >= config["epochs"]:
+            log(f"{run_dir} has finished training ({progress['epochs_completed']} epochs, best validation loss "
+                f"{progress['best_val_loss']:.4f}); pass --restart to train again or a larger --epochs to go on")
+            return run_config
+        model = load_model(run_dir / "last.keras")
+        log(f"resuming {run_dir} after epoch {progress['epochs_completed']}")
+    else:
+        keras.utils.set_random_seed(config["seed"])
+        default_bpm = float(np.median(splits["train"].tempos)) if len(splits["train"]) else 120.0
+        run_config = new_run_config(model_name, config, vocabulary, data_dir, default_bpm)
+        model = models.get(model_name).build(len(vocabulary), config)
+        compile_model(model, config["learning_rate"])
+        write_vocabulary(run_dir, vocabulary)
+        write_json(run_dir / RUN_CONFIG_FILE, run_config)
+
+    log(describe_device())
+    log(f"{model_name}: {model.count_params():,} parameters; vocabulary {len(vocabulary)} tokens; "
+        f"{len(splits['train'].tokens):,} training tokens, {len(splits['validation'].tokens):,} validation tokens")
+    train_data = windows(splits["train"].tokens, config["seq_len"], config["batch_size"], vocabulary.pad_id,
+                         shuffle=True, seed=config["seed"] + run_config["progress"]["epochs_completed"])
+    validation_data = windows(splits["validation"].tokens, config["seq_len"], config["batch_size"],
+                              vocabulary.pad_id, shuffle=False)
+    model.fit(
+        train_data,
+        shuffle=False,  # the windows are already drawn at random offsets
+        validation_data=validation_data,
+        epochs=config["epochs"],
+        initial_epoch=run_config["progress"]["epochs_completed"],
+        callbacks=[RunCheckpoint(run_dir, run_config), keras.callbacks.TensorBoard(str(run_dir / "logs"))],
+        verbose=verbose if verbose is not None else ("auto" if sys.stdout.isatty() else 2),
+    )
+    return run_config
+
+
+def load_run(run_dir):
+    """Everything generate.py needs from a run folder: (run_config, vocabulary, model), all checked."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"checkpoint folder {run_dir} does not exist")
+    run_config = read_run_config(run_dir)
+    vocabulary = read_vocabulary(run_dir / "vocab.json")
+    if vocabulary.hash() != run_config["vocabulary_hash"] or len(vocabulary) != run_config["vocabulary_size"]:
+        raise UserError(f"{run_dir}/vocab.json does not match the vocabulary the model was trained with")
+    if not (run_dir / "best.keras").exists():
+        raise UserError(f"{run_dir} has no best.keras yet (training has not finished an epoch)")
+    model = load_model(run_dir / "best.keras")
+    output_size = model.output_shape[-1]
+    if output_size != len(vocabulary):
+        raise UserError(f"{run_dir}/best.keras predicts {output_size} tokens but vocab.json has {len(vocabulary)}")
+    return run_config, vocabulary, model
+
+
+def newest_run(checkpoints="checkpoints"):
+    runs = [path.parent for path in Path(checkpoints).glob(f"*/{RUN_CONFIG_FILE}") if (path.parent / "best.keras").exists()]
+    if not runs:
+        raise UserError(f"no trained runs in {checkpoints}/ (run `python train.py --model lstm` first)")
+    return max(runs, key=lambda run: (run / "best.keras").stat().st_mtime)
+

@@ -1,0 +1,133 @@
+"""Turn MIDI, ABC, MusicXML and Humdrum files into note-and-chord token sequences.
+
+    python preprocess.py                                  # data/ (or music21's Bach chorales if empty)
+    python preprocess.py --input ../my_midi --workers 4
+    python preprocess.py --corpus essenFolksong --melody-only --transpose -5..6
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from musicgen import readers
+from musicgen.encoding import EncodingSettings
+from musicgen.errors import UserError, run_cli
+from musicgen.preprocessing import PreprocessConfig, parse_transpose, run
+
+DEFAULT_INPUT = Path("data")
+DEFAULT_CORPUS = "bach"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sources = parser.add_argument_group("sources")
+    sources.add_argument("--input", action="append", type=Path, metavar="PATH",
+                         help="file or folder to read, recursively (repeatable; default: data/)")
+    sources.add_argument("--corpus", action="append", metavar="NAME",
+                         help="a music21 bundled corpus: bach, essenFolksong, ryansMammoth, palestrina, ... (repeatable)")
+    sources.add_argument("--output", type=Path, default=Path("data/processed"),
+                         help="where the token arrays, vocab.json and manifest.csv go (default: data/processed)")
+    tracks = parser.add_argument_group("what to take from each file")
+    tracks.add_argument("--keep-drums", action="store_true", help="keep drum tracks (left out by default)")
+    tracks.add_argument("--skip-drums", dest="keep_drums", action="store_false", help="leave drum tracks out (default)")
+    tracks.add_argument("--programs", metavar="LIST",
+                        help="only these General MIDI programs (0-127), e.g. '0-7,40' for pianos and violin")
+    tracks.add_argument("--melody-only", action="store_true", help="keep only the top voice (highest note at each onset)")
+    tracks.add_argument("--min-notes", type=int, default=8, help="skip pieces with fewer notes (default: 8)")
+    encoding = parser.add_argument_group("encoding")
+    encoding.add_argument("--steps-per-quarter", type=int, default=4,
+                          help="grid resolution: 4 = sixteenth notes (default), 12 also holds triplets")
+    encoding.add_argument("--max-duration", type=int, default=8, metavar="QUARTERS",
+                          help="longest note duration in quarter notes; longer ones are clipped (default: 8)")
+    encoding.add_argument("--max-shift", type=int, default=8, metavar="QUARTERS",
+                          help="largest time step between events; longer gaps become rests (default: 8)")
+    encoding.add_argument("--max-chords", type=int, default=1024,
+                          help="at most this many chord tokens, the most common ones (default: 1024)")
+    encoding.add_argument("--min-chord-count", type=int, default=2,
+                          help="a chord needs this many occurrences in training data to get a token (default: 2)")
+    split = parser.add_argument_group("splits and augmentation")
+    split.add_argument("--val-fraction", type=float, default=0.1, help="share of pieces for validation (default: 0.1)")
+    split.add_argument("--test-fraction", type=float, default=0.1, help="share of pieces for test (default: 0.1)")
+    split.add_argument("--split-seed", type=int, default=0, help="seed of the random split (default: 0)")
+    split.add_argument("--transpose", default="0", metavar="LOW..HIGH",
+                       help="add training copies transposed by each shift in LOW..HIGH semitones, e.g. -5..6 (default: 0)")
+    parser.add_argument("--workers", type=int, default=1, help="files read in parallel processes (default: 1)")
+    return parser.parse_args(_attach_negative_ranges(sys.argv[1:] if argv is None else argv))
+
+
+def _attach_negative_ranges(argv):
+    """Let '--transpose -5..6' through: argparse would take '-5..6' for an option."""
+    argv = list(argv)
+    for i, item in enumerate(argv[:-1]):
+        if item == "--transpose" and argv[i + 1].startswith("-"):
+            argv[i: i + 2] = [f"--transpose={argv[i + 1]}"]
+            break
+    return argv
+
+
+def parse_programs(text):
+    """'0-7,40' -> frozenset({0, ..., 7, 40})."""
+    programs = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            programs.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise UserError(f"--programs takes numbers and ranges like '0-7,40', got {text!r}") from None
+    if not programs or min(programs) < 0 or max(programs) > 127:
+        raise UserError(f"--programs must name General MIDI programs 0..127, got {text!r}")
+    return frozenset(programs)
+
+
+def collect_files(args):
+    """The files to read; with no source given, data/ or else the default music21 corpus."""
+    files, ignored = [], 0
+    for path in args.input or []:
+        if not path.exists():
+            raise UserError(f"--input {path} does not exist")
+        found, passed_over = readers.find_music_files(path, exclude=[args.output])
+        files += found
+        ignored += passed_over
+    for name in args.corpus or []:
+        found = readers.music21_corpus_files(name)
+        if not found:
+            raise UserError(f"music21 has no bundled corpus named {name!r} (try bach, essenFolksong, ryansMammoth)")
+        files += found
+    if not args.input and not args.corpus:
+        if DEFAULT_INPUT.is_dir():
+            files, ignored = readers.find_music_files(DEFAULT_INPUT, exclude=[args.output])
+        if not files:
+            files = readers.music21_corpus_files(DEFAULT_CORPUS)
+            print(f"no music files in {DEFAULT_INPUT}/; using music21's bundled Bach chorales ({len(files)} scores)")
+    if ignored:
+        print(f"passed over {ignored} files that are not MIDI, ABC, MusicXML or Humdrum")
+    if not files:
+        raise UserError("no MIDI, ABC, MusicXML or Humdrum files found in the given inputs")
+    return files
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
+    selection = readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None)
+    config = PreprocessConfig(
+        files=collect_files(args), output=args.output, settings=settings, selection=selection,
+        melody_only=args.melody_only, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        split_seed=args.split_seed, transpositions=parse_transpose(args.transpose), workers=args.workers,
+        min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
+    )
+    summary = run(config)
+    print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "
+          f"{summary['skipped']} skipped, {summary['failed']} failed (reasons in {args.output / 'manifest.csv'})")
+    splits = ", ".join(f"{name} {count}" for name, count in summary["pieces_per_split"].items())
+    print(f"{summary['events']} events; pieces per split: {splits}; vocabulary {summary['vocabulary_size']} tokens "
+          f"({summary['chords_in_vocabulary']} chords); {summary['clipped_notes']} notes clipped to --max-duration; "
+          f"{summary['seconds']} s")
+    if summary["pieces_per_split"]["validation"] == 0:
+        print("warning: the validation split is empty; train.py needs one (add files or raise --val-fraction)")
+
+
+if __name__ == "__main__":
+    run_cli(main)

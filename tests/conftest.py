@@ -1,0 +1,83 @@
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pretty_midi  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared(relative):
+    """A path under ../shared/data, or skip the test when that folder is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not here (real-file tier)")
+    return path
+
+
+def write_tune(path, seed, bars=8, with_drums=False, program=0):
+    """A small MIDI tune on a 120 bpm grid: a melody in eighths and quarters over block chords."""
+    rng = np.random.default_rng(seed)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    melody = pretty_midi.Instrument(program=program)
+    chords = pretty_midi.Instrument(program=program)
+    scale = [60, 62, 64, 65, 67, 69, 71, 72]
+    time = 0.0
+    for bar in range(bars):
+        root = [48, 53, 55, 48][bar % 4]
+        for offset in (0.0, 1.0):  # two half-note chords per bar (one beat = 0.5 s)
+            start = bar * 2.0 + offset
+            for pitch in (root, root + 4, root + 7):
+                chords.notes.append(pretty_midi.Note(70, pitch, start, start + 1.0))
+        while time < (bar + 1) * 2.0 - 1e-9:
+            length = float(rng.choice([0.25, 0.5]))
+            melody.notes.append(pretty_midi.Note(90, int(rng.choice(scale)), time, time + length))
+            time += length
+    midi.instruments += [melody, chords]
+    if with_drums:
+        drums = pretty_midi.Instrument(program=0, is_drum=True)
+        drums.notes += [pretty_midi.Note(100, 36, t * 0.5, t * 0.5 + 0.1) for t in range(bars * 4)]
+        midi.instruments.append(drums)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi.write(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tune_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tunes")
+    for i in range(12):
+        write_tune(folder / f"tune {i:02d}.mid", seed=i, with_drums=(i % 3 == 0))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def processed(tune_folder, tmp_path_factory):
+    """The tiny corpus, preprocessed with default settings."""
+    import preprocess
+
+    output = tmp_path_factory.mktemp("processed")
+    preprocess.main(["--input", str(tune_folder), "--output", str(output), "--min-chord-count", "1"])
+    return output
+
+
+TINY_LSTM = {"units": 16, "embedding_dim": 8, "layers": 1, "seq_len": 24, "batch_size": 8, "epochs": 1}
+
+
+@pytest.fixture(scope="session")
+def trained_run(processed, tmp_path_factory):
+    """A tiny LSTM trained for one epoch on the tiny corpus."""
+    import train
+
+    checkpoints = tmp_path_factory.mktemp("checkpoints")
+    args = ["--model", "lstm", "--data", str(processed), "--checkpoints", str(checkpoints)]
+    for key, value in TINY_LSTM.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    train.main(args)
+    return checkpoints / "lstm"

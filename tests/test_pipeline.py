@@ -1,0 +1,160 @@
+"""preprocess -> train -> generate on a tiny corpus, resume, and the errors a user can make."""
+
+import json
+import shutil
+
+import mido
+import music21
+import numpy as np
+import pretty_midi
+import pytest
+from conftest import TINY_LSTM
+
+import generate
+import train
+from musicgen import training
+from musicgen.encoding import events_to_notes
+from musicgen.errors import UserError
+from musicgen.midi import write_midi
+
+
+def test_training_writes_a_complete_run_folder(trained_run):
+    for name in ("best.keras", "last.keras", "run_config.json", "vocab.json", "history.csv", "loss.png"):
+        assert (trained_run / name).is_file(), name
+    assert any((trained_run / "logs").rglob("*tfevents*")), "TensorBoard logs"
+    run_config = json.loads((trained_run / "run_config.json").read_text())
+    assert run_config["model"] == "lstm" and run_config["config"]["units"] == TINY_LSTM["units"]
+    assert run_config["progress"]["epochs_completed"] == 1
+    assert np.isfinite(run_config["progress"]["best_val_loss"])
+    assert run_config["default_bpm"] == 120.0
+
+
+def test_generate_writes_midi_that_three_libraries_read(trained_run, tmp_path, capsys):
+    output = tmp_path / "song.mid"
+    generate.main(["--checkpoint", str(trained_run), "--seed", "C4 E4 G4 C4.E4.G4:2 R:1", "--length", "20",
+                   "--output", str(output), "--random-seed", "3", "--program", "40", "--bpm", "90"])
+    assert "wrote" in capsys.readouterr().out
+    midi = pretty_midi.PrettyMIDI(str(output))
+    assert midi.instruments[0].program == 40
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(90, abs=0.01)
+    assert len(midi.instruments[0].notes) >= 20
+    assert len(mido.MidiFile(str(output)).tracks) >= 1
+    assert len(music21.converter.parse(str(output)).flatten().notes) > 0
+    first_notes = sorted((round(n.start, 3), n.pitch) for n in midi.instruments[0].notes)[:3]
+    assert first_notes == [(0.0, 60), (0.667, 64), (1.333, 67)], "the seed comes first, at 90 bpm"
+
+
+def test_written_notes_match_the_events(tmp_path):
+    notes = np.array([[0, 4, 60], [0, 8, 64], [6, 2, 67], [16, 1, 72]])
+    midi = write_midi(tmp_path / "x.mid", notes, steps_per_quarter=4, bpm=120)
+    read = pretty_midi.PrettyMIDI(str(tmp_path / "x.mid")).instruments[0].notes
+    got = sorted((round(n.start / 0.125), round((n.end - n.start) / 0.125), n.pitch) for n in read)
+    assert got == sorted(map(tuple, notes.tolist()))
+    assert midi.instruments[0].program == 0
+
+
+def test_several_outputs_and_a_validation_seed(trained_run, tmp_path, capsys):
+    generate.main(["--checkpoint", str(trained_run), "--num-outputs", "3", "--length", "8", "--output", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "(validation split)" in out
+    files = sorted(tmp_path.glob("lstm-*.mid"))
+    assert len(files) == 3 and [f.name[-6:] for f in files] == ["01.mid", "02.mid", "03.mid"]
+
+
+def test_seed_midi(trained_run, tune_folder, tmp_path, capsys):
+    generate.main(["--checkpoint", str(trained_run), "--seed-midi", str(tune_folder / "tune 01.mid"),
+                   "--seed-events", "5", "--length", "4", "--output", str(tmp_path / "a.mid")])
+    assert "(5 from the seed)" in capsys.readouterr().out
+
+
+def test_rerunning_an_interrupted_training_resumes_it(trained_run, processed, tmp_path):
+    run = tmp_path / "lstm"
+    shutil.copytree(trained_run, run)
+    iterations_after_one_epoch = training.load_model(run / "last.keras").optimizer.iterations.numpy()
+    messages = []
+    config = training.resolve_config("lstm", overrides={**TINY_LSTM, "epochs": 2})
+    run_config = training.train("lstm", config, processed, run, log=messages.append, verbose=0)
+    assert any("resuming" in m and "after epoch 1" in m for m in messages)
+    assert [row["epoch"] for row in run_config["progress"]["history"]] == [1, 2]
+    resumed = training.load_model(run / "last.keras")
+    assert resumed.optimizer.iterations.numpy() == 2 * iterations_after_one_epoch, "optimizer state carried over"
+    # a third run has nothing left to do
+    messages.clear()
+    training.train("lstm", config, processed, run, log=messages.append, verbose=0)
+    assert "has finished training" in messages[0]
+
+
+def test_resuming_with_other_settings_or_data_is_refused(trained_run, processed, tmp_path):
+    run = tmp_path / "lstm"
+    shutil.copytree(trained_run, run)
+    config = training.resolve_config("lstm", overrides={**TINY_LSTM, "units": 32, "epochs": 2})
+    with pytest.raises(UserError, match="units 16 -> 32"):
+        training.train("lstm", config, processed, run)
+    run_config = json.loads((run / "run_config.json").read_text())
+    run_config["vocabulary_hash"] = "0" * 16
+    (run / "run_config.json").write_text(json.dumps(run_config))
+    with pytest.raises(UserError, match="another vocabulary"):
+        training.train("lstm", training.resolve_config("lstm", overrides={**TINY_LSTM, "epochs": 2}), processed, run)
+
+
+def test_generate_refuses_a_vocabulary_that_does_not_match_the_weights(trained_run, tmp_path):
+    run = tmp_path / "lstm"
+    shutil.copytree(trained_run, run)
+    vocabulary = json.loads((run / "vocab.json").read_text())
+    vocabulary["tokens"].append("C4.D4.E4.F4")
+    vocabulary.pop("hash")
+    (run / "vocab.json").write_text(json.dumps(vocabulary))
+    with pytest.raises(UserError, match="does not match"):
+        training.load_run(run)
+
+
+def test_config_file_and_flags_layer_over_the_defaults(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"units": 64, "dropout": 0.5}))
+    config = training.resolve_config("gru", path, {"units": "32"})
+    assert config["units"] == 32 and config["dropout"] == 0.5 and config["layers"] == 2
+    path.write_text(json.dumps({"unitz": 64}))
+    with pytest.raises(UserError, match="'unitz'.*not a setting"):
+        training.resolve_config("gru", path)
+    with pytest.raises(UserError, match="must be int"):
+        training.resolve_config("gru", None, {"units": "many"})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "wavenet"], "--model must be one of"),
+    (["--data", "/no/such/dir"], "run `python preprocess.py` first"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+    (["--set", "dropout"], "KEY=VALUE"),
+])
+def test_train_argument_errors(argv, message):
+    with pytest.raises(UserError, match=message):
+        train.main(argv)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--length", "0"], "--length"),
+    (["--temperature", "-1"], "--temperature"),
+    (["--top-p", "1.5"], "--top-p"),
+    (["--program", "128"], "--program"),
+    (["--checkpoint", "/no/such/run"], "does not exist"),
+    (["--seed", "C4", "--seed-midi", "x.mid"], "not both"),
+])
+def test_generate_argument_errors(argv, message, trained_run):
+    if "--checkpoint" not in argv:
+        argv = argv + ["--checkpoint", str(trained_run)]
+    with pytest.raises(UserError, match=message):
+        generate.main(argv)
+
+
+def test_generated_tokens_decode_to_the_written_notes(trained_run):
+    import models
+    from musicgen import sampling
+    from musicgen.generation import generate as extend
+    from musicgen.seed import parse_seed
+
+    _, vocabulary, model = training.load_run(trained_run)
+    seed = parse_seed("D4 F#4 A4", vocabulary)
+    new = extend(models.get("lstm").decoder(model), vocabulary, seed[None], 10, sampling.get("sample", seed=0))
+    events = vocabulary.decode(np.concatenate([seed, new[0]]))
+    assert len(events) == 13
+    assert events_to_notes(events)[:3].tolist() == [[0, 4, 62], [4, 4, 66], [8, 4, 69]]

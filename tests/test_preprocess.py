@@ -1,0 +1,150 @@
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import shared, write_tune
+
+import preprocess
+from musicgen.dataset import load_processed
+from musicgen.errors import UserError
+from musicgen.readers import ReadFailure, RawPiece, TrackSelection, read_abc_file, read_midi, split_abc_tunes
+
+GOOD_TUNE = """X:{n}
+T:Tune {n}
+M:4/4
+L:1/8
+K:G
+GABc dedB|dedB dedB|c2ec B2dB|c2A2 A2BA|
+"""
+BAD_TUNE = """X:2
+T:Broken
+M:4/4
+L:1/8
+K:G
+GAB |]] (((( [[[ c
+"""
+
+
+def test_abc_file_with_one_bad_tune_keeps_the_others(tmp_path):
+    text = "%abc file header\n" + GOOD_TUNE.format(n=1) + "\n" + BAD_TUNE + "\n" + GOOD_TUNE.format(n=3)
+    assert [label for label, _ in split_abc_tunes(text)] == ["X:1 Tune 1", "X:2 Broken", "X:3 Tune 3"]
+    path = tmp_path / "three.abc"
+    path.write_text(text)
+    results = read_abc_file(path, TrackSelection())
+    assert len(results) == 3
+    assert isinstance(results[0], RawPiece) and isinstance(results[2], RawPiece)
+    assert results[0].source.endswith("three.abc#X:1 Tune 1")
+    assert len(results[0].pitches) == 27 and results[0].time_signature == "4/4"
+
+
+def test_drums_are_left_out_unless_asked_for(tmp_path):
+    path = write_tune(tmp_path / "drums.mid", seed=0, bars=2, with_drums=True)
+    without = read_midi(path, TrackSelection())
+    with_drums = read_midi(path, TrackSelection(keep_drums=True))
+    assert 36 not in without.pitches
+    assert len(with_drums.pitches) == len(without.pitches) + 8
+
+
+def test_program_selection_and_drum_only_files_are_reported(tmp_path):
+    path = write_tune(tmp_path / "violin.mid", seed=0, bars=2, program=40)
+    assert isinstance(read_midi(path, TrackSelection(programs=frozenset({40}))), RawPiece)
+    failure = read_midi(path, TrackSelection(programs=frozenset({0})))
+    assert isinstance(failure, ReadFailure) and failure.reason == "no notes in the selected programs"
+
+
+def test_manifest_has_a_row_per_file_with_status_reason_and_split(processed, tune_folder):
+    manifest = pd.read_csv(processed / "manifest.csv")
+    assert len(manifest) == 12
+    assert set(manifest.status) == {"kept"}
+    assert set(manifest.split) == {"train", "validation", "test"}
+    assert (manifest.notes > 0).all() and (manifest.events > 0).all()
+    assert set(manifest.tempo_bpm) == {120.0} and set(manifest.time_signature) == {"4/4"}
+    assert {"source", "status", "reason", "notes", "events", "duration_quarters", "tempo_bpm", "split"} <= set(manifest)
+
+
+def test_splits_share_no_piece(processed):
+    _, splits = load_processed(processed)
+    sources = {name: set(split.sources) for name, split in splits.items()}
+    assert sources["train"] and sources["validation"] and sources["test"]
+    assert not sources["train"] & sources["validation"]
+    assert not sources["train"] & sources["test"]
+    assert not sources["validation"] & sources["test"]
+
+
+def test_transposition_augments_the_training_split_only(tune_folder, tmp_path):
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path), "--transpose", "-2..1"])
+    _, splits = load_processed(tmp_path)
+    assert len(splits["train"]) == 4 * 10  # 10 training pieces, each at -2, -1, 0, +1
+    assert len(splits["validation"]) == 1 and len(splits["test"]) == 1
+    assert not any("transposed" in source for source in splits["validation"].sources)
+
+
+def test_bad_files_get_a_row_and_never_stop_the_others(tmp_path):
+    write_tune(tmp_path / "good.mid", seed=1)
+    (tmp_path / "empty.mid").write_bytes(b"")
+    (tmp_path / "text.MID").write_text("this is not a MIDI file")
+    (tmp_path / "notes.txt").write_text("ignored")
+    output = tmp_path / "out"
+    preprocess.main(["--input", str(tmp_path), "--output", str(output)])
+    manifest = pd.read_csv(output / "manifest.csv").set_index("source")
+    assert manifest.loc[str(tmp_path / "good.mid"), "status"] == "kept"
+    assert manifest.loc[str(tmp_path / "empty.mid"), "status"] == "failed"
+    assert "not a readable MIDI file" in manifest.loc[str(tmp_path / "text.MID"), "reason"]
+    assert len(manifest) == 3
+
+
+def test_no_usable_file_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.mid").write_bytes(b"")
+    with pytest.raises(UserError, match="none of the 1 pieces"):
+        preprocess.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
+
+
+def test_rerun_reuses_what_was_read(tune_folder, tmp_path, monkeypatch):
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path)])
+    first = (tmp_path / "train.npz").read_bytes()
+    monkeypatch.setattr("musicgen.readers.read_file", lambda *args: pytest.fail("an unchanged file was read again"))
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path)])
+    assert (tmp_path / "train.npz").read_bytes() == first
+
+
+def test_workers_give_the_same_result_as_one_process(tune_folder, tmp_path):
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "one")])
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "two"), "--workers", "2"])
+    _, one = load_processed(tmp_path / "one")
+    _, two = load_processed(tmp_path / "two")
+    np.testing.assert_array_equal(one["train"].tokens, two["train"].tokens)
+
+
+@pytest.mark.parametrize("argument, message", [
+    (["--transpose", "-20..3"], "--transpose"),
+    (["--programs", "0-300"], "--programs"),
+    (["--input", "/no/such/folder"], "does not exist"),
+    (["--corpus", "noSuchComposer"], "no bundled corpus"),
+])
+def test_bad_arguments_are_one_line_errors(argument, message, tmp_path):
+    with pytest.raises(UserError, match=message):
+        preprocess.main(argument + ["--output", str(tmp_path)])
+
+
+# --- real files (skipped when ../shared/data is absent) -----------------------------------------
+
+def test_real_collections_keep_good_files_and_report_broken_ones(tmp_path):
+    folder = shared("real-midi")
+    preprocess.main(["--input", str(folder), "--output", str(tmp_path), "--workers", "2"])
+    manifest = pd.read_csv(tmp_path / "manifest.csv")
+    by_name = {source.rsplit("/", 1)[-1]: row for source, row in zip(manifest.source, manifest.itertuples())}
+    assert by_name["bad_control_byte.mid"].status == "failed"
+    assert by_name["empty.mid"].status == "skipped" and by_name["empty.mid"].reason == "no notes"
+    kept = manifest[manifest.status == "kept"]
+    assert len(kept) == len(manifest) - 2
+    assert (kept.notes > 1000).all()
+
+
+def test_irish_abc_collection_is_split_into_tunes(tmp_path):
+    text = shared("abc/irish.abc").read_text(encoding="utf-8", errors="replace")
+    tunes = split_abc_tunes(text)
+    assert len(tunes) >= 800
+    subset = tmp_path / "first_tunes.abc"
+    subset.write_text("\n".join(tune for _, tune in tunes[:40]))
+    results = read_abc_file(subset, TrackSelection())
+    assert len(results) == 40
+    assert sum(isinstance(r, RawPiece) for r in results) >= 35

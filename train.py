@@ -1,0 +1,72 @@
+"""Train a next-event model on the output of preprocess.py.
+
+    python train.py --model lstm
+    python train.py --model gru --units 512 --epochs 100 --run-name gru-big
+    python train.py --model lstm --config my_settings.json --set dropout=0.3
+
+Run the same command again after a crash or Ctrl-C and it resumes from the last
+finished epoch. Everything lands in checkpoints/<run-name>/ (default: the model name).
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from musicgen.errors import UserError, run_cli  # noqa: E402
+
+# Flags that set one hyperparameter each; the rest go through --set KEY=VALUE or --config.
+HYPERPARAMETER_FLAGS = {
+    "epochs": (int, "most epochs to train (default 50; early stopping usually ends sooner)"),
+    "batch_size": (int, "windows per gradient step (default 64)"),
+    "seq_len": (int, "tokens per training window, 3 per event (default 128)"),
+    "learning_rate": (float, "Adam learning rate (default 1e-3)"),
+    "units": (int, "recurrent units per layer (rnn/lstm/gru default 256)"),
+    "layers": (int, "number of stacked layers (default 2)"),
+    "dropout": (float, "dropout rate (default 0.2)"),
+    "embedding_dim": (int, "token embedding size (default 128)"),
+    "patience": (int, "epochs without validation improvement before stopping (default 5)"),
+    "seed": (int, "random seed for weights and window order (default 0)"),
+}
+
+
+def parse_args(argv=None):
+    import models
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="lstm", help=f"one of: {', '.join(models.REGISTRY)} (default: lstm)")
+    parser.add_argument("--data", type=Path, default=Path("data/processed"), help="preprocess.py output (default: data/processed)")
+    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="where run folders go (default: checkpoints)")
+    parser.add_argument("--run-name", help="run folder name under --checkpoints (default: the model name)")
+    parser.add_argument("--restart", action="store_true", help="discard an existing run of that name and start over")
+    parser.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"units\": 512, \"epochs\": 20}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model setting (repeatable)")
+    group = parser.add_argument_group("settings (each overrides --config)")
+    for key, (kind, text) in HYPERPARAMETER_FLAGS.items():
+        group.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from musicgen import training
+
+    overrides = {key: getattr(args, key) for key in HYPERPARAMETER_FLAGS if getattr(args, key) is not None}
+    for item in args.set:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key.strip().replace("-", "_")] = value
+    config = training.resolve_config(args.model, args.config, overrides)
+    run_dir = args.checkpoints / (args.run_name or args.model)
+    run_config = training.train(args.model, config, args.data, run_dir, restart=args.restart)
+    progress = run_config["progress"]
+    accuracy = progress["best_val_accuracy"]
+    print(f"best validation loss {progress['best_val_loss']:.4f} nats per token"
+          + (f", accuracy {accuracy:.3f}" if accuracy is not None else "")
+          + f" at epoch {progress['best_epoch']} of {progress['epochs_completed']}; saved in {run_dir}/")
+
+
+if __name__ == "__main__":
+    run_cli(main)
