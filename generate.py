@@ -27,10 +27,11 @@ def parse_args(argv=None):
     seed.add_argument("--seed-midi", type=Path, help="use the start of this MIDI (or ABC, MusicXML) file as the seed")
     seed.add_argument("--seed-events", type=int, default=16, help="events taken from --seed-midi or the validation split (default: 16)")
     decoding = parser.add_argument_group("decoding")
-    decoding.add_argument("--strategy", default="top-p", help="greedy, sample, top-k or top-p (default: top-p)")
+    decoding.add_argument("--strategy", default="top-p", help="greedy, sample, top-k, top-p or beam (default: top-p)")
     decoding.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
     decoding.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")
     decoding.add_argument("--top-p", type=float, default=0.9, help="probability mass kept by top-p (default: 0.9)")
+    decoding.add_argument("--beam-width", type=int, default=4, help="sequences kept by beam search (default: 4)")
     decoding.add_argument("--length", type=int, default=128, help="events to generate after the seed (default: 128)")
     decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
     decoding.add_argument("--random-seed", type=int, help="makes sampling reproducible")
@@ -50,6 +51,9 @@ def check_args(args):
         raise UserError(f"--length must be at least 1 event, got {args.length}")
     if args.num_outputs < 1:
         raise UserError(f"--num-outputs must be at least 1, got {args.num_outputs}")
+    if args.strategy == "beam" and not 1 <= args.num_outputs <= args.beam_width:
+        raise UserError(f"beam search gives at most --beam-width ({args.beam_width}) outputs; "
+                        f"got --num-outputs {args.num_outputs}")
     if args.seed_events < 1:
         raise UserError(f"--seed-events must be at least 1, got {args.seed_events}")
     if not 0 <= args.program <= 127:
@@ -122,17 +126,24 @@ def main(argv=None):
     import models
     from musicgen import sampling, training
     from musicgen.encoding import events_to_notes
-    from musicgen.generation import generate
+    from musicgen.generation import beam_search, generate
     from musicgen.midi import write_midi
 
-    sampler = sampling.get(args.strategy, args.temperature, args.top_k, args.top_p, args.random_seed)
+    beam = args.strategy == "beam"
+    if beam and args.temperature <= 0:
+        raise UserError(f"--temperature must be positive, got {args.temperature}")
+    sampler = None if beam else sampling.get(args.strategy, args.temperature, args.top_k, args.top_p, args.random_seed)
     run_dir = args.checkpoint or training.newest_run()
     paths = output_paths(args.output, run_dir.name, args.num_outputs)
     run_config, vocabulary, model = training.load_run(run_dir)
     rng = np.random.default_rng(args.random_seed)
     seed, description = seed_tokens(args, run_config, vocabulary, rng)
     decoder = models.get(run_config["model"]).decoder(model)
-    generated = generate(decoder, vocabulary, np.tile(seed, (args.num_outputs, 1)), args.length, sampler)
+    if beam:
+        generated = beam_search(decoder, vocabulary, seed, args.length, args.beam_width, args.temperature)[0]
+        generated = generated[: args.num_outputs]
+    else:
+        generated = generate(decoder, vocabulary, np.tile(seed, (args.num_outputs, 1)), args.length, sampler)
     bpm = args.bpm or run_config["default_bpm"]
     print(f"{run_config['model']} from {run_dir}; {description}; {args.strategy} decoding")
     for path, continuation in zip(paths, generated):

@@ -18,6 +18,7 @@ class ModelSpec:
     defaults: dict  # this model's hyperparameters, plus any training defaults it overrides
     decoder: Callable  # (keras.Model) -> models.decoding.Decoder
     description: str
+    likelihood: bool = True  # False where val_loss is not a next-token negative log-likelihood (the GAN)
 
 
 REGISTRY = {}

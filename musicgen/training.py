@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from musicgen.dataset import read_vocabulary, write_vocabulary
+from musicgen.dataset import load_processed, read_vocabulary, write_vocabulary
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_json, write_json
 
@@ -260,8 +260,6 @@ def check_resumable(run_dir, run_config, model_name, config, vocabulary):
 
 def train(model_name, config, data_dir, run_dir, restart=False, log=print, verbose=None):
     """Train (or resume) a run; returns the run configuration with its progress."""
-    from musicgen.dataset import load_processed
-
     vocabulary, splits = load_processed(data_dir, ("train", "validation"))
     if len(splits["validation"]) == 0:
         raise UserError(f"the validation split in {data_dir} is empty; run preprocess.py with more files "

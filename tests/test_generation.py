@@ -5,7 +5,7 @@ from models.decoding import Decoder
 from musicgen import sampling
 from musicgen.encoding import EncodingSettings, Event, Vocabulary
 from musicgen.errors import UserError
-from musicgen.generation import generate
+from musicgen.generation import beam_search, generate
 from musicgen.seed import parse_seed
 
 VOCABULARY = Vocabulary.build(EncodingSettings(), {(60, 64, 67): 5})
@@ -113,3 +113,43 @@ def test_generation_always_yields_whole_events_in_grammar():
     assert new.shape == (3, 15)
     for row in new:
         assert VOCABULARY.decode(row) == [Event((67,), 2, 2)] * 5
+
+
+class TrapDecoder(Decoder):
+    """G4 looks best (0.6 against A4's 0.4) but its durations are spread thin; A4 is surely followed by dur:4.
+
+    Greedy falls for G4 (0.6 * 0.4 = 0.24); beam search finds A4 (0.4 * 1.0 = 0.4).
+    """
+
+    def logits(self, previous):
+        table = {"G4": {"dur:1": 0.4, "dur:2": 0.3, "dur:3": 0.3}, "A4": {"dur:4": 1.0}}
+        rows = []
+        for token in previous:
+            name = VOCABULARY.tokens[token]
+            kind = VOCABULARY.kind(token)
+            probabilities = ({"G4": 0.6, "A4": 0.4} if kind in ("shift", "start") else
+                             table.get(name) if kind == "note" else {"shift:4": 1.0})
+            row = np.full(len(VOCABULARY), -30.0)
+            for token_name, p in probabilities.items():
+                row[VOCABULARY.index[token_name]] = np.log(p)
+            rows.append(row)
+        return np.array(rows)
+
+    def start(self, prompt):
+        return self.logits(prompt[:, -1]), prompt[:, -1]
+
+    def step(self, tokens, state):
+        return self.logits(tokens), tokens
+
+    def reorder(self, state, rows):
+        return state[rows]
+
+
+def test_beam_search_finds_the_sequence_greedy_misses():
+    prompt = parse_seed("C4", VOCABULARY)
+    greedy = generate(TrapDecoder(), VOCABULARY, prompt[None], 1, sampling.get("greedy"))[0]
+    assert names(greedy) == ["G4", "dur:1", "shift:4"]
+    beams, scores = beam_search(TrapDecoder(), VOCABULARY, prompt, 2, beam_width=3)
+    assert names(beams[0]) == ["A4", "dur:4", "shift:4", "A4", "dur:4", "shift:4"]
+    np.testing.assert_allclose(scores[0], 2 * np.log(0.4), atol=1e-6)
+    assert list(scores) == sorted(scores, reverse=True)

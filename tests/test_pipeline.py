@@ -61,6 +61,13 @@ def test_several_outputs_and_a_validation_seed(trained_run, tmp_path, capsys):
     assert len(files) == 3 and [f.name[-6:] for f in files] == ["01.mid", "02.mid", "03.mid"]
 
 
+def test_beam_search_outputs_are_the_best_beams(trained_run, tmp_path, capsys):
+    generate.main(["--checkpoint", str(trained_run), "--seed", "C4 D4", "--strategy", "beam", "--beam-width", "3",
+                   "--num-outputs", "2", "--length", "6", "--output", str(tmp_path / "beam.mid")])
+    assert "beam decoding" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beam-01.mid", "beam-02.mid"]
+
+
 def test_seed_midi(trained_run, tune_folder, tmp_path, capsys):
     generate.main(["--checkpoint", str(trained_run), "--seed-midi", str(tune_folder / "tune 01.mid"),
                    "--seed-events", "5", "--length", "4", "--output", str(tmp_path / "a.mid")])
@@ -138,6 +145,7 @@ def test_train_argument_errors(argv, message):
     (["--program", "128"], "--program"),
     (["--checkpoint", "/no/such/run"], "does not exist"),
     (["--seed", "C4", "--seed-midi", "x.mid"], "not both"),
+    (["--strategy", "beam", "--num-outputs", "5", "--beam-width", "4"], "at most --beam-width"),
 ])
 def test_generate_argument_errors(argv, message, trained_run):
     if "--checkpoint" not in argv:
