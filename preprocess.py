@@ -12,7 +12,7 @@ from pathlib import Path
 from musicgen import readers
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError, run_cli
-from musicgen.preprocessing import PreprocessConfig, parse_transpose, run
+from musicgen.preprocessing import PreprocessConfig, ReadLimits, parse_transpose, run
 
 DEFAULT_INPUT = Path("data")
 DEFAULT_CORPUS = "bach"
@@ -51,6 +51,12 @@ def parse_args(argv=None):
     split.add_argument("--split-seed", type=int, default=0, help="seed of the random split (default: 0)")
     split.add_argument("--transpose", default="0", metavar="LOW..HIGH",
                        help="add training copies transposed by each shift in LOW..HIGH semitones, e.g. -5..6 (default: 0)")
+    limits = parser.add_argument_group("limits (a file over a limit is skipped and reported, never fatal)")
+    limits.add_argument("--timeout", type=float, default=60, metavar="SECONDS", help="per file (default: 60)")
+    limits.add_argument("--max-file-mb", type=float, default=64, help="larger files are not read (default: 64)")
+    limits.add_argument("--max-notes", type=int, default=500_000, help="pieces with more notes are skipped (default: 500000)")
+    limits.add_argument("--max-silence", type=int, default=16, metavar="QUARTERS",
+                        help="longer silences inside a piece are shortened to this (default: 16)")
     parser.add_argument("--workers", type=int, default=1, help="files read in parallel processes (default: 1)")
     return parser.parse_args(_attach_negative_ranges(sys.argv[1:] if argv is None else argv))
 
@@ -110,6 +116,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if not (args.timeout > 0 and args.max_file_mb > 0 and args.max_notes > 0 and args.max_silence > 0):
+        raise UserError("--timeout, --max-file-mb, --max-notes and --max-silence must be positive")
     settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
     selection = readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None)
     config = PreprocessConfig(
@@ -117,6 +125,8 @@ def main(argv=None):
         melody_only=args.melody_only, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         split_seed=args.split_seed, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
+        limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes,
+        max_silence_quarters=args.max_silence,
     )
     summary = run(config)
     print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "

@@ -138,6 +138,24 @@ def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False):
     return sort_notes(notes)
 
 
+def shorten_silences(notes, max_silence_steps):
+    """Cut every silence longer than `max_silence_steps` down to that length.
+
+    A file whose notes sit hours apart would otherwise become thousands of rest
+    events. Returns (notes, number of silences shortened).
+    """
+    if len(notes) == 0:
+        return notes, 0
+    notes = notes[np.argsort(notes[:, ONSET], kind="stable")]
+    sounding_until = np.maximum.accumulate(notes[:, ONSET] + notes[:, DURATION])
+    silence = np.zeros(len(notes), dtype=np.int64)
+    silence[1:] = notes[1:, ONSET] - sounding_until[:-1]
+    excess = np.maximum(silence - max_silence_steps, 0)
+    notes = notes.copy()
+    notes[:, ONSET] -= np.cumsum(excess)
+    return sort_notes(notes), int((excess > 0).sum())
+
+
 def sort_notes(notes):
     notes = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
     return notes[np.lexsort((notes[:, DURATION], notes[:, PITCH], notes[:, ONSET]))]

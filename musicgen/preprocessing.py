@@ -1,8 +1,10 @@
 """From music files to token arrays: read (in parallel, cached), quantize, split, encode, write."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import signal
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -14,7 +16,7 @@ from tqdm import tqdm
 
 from musicgen import readers
 from musicgen.dataset import MANIFEST_FILE, SPLITS, Split, write_split, write_vocabulary
-from musicgen.encoding import EncodingSettings, Vocabulary, count_chords, quantize
+from musicgen.encoding import EncodingSettings, Vocabulary, count_chords, quantize, shorten_silences
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 
@@ -37,6 +39,21 @@ class PreprocessConfig:
     min_notes: int = 8
     max_chords: int = 1024
     min_chord_count: int = 2
+    limits: "ReadLimits" = None  # per-file size and time limits; None: the defaults
+    max_notes: int = 500_000  # larger pieces are skipped, not read into the corpus
+    max_silence_quarters: int = 16  # longer silences inside a piece are shortened to this
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadLimits:
+    """What one file may cost: a pathological file is skipped, never allowed to stall or sink the run."""
+
+    max_file_mb: float = 64.0
+    timeout_seconds: float = 60.0
+
+
+class FileTimeout(Exception):
+    pass
 
 
 def parse_transpose(text):
@@ -59,19 +76,23 @@ def run(config, log=print):
     output = Path(config.output)
     cache = output / CACHE_FOLDER
     cache.mkdir(parents=True, exist_ok=True)
-    results = _read_all(config.files, config.selection, cache, config.workers)
+    results = _read_all(config.files, config.selection, cache, config.workers, config.limits or ReadLimits())
+    spq = config.settings.steps_per_quarter
 
     rows, kept = [], []
     for result in results:
-        row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0,
-               "clipped_notes": 0, "duration_quarters": 0.0, "tempo_bpm": None, "time_signature": "", "split": ""}
+        row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0, "clipped_notes": 0,
+               "silences_shortened": 0, "duration_quarters": 0.0, "tempo_bpm": None, "time_signature": "", "split": ""}
         if isinstance(result, readers.ReadFailure):
             row.update(status=result.status, reason=result.reason)
+        elif len(result.pitches) > config.max_notes:
+            row.update(status="skipped", notes=len(result.pitches),
+                       reason=f"{len(result.pitches):,} notes, more than --max-notes {config.max_notes:,}")
         else:
-            notes = quantize(result.onsets, result.durations, result.pitches,
-                             config.settings.steps_per_quarter, config.melody_only)
+            notes = quantize(result.onsets, result.durations, result.pitches, spq, config.melody_only)
+            notes, shortened = shorten_silences(notes, config.max_silence_quarters * spq)
             row.update(notes=len(notes), tempo_bpm=round(result.tempo_bpm, 2), time_signature=result.time_signature,
-                       duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / config.settings.steps_per_quarter))
+                       silences_shortened=shortened, duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / spq))
             if len(notes) < config.min_notes:
                 row.update(status="skipped", reason=f"only {len(notes)} notes (--min-notes is {config.min_notes})")
             else:
@@ -162,8 +183,8 @@ def _write_manifest(output, rows):
         pd.DataFrame(rows).to_csv(temporary, index=False)
 
 
-def _read_all(files, selection, cache, workers):
-    jobs = [(path, selection, cache) for path in files]
+def _read_all(files, selection, cache, workers, limits):
+    jobs = [(path, selection, cache, limits) for path in files]
     progress = dict(total=len(jobs), unit="file", desc="reading", dynamic_ncols=True)
     if workers <= 1:
         return [result for job in tqdm(jobs, **progress) for result in _read_cached(job)]
@@ -180,10 +201,11 @@ def _cache_key(path, selection):
 
 
 def _read_cached(job):
-    """Read one file, or reuse what an earlier run read from the unchanged file."""
-    path, selection, cache = job
+    """Read one file within its limits, or reuse what an earlier run read from the unchanged file."""
+    path, selection, cache, limits = job
     try:
         cache_file = Path(cache) / f"{_cache_key(path, selection)}.npz"
+        size_mb = Path(path).stat().st_size / 2**20
     except OSError as error:
         return [readers.ReadFailure(str(path), "failed", f"cannot read file: {error.strerror or error}")]
     if cache_file.exists():
@@ -191,9 +213,32 @@ def _read_cached(job):
             return _load_cached(cache_file)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is read again from the source
-    results = readers.read_file(path, selection)
+    if size_mb > limits.max_file_mb:
+        return [readers.ReadFailure(str(path), "skipped",
+                                    f"file is {size_mb:.0f} MB, over the --max-file-mb limit of {limits.max_file_mb:g}")]
+    try:
+        with _time_limit(limits.timeout_seconds):
+            results = readers.read_file(path, selection)
+    except FileTimeout:
+        return [readers.ReadFailure(str(path), "failed",
+                                    f"reading took longer than the --timeout of {limits.timeout_seconds:g} s")]
     _save_cached(cache_file, results)
     return results
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Raise FileTimeout in this (main) thread after `seconds`: reading runs in the main thread of each worker."""
+    def expire(signum, frame):
+        raise FileTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _save_cached(cache_file, results):

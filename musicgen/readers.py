@@ -99,7 +99,7 @@ def read_midi(path, selection):
         try:
             tracks, ticks_per_quarter, tempo, time_signature = _read_midi_with_pretty_midi(source)
         except Exception:  # noqa: BLE001
-            return ReadFailure(source, "failed", f"not a readable MIDI file ({_first_line(symusic_error)})")
+            return ReadFailure(source, "failed", _explain_midi_error(path, symusic_error))
     if ticks_per_quarter <= 0:
         return ReadFailure(source, "failed", "MIDI file has no ticks-per-quarter (SMPTE timing is not supported)")
     chosen = [(notes["time"], notes["duration"], notes["pitch"]) for program, is_drum, notes in tracks
@@ -140,6 +140,25 @@ def _read_midi_with_pretty_midi(source):
     signatures = midi.time_signature_changes
     time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if signatures else "4/4"
     return tracks, midi.resolution, (tempi[0] if len(tempi) else DEFAULT_TEMPO_BPM), time_signature
+
+
+_MIDI_ERRORS = [  # what the parsers say -> what a person understands
+    ("File size is less than", "too short to be a MIDI file"),
+    ("header is not MThd", "not a MIDI file (no MThd header)"),
+    ("Division type is not ticks per quarter", "SMPTE time division (frames per second) is not supported"),
+    ("Invalid chunk length", "truncated or damaged MIDI file (a chunk is longer than the file)"),
+    ("iostream error", "truncated or damaged MIDI file"),
+]
+
+
+def _explain_midi_error(path, error):
+    if Path(path).stat().st_size == 0:
+        return "empty file (0 bytes)"
+    message = _first_line(error)
+    for fragment, explanation in _MIDI_ERRORS:
+        if fragment in message:
+            return explanation
+    return f"not a readable MIDI file ({message.removeprefix('MiniMidi: ')})"
 
 
 def split_abc_tunes(text):

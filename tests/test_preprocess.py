@@ -78,20 +78,6 @@ def test_transposition_augments_the_training_split_only(tune_folder, tmp_path):
     assert not any("transposed" in source for source in splits["validation"].sources)
 
 
-def test_bad_files_get_a_row_and_never_stop_the_others(tmp_path):
-    write_tune(tmp_path / "good.mid", seed=1)
-    (tmp_path / "empty.mid").write_bytes(b"")
-    (tmp_path / "text.MID").write_text("this is not a MIDI file")
-    (tmp_path / "notes.txt").write_text("ignored")
-    output = tmp_path / "out"
-    preprocess.main(["--input", str(tmp_path), "--output", str(output)])
-    manifest = pd.read_csv(output / "manifest.csv").set_index("source")
-    assert manifest.loc[str(tmp_path / "good.mid"), "status"] == "kept"
-    assert manifest.loc[str(tmp_path / "empty.mid"), "status"] == "failed"
-    assert "not a readable MIDI file" in manifest.loc[str(tmp_path / "text.MID"), "reason"]
-    assert len(manifest) == 3
-
-
 def test_no_usable_file_is_a_clear_error(tmp_path):
     (tmp_path / "empty.mid").write_bytes(b"")
     with pytest.raises(UserError, match="none of the 1 pieces"):
