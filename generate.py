@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from musicgen import sampling  # noqa: E402
 from musicgen.errors import UserError, run_cli  # noqa: E402
 
 
@@ -26,15 +27,14 @@ def parse_args(argv=None):
     seed.add_argument("--seed", help="events in seed notation, e.g. \"C4 E4 G4 C4.E4.G4:2 R:1\"")
     seed.add_argument("--seed-midi", type=Path, help="use the start of this MIDI (or ABC, MusicXML) file as the seed")
     seed.add_argument("--seed-events", type=int, default=16, help="events taken from --seed-midi or the validation split (default: 16)")
-    decoding = parser.add_argument_group("decoding")
-    decoding.add_argument("--strategy", default="top-p", help="greedy, sample, top-k, top-p or beam (default: top-p)")
-    decoding.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
-    decoding.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")
-    decoding.add_argument("--top-p", type=float, default=0.9, help="probability mass kept by top-p (default: 0.9)")
-    decoding.add_argument("--beam-width", type=int, default=4, help="sequences kept by beam search (default: 4)")
+    decoding = sampling.add_arguments(parser)
     decoding.add_argument("--length", type=int, default=128, help="events to generate after the seed (default: 128)")
     decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
-    decoding.add_argument("--random-seed", type=int, help="makes sampling reproducible")
+    latent = parser.add_argument_group("latent space (vae runs)")
+    latent.add_argument("--prior", action="store_true", help="sample the latent from the prior instead of encoding a seed")
+    latent.add_argument("--interpolate", nargs=2, metavar=("SEED_A", "SEED_B"),
+                        help="one piece per step along the latent path from SEED_A's encoding to SEED_B's")
+    latent.add_argument("--steps", type=int, default=5, help="pieces along the --interpolate path (default: 5)")
     output = parser.add_argument_group("output")
     output.add_argument("--checkpoint", type=Path, help="a run folder made by train.py (default: the newest under checkpoints/)")
     output.add_argument("--output", type=Path, default=Path("outputs"),
@@ -45,8 +45,12 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    if args.seed and args.seed_midi:
-        raise UserError("give --seed or --seed-midi, not both")
+    if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior))) > 1:
+        raise UserError("give one of --seed, --seed-midi, --interpolate and --prior")
+    if args.interpolate and args.steps < 2:
+        raise UserError(f"--steps must be at least 2, got {args.steps}")
+    if (args.interpolate or args.prior) and args.strategy == "beam":
+        raise UserError("--interpolate and --prior sample; use a strategy other than beam")
     if args.length < 1:
         raise UserError(f"--length must be at least 1 event, got {args.length}")
     if args.num_outputs < 1:
@@ -118,32 +122,49 @@ def seed_tokens(args, run_config, vocabulary, rng):
     return piece[start: boundaries[last]], f"events {first}-{last - 1} of {validation.sources[index]} (validation split)"
 
 
+def latent_plan(args, model, vocabulary):
+    """(decoder, seed tokens, description) for sampling a vae's prior or walking between two seeds."""
+    import numpy as np
+
+    from models import vae
+    from musicgen.seed import parse_seed
+
+    seed = np.array([vocabulary.start_id], dtype=np.int32)
+    if args.prior:
+        return vae.VAEDecoder(model, mode="prior", seed=args.random_seed), seed, "latent drawn from the prior"
+    first, second = (parse_seed(text, vocabulary) for text in args.interpolate)
+    latents = vae.interpolate(model, first, second, args.steps)
+    return (vae.VAEDecoder(model, z=latents), seed,
+            f"{args.steps} steps from the encoding of {args.interpolate[0]!r} to that of {args.interpolate[1]!r}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     import numpy as np
 
     import models
-    from musicgen import sampling, training
+    from musicgen import training
     from musicgen.encoding import events_to_notes
     from musicgen.generation import beam_search, generate
     from musicgen.midi import write_midi
 
-    beam = args.strategy == "beam"
-    if beam and args.temperature <= 0:
-        raise UserError(f"--temperature must be positive, got {args.temperature}")
-    sampler = None if beam else sampling.get(args.strategy, args.temperature, args.top_k, args.top_p, args.random_seed)
+    sampler = sampling.from_arguments(args)
     run_dir = args.checkpoint or training.newest_run()
-    paths = output_paths(args.output, run_dir.name, args.num_outputs)
+    paths = output_paths(args.output, run_dir.name, args.steps if args.interpolate else args.num_outputs)
     run_config, vocabulary, model = training.load_run(run_dir)
-    rng = np.random.default_rng(args.random_seed)
-    seed, description = seed_tokens(args, run_config, vocabulary, rng)
-    decoder = models.get(run_config["model"]).decoder(model)
-    if beam:
+    if (args.interpolate or args.prior) and run_config["model"] != "vae":
+        raise UserError(f"--interpolate and --prior need a vae run; {run_dir} is a {run_config['model']} run")
+    if args.interpolate or args.prior:
+        decoder, seed, description = latent_plan(args, model, vocabulary)
+    else:
+        seed, description = seed_tokens(args, run_config, vocabulary, np.random.default_rng(args.random_seed))
+        decoder = models.get(run_config["model"]).decoder(model)
+    if sampler is None:
         generated = beam_search(decoder, vocabulary, seed, args.length, args.beam_width, args.temperature)[0]
         generated = generated[: args.num_outputs]
     else:
-        generated = generate(decoder, vocabulary, np.tile(seed, (args.num_outputs, 1)), args.length, sampler)
+        generated = generate(decoder, vocabulary, np.tile(seed, (len(paths), 1)), args.length, sampler)
     bpm = args.bpm or run_config["default_bpm"]
     print(f"{run_config['model']} from {run_dir}; {description}; {args.strategy} decoding")
     for path, continuation in zip(paths, generated):

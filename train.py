@@ -6,9 +6,11 @@
 
 Run the same command again after a crash or Ctrl-C and it resumes from the last
 finished epoch. Everything lands in checkpoints/<run-name>/ (default: the model name).
+Each model has its own settings and defaults: see them with --show-config.
 """
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -19,13 +21,13 @@ from musicgen.errors import UserError, run_cli  # noqa: E402
 # Flags that set one hyperparameter each; the rest go through --set KEY=VALUE or --config.
 HYPERPARAMETER_FLAGS = {
     "epochs": (int, "most epochs to train (default 50; early stopping usually ends sooner)"),
-    "batch_size": (int, "windows per gradient step (default 64)"),
-    "seq_len": (int, "tokens per training window, 3 per event (default 128)"),
-    "learning_rate": (float, "Adam learning rate (default 1e-3)"),
-    "units": (int, "recurrent units per layer (rnn/lstm/gru default 256)"),
-    "layers": (int, "number of stacked layers (default 2)"),
-    "dropout": (float, "dropout rate (default 0.2)"),
-    "embedding_dim": (int, "token embedding size (default 128)"),
+    "batch_size": (int, "windows per gradient step"),
+    "seq_len": (int, "tokens per training window, 3 per event"),
+    "learning_rate": (float, "Adam learning rate"),
+    "units": (int, "recurrent units per layer (rnn, lstm, gru, seq2seq, vae)"),
+    "layers": (int, "stacked layers or blocks (rnn, lstm, gru, cnn, transformer)"),
+    "dropout": (float, "dropout rate"),
+    "embedding_dim": (int, "token embedding size (the transformer's model width)"),
     "patience": (int, "epochs without validation improvement before stopping (default 5)"),
     "seed": (int, "random seed for weights and window order (default 0)"),
 }
@@ -42,6 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--restart", action="store_true", help="discard an existing run of that name and start over")
     parser.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"units\": 512, \"epochs\": 20}")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model setting (repeatable)")
+    parser.add_argument("--show-config", action="store_true", help="print the model's resolved settings and exit")
     group = parser.add_argument_group("settings (each overrides --config)")
     for key, (kind, text) in HYPERPARAMETER_FLAGS.items():
         group.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
@@ -59,6 +62,9 @@ def main(argv=None):
             raise UserError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value
     config = training.resolve_config(args.model, args.config, overrides)
+    if args.show_config:
+        print(json.dumps({"model": args.model, **config}, indent=2))
+        return
     run_dir = args.checkpoints / (args.run_name or args.model)
     run_config = training.train(args.model, config, args.data, run_dir, restart=args.restart)
     progress = run_config["progress"]

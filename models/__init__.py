@@ -14,11 +14,13 @@ from musicgen.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    build: Callable  # (vocabulary_size, hyperparameters) -> keras.Model
+    build: Callable  # (vocabulary_size, hyperparameters) -> keras.Model; None for models with their own `train`
     defaults: dict  # this model's hyperparameters, plus any training defaults it overrides
     decoder: Callable  # (keras.Model) -> models.decoding.Decoder
     description: str
     likelihood: bool = True  # False where val_loss is not a next-token negative log-likelihood (the GAN)
+    train: Callable = None  # for models not trained by Keras: (config, vocabulary, splits, run_dir, log) -> history row
+    load: Callable = None  # and how such a model is loaded from its run folder
 
 
 REGISTRY = {}
@@ -34,4 +36,7 @@ def get(name):
     return REGISTRY[name]
 
 
-from models import recurrent  # noqa: E402,F401  (each module registers its models)
+# Each module registers its models; this order is the order of --help.
+from models import recurrent  # noqa: E402,F401  isort: skip
+from models import cnn, seq2seq, transformer, vae  # noqa: E402,F401  isort: skip
+from models import ngram  # noqa: E402,F401  isort: skip

@@ -1,13 +1,22 @@
-"""Musical statistics of decoded notes and events, for comparing generated music with real music."""
+"""Musical statistics of decoded notes and events, for comparing generated music with real music.
+
+Notes are int arrays (onset, duration, pitch) in grid steps; events are lists of
+encoding.Event. Every function here is plain NumPy so it can be checked on
+hand-built inputs (tests/test_metrics.py).
+"""
 
 import numpy as np
 
-from musicgen.encoding import PITCH, events_to_notes
+from musicgen.encoding import DURATION, ONSET, PITCH, events_to_notes
+
+MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
+HARMONIC_MINOR = np.array([0, 2, 3, 5, 7, 8, 11])
+NATURAL_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 
 
 def pitch_class_histogram(notes):
     """Share of notes in each of the 12 pitch classes (C, C#, ..., B)."""
-    counts = np.bincount(np.asarray(notes)[:, PITCH] % 12, minlength=12).astype(np.float64)
+    counts = np.bincount(np.asarray(notes).reshape(-1, 3)[:, PITCH] % 12, minlength=12).astype(np.float64)
     return counts / max(counts.sum(), 1.0)
 
 
@@ -25,9 +34,168 @@ def total_variation(p, q):
     return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
 
 
+def histogram_overlap(p, q):
+    """Shared mass of two distributions (1 - total variation): 1 identical, 0 disjoint."""
+    return 1.0 - total_variation(p, q)
+
+
 def corpus_histograms(pieces_events, max_steps):
     """Pitch-class and duration histograms of many pieces pooled together."""
     notes = [events_to_notes(events) for events in pieces_events]
-    notes = np.concatenate([n for n in notes if len(n)]) if any(len(n) for n in notes) else np.zeros((0, 3), int)
+    notes = np.concatenate(notes) if notes else np.zeros((0, 3), int)
     events = [event for piece in pieces_events for event in piece]
     return pitch_class_histogram(notes), duration_histogram(events, max_steps)
+
+
+def pitch_class_entropy(notes):
+    """Entropy of the pitch-class histogram in bits: 0 for one pitch class, log2(12) = 3.585 for all equally."""
+    histogram = pitch_class_histogram(notes)
+    histogram = histogram[histogram > 0]
+    return float(-(histogram * np.log2(histogram)).sum())
+
+
+def scale_consistency(notes):
+    """Largest share of notes that fit one major or minor scale (any of the 12 keys): 1.0 for a C major scale."""
+    histogram = pitch_class_histogram(notes)
+    return float(max(histogram[(scale + key) % 12].sum()
+                     for scale in (MAJOR, HARMONIC_MINOR, NATURAL_MINOR) for key in range(12)))
+
+
+def _coverage(notes):
+    """Notes sounding at each grid step, from 0 to the end of the last note."""
+    notes = np.asarray(notes).reshape(-1, 3)
+    end = int((notes[:, ONSET] + notes[:, DURATION]).max()) if len(notes) else 0
+    change = np.zeros(end + 1, dtype=np.int64)
+    np.add.at(change, notes[:, ONSET], 1)
+    np.add.at(change, notes[:, ONSET] + notes[:, DURATION], -1)
+    return np.cumsum(change)[:end]
+
+
+def polyphony(notes):
+    """Mean number of notes sounding, over the steps where at least one sounds."""
+    coverage = _coverage(notes)
+    sounding = coverage[coverage > 0]
+    return float(sounding.mean()) if len(sounding) else 0.0
+
+
+def empty_beat_rate(notes, steps_per_quarter):
+    """Share of quarter-note beats, up to the end of the piece, in which no note sounds at all."""
+    coverage = _coverage(notes)
+    beats = int(np.ceil(len(coverage) / steps_per_quarter))
+    if beats == 0:
+        return 0.0
+    padded = np.zeros(beats * steps_per_quarter, dtype=np.int64)
+    padded[: len(coverage)] = coverage
+    return float((padded.reshape(beats, steps_per_quarter).max(axis=1) == 0).mean())
+
+
+def inter_onset_intervals(notes):
+    """Steps between successive distinct onsets."""
+    onsets = np.unique(np.asarray(notes).reshape(-1, 3)[:, ONSET])
+    return np.diff(onsets)
+
+
+def piece_statistics(notes, steps_per_quarter):
+    """The scalar statistics of one piece, by name."""
+    notes = np.asarray(notes).reshape(-1, 3)
+    pitches = notes[:, PITCH]
+    intervals = inter_onset_intervals(notes)
+    return {
+        "pitch_range": float(pitches.max() - pitches.min()) if len(pitches) else 0.0,
+        "pitches_used": float(len(np.unique(pitches))),
+        "polyphony": polyphony(notes),
+        "mean_duration_quarters": float(notes[:, DURATION].mean() / steps_per_quarter) if len(notes) else 0.0,
+        "mean_ioi_quarters": float(intervals.mean() / steps_per_quarter) if len(intervals) else 0.0,
+        "pitch_class_entropy": pitch_class_entropy(notes),
+        "scale_consistency": scale_consistency(notes),
+        "empty_beat_rate": empty_beat_rate(notes, steps_per_quarter),
+    }
+
+
+def overlapping_area(a, b, grid_points=512):
+    """Overlap of two samples' smoothed distributions (Yang & Lerch 2018): 1 the same, 0 apart.
+
+    Each sample is smoothed with a Gaussian kernel (Silverman's bandwidth) on a
+    shared grid, and the area under the smaller of the two densities is returned.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    spread = max(np.ptp(np.concatenate([a, b])), 1e-9)
+    bandwidths = [max(1.06 * x.std() * len(x) ** -0.2, 0.02 * spread) for x in (a, b)]
+    low = min(a.min(), b.min()) - 4 * max(bandwidths)
+    high = max(a.max(), b.max()) + 4 * max(bandwidths)
+    grid = np.linspace(low, high, grid_points)
+    densities = [np.exp(-0.5 * ((grid[:, None] - x[None, :]) / h) ** 2).sum(axis=1) / (len(x) * h * np.sqrt(2 * np.pi))
+                 for x, h in zip((a, b), bandwidths)]
+    return float(np.trapezoid(np.minimum(*densities), grid))
+
+
+def repeated_ngram_share(sequence, n=4):
+    """Share of items that lie inside some n-gram occurring more than once in the sequence."""
+    sequence = list(sequence)
+    if len(sequence) < n:
+        return 0.0
+    grams = [tuple(sequence[i: i + n]) for i in range(len(sequence) - n + 1)]
+    counts = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+    covered = np.zeros(len(sequence), dtype=bool)
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered[i: i + n] = True
+    return float(covered.mean())
+
+
+def distinct_ngram_ratio(sequence, n):
+    """Distinct n-grams over all n-grams: 1.0 when nothing repeats."""
+    sequence = list(sequence)
+    grams = [tuple(sequence[i: i + n]) for i in range(len(sequence) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
+def longest_loop(sequence, max_period=64):
+    """Length of the longest stretch that repeats itself back to back (a loop), counting the first pass.
+
+    'A B C A B C A B C' has a loop of 9: a period of 3 held for 6 more items.
+    """
+    sequence = np.asarray([hash(item) for item in sequence])
+    best = 0
+    for period in range(1, min(max_period, len(sequence) - 1) + 1):
+        same = np.concatenate([[False], sequence[period:] == sequence[:-period], [False]])
+        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
+        if len(edges):
+            longest_run = int((edges[1::2] - edges[::2]).max())
+            if longest_run >= period:
+                best = max(best, longest_run + period)
+    return best
+
+
+class CopyFinder:
+    """Finds the longest run of a sequence that also occurs in a reference corpus, and where."""
+
+    def __init__(self, pieces, names):
+        self.pieces = [list(piece) for piece in pieces]
+        self.names = list(names)
+
+    def _grams(self, length):
+        table = {}
+        for index, piece in enumerate(self.pieces):
+            for start in range(len(piece) - length + 1):
+                table.setdefault(tuple(piece[start: start + length]), index)
+        return table
+
+    def longest_copy(self, sequence):
+        """(length, name of the reference piece it comes from, or None) of the longest shared run."""
+        sequence = list(sequence)
+        low, high, found = 0, len(sequence), None
+        while low < high:  # a run of length L shared means every shorter one is shared too
+            length = (low + high + 1) // 2
+            table = self._grams(length)
+            hit = next((table[g] for g in (tuple(sequence[i: i + length]) for i in range(len(sequence) - length + 1))
+                        if g in table), None)
+            if hit is None:
+                high = length - 1
+            else:
+                low, found = length, hit
+        return low, (self.names[found] if found is not None else None)

@@ -89,3 +89,26 @@ def get(name, temperature=1.0, top_k=20, top_p=0.9, seed=None):
         raise UserError(f"--strategy must be one of [{', '.join(SAMPLERS)}]; got {name!r}")
     extra = {"top-k": {"k": top_k}, "top-p": {"p": top_p}}.get(name, {})
     return SAMPLERS[name](temperature=temperature, seed=seed, **extra)
+
+
+def add_arguments(parser):
+    """The decoding options, shared by generate.py and evaluate.py."""
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--strategy", default="top-p", help="greedy, sample, top-k, top-p or beam (default: top-p)")
+    group.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
+    group.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")
+    group.add_argument("--top-p", type=float, default=0.9, help="probability mass kept by top-p (default: 0.9)")
+    group.add_argument("--beam-width", type=int, default=4, help="sequences kept by beam search (default: 4)")
+    group.add_argument("--random-seed", type=int, help="makes sampling reproducible")
+    return group
+
+
+def from_arguments(args):
+    """The sampler the arguments ask for; None for beam search, which is not a per-token sampler."""
+    if args.strategy == "beam":
+        if not args.temperature > 0:
+            raise UserError(f"--temperature must be positive, got {args.temperature}")
+        if args.beam_width < 1:
+            raise UserError(f"--beam-width must be at least 1, got {args.beam_width}")
+        return None
+    return get(args.strategy, args.temperature, args.top_k, args.top_p, args.random_seed)

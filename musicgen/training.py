@@ -270,6 +270,9 @@ def train(model_name, config, data_dir, run_dir, restart=False, log=print, verbo
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
+    spec = models.get(model_name)
+    if spec.train is not None:  # counted, not fitted: seconds, so it is simply done again
+        return _train_without_keras(spec, model_name, config, vocabulary, splits, data_dir, run_dir, log)
     resuming = (run_dir / RUN_CONFIG_FILE).exists() and (run_dir / "last.keras").exists()
     if resuming:
         run_config = read_run_config(run_dir)
@@ -284,8 +287,7 @@ def train(model_name, config, data_dir, run_dir, restart=False, log=print, verbo
         log(f"resuming {run_dir} after epoch {progress['epochs_completed']}")
     else:
         keras.utils.set_random_seed(config["seed"])
-        default_bpm = float(np.median(splits["train"].tempos)) if len(splits["train"]) else 120.0
-        run_config = new_run_config(model_name, config, vocabulary, data_dir, default_bpm)
+        run_config = new_run_config(model_name, config, vocabulary, data_dir, _median_tempo(splits["train"]))
         model = models.get(model_name).build(len(vocabulary), config)
         compile_model(model, config["learning_rate"])
         write_vocabulary(run_dir, vocabulary)
@@ -310,6 +312,21 @@ def train(model_name, config, data_dir, run_dir, restart=False, log=print, verbo
     return run_config
 
 
+def _median_tempo(split):
+    return float(np.median(split.tempos)) if len(split) else 120.0
+
+
+def _train_without_keras(spec, model_name, config, vocabulary, splits, data_dir, run_dir, log):
+    run_config = new_run_config(model_name, config, vocabulary, data_dir, _median_tempo(splits["train"]))
+    write_vocabulary(run_dir, vocabulary)
+    row = spec.train(config, vocabulary, splits, run_dir, log)
+    run_config["progress"].update(epochs_completed=1, best_epoch=1, best_val_loss=row["val_loss"],
+                                  best_val_accuracy=row.get("val_accuracy"), history=[row])
+    write_json(run_dir / RUN_CONFIG_FILE, run_config)
+    write_history(run_dir, [row])
+    return run_config
+
+
 def load_run(run_dir):
     """Everything generate.py needs from a run folder: (run_config, vocabulary, model), all checked."""
     run_dir = Path(run_dir)
@@ -319,18 +336,30 @@ def load_run(run_dir):
     vocabulary = read_vocabulary(run_dir / "vocab.json")
     if vocabulary.hash() != run_config["vocabulary_hash"] or len(vocabulary) != run_config["vocabulary_size"]:
         raise UserError(f"{run_dir}/vocab.json does not match the vocabulary the model was trained with")
-    if not (run_dir / "best.keras").exists():
+    spec = models.get(run_config["model"])
+    if spec.load is not None:
+        model = spec.load(run_dir)
+        output_size = model.vocabulary_size
+    elif not (run_dir / "best.keras").exists():
         raise UserError(f"{run_dir} has no best.keras yet (training has not finished an epoch)")
-    model = load_model(run_dir / "best.keras")
-    output_size = model.output_shape[-1]
+    else:
+        model = load_model(run_dir / "best.keras")
+        output_size = model.output_shape[-1]
     if output_size != len(vocabulary):
-        raise UserError(f"{run_dir}/best.keras predicts {output_size} tokens but vocab.json has {len(vocabulary)}")
+        raise UserError(f"{run_dir}: the model predicts {output_size} tokens but vocab.json has {len(vocabulary)}")
     return run_config, vocabulary, model
 
 
 def newest_run(checkpoints="checkpoints"):
-    runs = [path.parent for path in Path(checkpoints).glob(f"*/{RUN_CONFIG_FILE}") if (path.parent / "best.keras").exists()]
+    runs = [path.parent for path in Path(checkpoints).glob(f"*/{RUN_CONFIG_FILE}") if _epochs_completed(path) > 0]
     if not runs:
         raise UserError(f"no trained runs in {checkpoints}/ (run `python train.py --model lstm` first)")
-    return max(runs, key=lambda run: (run / "best.keras").stat().st_mtime)
+    return max(runs, key=lambda run: (run / RUN_CONFIG_FILE).stat().st_mtime)
+
+
+def _epochs_completed(run_config_path):
+    try:
+        return int(read_json(run_config_path)["progress"]["epochs_completed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 

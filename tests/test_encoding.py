@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import shared
 
-from musicgen.encoding import (EncodingSettings, Event, Vocabulary, count_chords, events_to_notes, notes_to_events,
+from musicgen.encoding import (EncodingSettings, Event, Vocabulary, count_chords, events_to_notes,
                                parse_pitch, pitch_name, quantize, sort_notes)
 from musicgen.errors import UserError
 
