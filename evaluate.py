@@ -75,7 +75,7 @@ def main(argv=None):
     pieces = [held_out.piece(i) for i in range(len(held_out))]
     target_kinds = np.concatenate([vocabulary.kinds[piece[1:]] for piece in pieces])
 
-    candidates = [(name, models.get(run_config["model"]), models.get(run_config["model"]).decoder(model))
+    candidates = [(name, models.get(run_config["model"]), models.make_decoder(run_config["model"], model, args.random_seed))
                   for name, run_config, _, model in runs]
     if not args.no_baseline and not any(run_config["model"] == "ngram" for _, run_config, _, _ in runs):
         baseline, _ = fit_best_order(splits["train"].tokens, splits["validation"].tokens, len(vocabulary), 6)

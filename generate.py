@@ -159,7 +159,7 @@ def main(argv=None):
         decoder, seed, description = latent_plan(args, model, vocabulary)
     else:
         seed, description = seed_tokens(args, run_config, vocabulary, np.random.default_rng(args.random_seed))
-        decoder = models.get(run_config["model"]).decoder(model)
+        decoder = models.make_decoder(run_config["model"], model, args.random_seed)
     if sampler is None:
         generated = beam_search(decoder, vocabulary, seed, args.length, args.beam_width, args.temperature)[0]
         generated = generated[: args.num_outputs]

@@ -53,6 +53,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    import models
     from musicgen import training
 
     overrides = {key: getattr(args, key) for key in HYPERPARAMETER_FLAGS if getattr(args, key) is not None}
@@ -69,7 +70,8 @@ def main(argv=None):
     run_config = training.train(args.model, config, args.data, run_dir, restart=args.restart)
     progress = run_config["progress"]
     accuracy = progress["best_val_accuracy"]
-    print(f"best validation loss {progress['best_val_loss']:.4f} nats per token"
+    unit = "nats per token" if models.get(args.model).likelihood else "(the critic's Wasserstein estimate)"
+    print(f"best validation loss {progress['best_val_loss']:.4f} {unit}"
           + (f", accuracy {accuracy:.3f}" if accuracy is not None else "")
           + f" at epoch {progress['best_epoch']} of {progress['epochs_completed']}; saved in {run_dir}/")
 

@@ -7,6 +7,7 @@ time and chooses tokens itself (see musicgen/sampling.py).
 """
 
 import dataclasses
+import inspect
 from typing import Callable
 
 from musicgen.errors import UserError
@@ -30,6 +31,14 @@ def register(name, spec):
     REGISTRY[name] = spec
 
 
+def make_decoder(name, model, random_seed=None):
+    """The model's decoder; a decoder that draws noise of its own (the gan's) gets the random seed."""
+    decoder = get(name).decoder
+    if "seed" in inspect.signature(decoder).parameters:
+        return decoder(model, seed=random_seed)
+    return decoder(model)
+
+
 def get(name):
     if name not in REGISTRY:
         raise UserError(f"--model must be one of [{', '.join(REGISTRY)}]; got {name!r}")
@@ -38,5 +47,5 @@ def get(name):
 
 # Each module registers its models; this order is the order of --help.
 from models import recurrent  # noqa: E402,F401  isort: skip
-from models import cnn, seq2seq, transformer, vae  # noqa: E402,F401  isort: skip
+from models import cnn, seq2seq, transformer, vae, gan  # noqa: E402,F401  isort: skip
 from models import ngram  # noqa: E402,F401  isort: skip

@@ -14,6 +14,7 @@ DEFAULTS = {
     "units": 256,  # recurrent state size per layer
     "layers": 2,  # stacked recurrent layers
     "dropout": 0.2,  # dropout after each recurrent layer, training only
+    "batch_size": 16,  # windows per step: with 64, 3 epochs of the Bach chorales were only 72 steps
 }
 
 

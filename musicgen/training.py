@@ -192,7 +192,7 @@ def plot_history(history, path):
 
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric, label in ((axes[0], "loss", "loss (nats per token)"), (axes[1], "accuracy", "next-token accuracy")):
+    for axis, metric, label in ((axes[0], "loss", "loss (nats per token; gan: critic estimate)"), (axes[1], "accuracy", "next-token accuracy")):
         for prefix, style in (("", "-o"), ("val_", "-s")):
             values = [row.get(prefix + metric, math.nan) for row in history]
             axis.plot(epochs, values, style, label=("validation" if prefix else "training"), markersize=3)

@@ -51,7 +51,7 @@ TINY_SETTINGS = {
     "seq2seq": {"phrase_tokens": 6, "seq_len": 12, "embedding_dim": 8, "encoder_units": 8, "units": 12},
     "transformer": {"embedding_dim": 8, "heads": 2, "layers": 1, "ff_dim": 16, "seq_len": 16},
     "vae": {"seq_len": 12, "embedding_dim": 8, "encoder_units": 8, "units": 12, "latent_dim": 4},
-    "gan": {"segment_tokens": 6, "seq_len": 12, "embedding_dim": 8, "units": 12, "noise_dim": 4},
+    "gan": {"segment_tokens": 6, "seq_len": 12, "embedding_dim": 8, "units": 12, "noise_dim": 4, "critic_filters": 8},
 }
 KERAS_MODELS = [name for name, spec in models.REGISTRY.items() if spec.build is not None]
 
