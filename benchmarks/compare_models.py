@@ -2,7 +2,7 @@
 
     python benchmarks/compare_models.py --data data/processed --epochs 3
 
-For the likelihood models the table gives the best validation loss (nats per token) next to that of a
+For the n-gram, "parameters" counts stored n-grams. For the likelihood models the table gives the best validation loss (nats per token) next to that of a
 unigram model of the training tokens: a model that learned anything beats it clearly. For every model,
 pieces are generated from the same validation seeds (top-p 0.9, fixed random seed) and their pitch-class
 and duration histograms are compared with the training data's by total-variation distance (0 = the same
@@ -71,6 +71,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--samples", type=int, default=8, help="pieces generated per model")
     parser.add_argument("--length", type=int, default=64, help="events per generated piece")
+    parser.add_argument("--keep", type=Path, help="keep the trained runs in this folder (default: a temporary one)")
     args = parser.parse_args()
 
     vocabulary, splits = load_processed(args.data)
@@ -83,7 +84,8 @@ def main():
              *sample_distances(FixedLogitsDecoder(np.zeros(len(vocabulary))), vocabulary, prompts, args.length, reference)),
             ("unigram", f"{len(vocabulary):,}", "-", "-", f"{-log_p[validation].mean():.3f}",
              *sample_distances(FixedLogitsDecoder(log_p), vocabulary, prompts, args.length, reference))]
-    with tempfile.TemporaryDirectory() as checkpoints:
+    with tempfile.TemporaryDirectory() as temporary:
+        checkpoints = args.keep or Path(temporary)
         for name in args.models.split(","):
             spec = models.get(name)
             config = training.resolve_config(name, overrides={"epochs": args.epochs, "patience": args.epochs})
@@ -91,9 +93,10 @@ def main():
             run_config = training.train(name, config, args.data, Path(checkpoints) / name, log=lambda *_: None, verbose=0)
             progress = run_config["progress"]
             seconds_per_epoch = (time.time() - started) / max(progress["epochs_completed"], 1)
-            model = training.load_model(Path(checkpoints) / name / "best.keras")
+            _, _, model = training.load_run(Path(checkpoints) / name)
+            parameters = model.count_params() if spec.build is not None else sum(len(k) for k in model.keys)
             likelihood = f"{progress['best_val_loss']:.3f}" if spec.likelihood else "n/a"
-            rows.append((name, f"{model.count_params():,}", str(progress["epochs_completed"]), f"{seconds_per_epoch:.0f}",
+            rows.append((name, f"{parameters:,}", str(progress["epochs_completed"]), f"{seconds_per_epoch:.0f}",
                          likelihood, *sample_distances(spec.decoder(model), vocabulary, prompts, args.length, reference)))
             print(f"{name}: done in {time.time() - started:.0f} s", file=sys.stderr)
     print(f"data: {args.data} ({len(splits['train'].tokens):,} training tokens, vocabulary {len(vocabulary)}); "
