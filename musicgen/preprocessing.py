@@ -52,8 +52,8 @@ class ReadLimits:
     timeout_seconds: float = 60.0
 
 
-class FileTimeout(Exception):
-    pass
+class FileTimeout(BaseException):
+    """A BaseException, like KeyboardInterrupt, so a parser's broad `except Exception` cannot swallow it."""
 
 
 def parse_transpose(text):

@@ -144,7 +144,7 @@ def test_train_argument_errors(argv, message):
     (["--top-p", "1.5"], "--top-p"),
     (["--program", "128"], "--program"),
     (["--checkpoint", "/no/such/run"], "does not exist"),
-    (["--seed", "C4", "--seed-midi", "x.mid"], "not both"),
+    (["--seed", "C4", "--seed-midi", "x.mid"], "give one of --seed, --seed-midi"),
     (["--strategy", "beam", "--num-outputs", "5", "--beam-width", "4"], "at most --beam-width"),
 ])
 def test_generate_argument_errors(argv, message, trained_run):
