@@ -13,7 +13,7 @@ import numpy as np
 
 from musicgen.encoding import Vocabulary
 from musicgen.errors import UserError
-from musicgen.files import atomic_path, read_json, write_json
+from musicgen.files import atomic_path, read_user_json, write_json
 
 SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
@@ -60,14 +60,7 @@ def write_vocabulary(folder, vocabulary):
 
 
 def read_vocabulary(path):
-    path = Path(path)
-    try:
-        data = read_json(path)
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path} is not valid JSON ({error})") from None
-    return Vocabulary.from_json(data)
+    return Vocabulary.from_json(read_user_json(path, f"{path} does not exist"))
 
 
 def load_processed(folder, splits=SPLITS):

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from musicgen.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -37,3 +39,13 @@ def write_json(path, data):
 def read_json(path):
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def read_user_json(path, missing_message):
+    """JSON from a file a user pointed at: a missing or malformed file is a UserError, not a traceback."""
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        raise UserError(missing_message) from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is not valid JSON ({error})") from None

@@ -21,7 +21,7 @@ import tensorflow as tf
 import models
 from musicgen.dataset import load_processed, read_vocabulary, write_vocabulary
 from musicgen.errors import UserError
-from musicgen.files import atomic_path, read_json, write_json
+from musicgen.files import atomic_path, read_json, read_user_json, write_json
 
 TRAINING_DEFAULTS = {
     "epochs": 50,  # upper bound; early stopping usually ends sooner
@@ -42,10 +42,7 @@ def resolve_config(model_name, config_file=None, overrides=None):
     config = {**TRAINING_DEFAULTS, **spec.defaults}
     layers = []
     if config_file:
-        try:
-            file_values = read_json(config_file)
-        except (OSError, ValueError) as error:
-            raise UserError(f"cannot read --config {config_file}: {error}") from None
+        file_values = read_user_json(config_file, f"--config {config_file} does not exist")
         if not isinstance(file_values, dict):
             raise UserError(f"--config {config_file} must hold a JSON object of settings")
         file_values.pop("model", None)
@@ -224,12 +221,10 @@ def new_run_config(model_name, config, vocabulary, data_dir, default_bpm):
 def read_run_config(run_dir):
     """Read and validate run_config.json (which may come from someone else's checkpoint)."""
     path = Path(run_dir) / RUN_CONFIG_FILE
-    try:
-        run_config = read_json(path)
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} is not a training run (no {RUN_CONFIG_FILE}); pass a folder made by train.py") from None
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path} is not valid JSON ({error})") from None
+    run_config = read_user_json(
+        path, f"{run_dir} is not a training run (no {RUN_CONFIG_FILE}); pass a folder made by train.py")
+    if not isinstance(run_config, dict):
+        raise UserError(f"{path} must hold a JSON object")
     expected = {"format": str, "model": str, "config": dict, "vocabulary_hash": str, "vocabulary_size": int,
                 "default_bpm": (int, float), "progress": dict}
     for key, kind in expected.items():
