@@ -25,6 +25,7 @@ import models  # noqa: E402
 from models.decoding import Decoder  # noqa: E402
 from musicgen import sampling, training  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
+from musicgen.evaluation import seed_prompts  # noqa: E402
 from musicgen.generation import generate  # noqa: E402
 from musicgen.metrics import corpus_histograms, total_variation  # noqa: E402
 
@@ -47,16 +48,6 @@ def unigram_log_probabilities(train_tokens, vocabulary_size):
     return np.log(counts / counts.sum())
 
 
-def seeds_from(split, vocabulary, count, seed_events):
-    prompts = []
-    for index in range(min(count, len(split))):
-        piece = split.piece(index)
-        boundaries = vocabulary.event_boundaries(piece)
-        prompts.append(piece[: boundaries[min(seed_events, len(boundaries) - 1)]])
-    shortest = min(len(p) for p in prompts)
-    return np.stack([p[len(p) - shortest:] for p in prompts])  # right-aligned: all end on an event boundary
-
-
 def sample_distances(decoder, vocabulary, prompts, length, reference):
     new = generate(decoder, vocabulary, prompts, length, sampling.get("top-p", top_p=0.9, seed=0))
     pitch_classes, durations = corpus_histograms([vocabulary.decode(row) for row in new],
@@ -77,7 +68,7 @@ def main():
     vocabulary, splits = load_processed(args.data)
     train_events = [vocabulary.decode(splits["train"].piece(i)) for i in range(len(splits["train"]))]
     reference = corpus_histograms(train_events, vocabulary.settings.max_duration_steps)
-    prompts = seeds_from(splits["validation"], vocabulary, args.samples, seed_events=16)
+    prompts, _ = seed_prompts(splits["validation"], vocabulary, args.samples)
     log_p = unigram_log_probabilities(splits["train"].tokens, len(vocabulary))
     validation = splits["validation"].tokens
     rows = [("random tokens", "-", "-", "-", "-",
@@ -97,7 +88,7 @@ def main():
             parameters = model.count_params() if spec.build is not None else sum(len(k) for k in model.keys)
             likelihood = f"{progress['best_val_loss']:.3f}" if spec.likelihood else "n/a"
             rows.append((name, f"{parameters:,}", str(progress["epochs_completed"]), f"{seconds_per_epoch:.0f}",
-                         likelihood, *sample_distances(spec.decoder(model), vocabulary, prompts, args.length, reference)))
+                         likelihood, *sample_distances(models.make_decoder(name, model, 0), vocabulary, prompts, args.length, reference)))
             print(f"{name}: done in {time.time() - started:.0f} s", file=sys.stderr)
     print(f"data: {args.data} ({len(splits['train'].tokens):,} training tokens, vocabulary {len(vocabulary)}); "
           f"{args.samples} pieces x {args.length} events per model")

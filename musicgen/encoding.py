@@ -222,10 +222,6 @@ def events_to_notes(events):
     return sort_notes(rows)
 
 
-def events_length(events):
-    return sum(event.shift for event in events)
-
-
 class Vocabulary:
     """Token strings <-> ids, with the encoding settings they were made for."""
 

@@ -72,6 +72,6 @@ def _parse_tokens(items, vocabulary):
             nearest = ", ".join(vocabulary.nearest_tokens(item))
             raise UserError(f"seed token {item!r} is not in the vocabulary; nearest: {nearest}")
         ids.append(vocabulary.index[item])
-    if ids[0] != vocabulary.index[START] and vocabulary.kind(ids[0]) != "start":
+    if vocabulary.kind(ids[0]) != "start":
         ids.insert(0, vocabulary.index[START])
     return np.array(ids, dtype=np.int32)

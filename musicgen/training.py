@@ -283,7 +283,7 @@ def train(model_name, config, data_dir, run_dir, restart=False, log=print, verbo
     else:
         keras.utils.set_random_seed(config["seed"])
         run_config = new_run_config(model_name, config, vocabulary, data_dir, _median_tempo(splits["train"]))
-        model = models.get(model_name).build(len(vocabulary), config)
+        model = spec.build(len(vocabulary), config)
         compile_model(model, config["learning_rate"])
         write_vocabulary(run_dir, vocabulary)
         write_json(run_dir / RUN_CONFIG_FILE, run_config)
