@@ -3,6 +3,7 @@
     python generate.py --seed "D4 F#4 A4"
     python generate.py --seed "C4 E4 G4 C4.E4.G4:2 R:1" --strategy top-k --top-k 10 --num-outputs 4
     python generate.py --seed-midi tune.mid --checkpoint checkpoints/gru --length 256
+    python generate.py --wav --musicxml --plot        # also audio, sheet music and a piano roll
 
 Seed notation: notes with octaves (C4 is middle C; F#3, Bb2), chords joined by
 '.', R for a rest, each optionally followed by ':' and a duration in quarter
@@ -41,6 +42,12 @@ def parse_args(argv=None):
                         help="a .mid file, or a folder for timestamped files (default: outputs/)")
     output.add_argument("--bpm", type=float, help="tempo (default: the training data's median tempo)")
     output.add_argument("--program", type=int, default=0, help="General MIDI instrument 0-127 (default: 0, piano)")
+    listen = parser.add_argument_group("listen and look (files beside each .mid)")
+    listen.add_argument("--wav", action="store_true",
+                        help="render audio with FluidSynth and a General MIDI SoundFont (else sine waves, with a warning)")
+    listen.add_argument("--soundfont", type=Path, help="the .sf2 file for --wav (default: the system's General MIDI one)")
+    listen.add_argument("--musicxml", action="store_true", help="write sheet music (.musicxml) for MuseScore and others")
+    listen.add_argument("--plot", action="store_true", help="draw a piano roll (.png) with the seed marked")
     return parser.parse_args(argv)
 
 
@@ -64,6 +71,8 @@ def check_args(args):
         raise UserError(f"--program must be a General MIDI program 0..127, got {args.program}")
     if args.bpm is not None and not 10 <= args.bpm <= 400:
         raise UserError(f"--bpm must be within 10..400, got {args.bpm}")
+    if args.soundfont is not None and not args.soundfont.is_file():
+        raise UserError(f"--soundfont {args.soundfont} does not exist")
 
 
 def output_paths(output, run_name, count):
@@ -166,14 +175,39 @@ def main(argv=None):
     else:
         generated = generate(decoder, vocabulary, np.tile(seed, (len(paths), 1)), args.length, sampler)
     bpm = args.bpm or run_config["default_bpm"]
+    spq = vocabulary.settings.steps_per_quarter
+    seed_events = vocabulary.decode(seed)
     print(f"{run_config['model']} from {run_dir}; {description}; {args.strategy} decoding")
     for path, continuation in zip(paths, generated):
         events = vocabulary.decode(np.concatenate([seed, continuation]))
         notes = events_to_notes(events)
-        write_midi(path, notes, vocabulary.settings.steps_per_quarter, bpm, args.program)
+        write_midi(path, notes, spq, bpm, args.program)
         pitches = len(set(notes[:, 2].tolist()))
-        print(f"wrote {path}: {len(events)} events ({len(vocabulary.decode(seed))} from the seed), "
+        print(f"wrote {path}: {len(events)} events ({len(seed_events)} from the seed), "
               f"{len(notes)} notes, {pitches} distinct pitches, {bpm:g} bpm")
+        write_companions(args, path, notes, spq, bpm, seed_steps=sum(event.shift for event in seed_events),
+                         title=f"{path.name}: {run_config['model']}, {args.strategy} decoding")
+
+
+def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title):
+    """The --wav, --musicxml and --plot files of one piece, named after its MIDI file."""
+    if args.wav:
+        from musicgen.audio import render_wav
+
+        method = render_wav(midi_path, midi_path.with_suffix(".wav"), args.soundfont)
+        print(f"  {midi_path.with_suffix('.wav')} ({method})")
+    if args.musicxml:
+        from musicgen.notation import write_musicxml
+
+        moved = write_musicxml(midi_path.with_suffix(".musicxml"), notes, steps_per_quarter, bpm, args.program,
+                               midi_path.stem)
+        print(f"  {midi_path.with_suffix('.musicxml')}"
+              + (f" ({moved} notes below C0 written an octave up: sheet music has no lower octave)" if moved else ""))
+    if args.plot:
+        from musicgen.plots import plot_piano_roll
+
+        plot_piano_roll(midi_path.with_suffix(".png"), notes, steps_per_quarter, seed_steps, title)
+        print(f"  {midi_path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python preprocess.py                                  # data/ (or music21's Bach chorales if empty)
     python preprocess.py --input ../my_midi --workers 4
     python preprocess.py --corpus essenFolksong --melody-only --transpose -5..6
+    python preprocess.py --report                         # also report.png, an overview of the corpus
 """
 
 import argparse
@@ -12,7 +13,7 @@ from pathlib import Path
 from musicgen import readers
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError, run_cli
-from musicgen.preprocessing import PreprocessConfig, ReadLimits, parse_transpose, run
+from musicgen.preprocessing import PreprocessConfig, ReadLimits, parse_transpose, run, write_report
 
 DEFAULT_INPUT = Path("data")
 DEFAULT_CORPUS = "bach"
@@ -58,6 +59,8 @@ def parse_args(argv=None):
     limits.add_argument("--max-silence", type=int, default=16, metavar="QUARTERS",
                         help="longer silences inside a piece are shortened to this (default: 16)")
     parser.add_argument("--workers", type=int, default=1, help="files read in parallel processes (default: 1)")
+    parser.add_argument("--report", action="store_true",
+                        help="also draw a one-page overview of the corpus, <output>/report.png")
     return parser.parse_args(_attach_negative_ranges(sys.argv[1:] if argv is None else argv))
 
 
@@ -135,6 +138,8 @@ def main(argv=None):
     print(f"{summary['events']} events; pieces per split: {splits}; vocabulary {summary['vocabulary_size']} tokens "
           f"({summary['chords_in_vocabulary']} chords); {summary['clipped_notes']} notes clipped to --max-duration; "
           f"{summary['seconds']} s")
+    if args.report:
+        print(f"corpus overview in {write_report(args.output)}")
     if summary["pieces_per_split"]["validation"] == 0:
         print("warning: the validation split is empty; train.py needs one (add files or raise --val-fraction)")
 

@@ -18,6 +18,7 @@ from musicgen.files import atomic_path, read_user_json, write_json
 SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
 MANIFEST_FILE = "manifest.csv"
+TRANSPOSED_MARK = "(transposed"  # sources of transposed training copies read "<file> (transposed +3)"
 
 
 @dataclasses.dataclass
@@ -42,6 +43,10 @@ class Split:
 
     def piece(self, index):
         return self.tokens[self.offsets[index]: self.offsets[index + 1]]
+
+    def original_indices(self):
+        """Indices of the pieces that are not transposed copies."""
+        return [i for i, source in enumerate(self.sources) if TRANSPOSED_MARK not in source]
 
 
 def split_path(folder, name):

@@ -132,7 +132,7 @@ def copying_report(pieces, copy_finder):
 
 def training_reference(split, vocabulary, count, length, rng):
     """`count` original (untransposed) training pieces cut like the real continuations, and a CopyFinder of all."""
-    originals = [i for i, source in enumerate(split.sources) if "(transposed" not in source]
+    originals = split.original_indices()
     chosen = rng.choice(originals, size=min(count, len(originals)), replace=False)
     excerpts = [vocabulary.decode(split.piece(i))[SEED_EVENTS: SEED_EVENTS + length] for i in chosen]
     all_events = [vocabulary.decode(split.piece(i)) for i in range(len(split))]

@@ -15,12 +15,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from musicgen import readers
-from musicgen.dataset import MANIFEST_FILE, SPLITS, Split, write_split, write_vocabulary
+from musicgen.dataset import MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, Split, load_processed, write_split, write_vocabulary
 from musicgen.encoding import EncodingSettings, Vocabulary, count_chords, quantize, shorten_silences
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 
 CACHE_FOLDER = ".cache"
+REPORT_FILE = "report.png"
 _CACHE_VERSION = 1
 
 
@@ -122,7 +123,7 @@ def run(config, log=print):
             tokens, events, clipped = vocabulary.encode_notes(copy)
             tokens_list, sources, tempos = pieces[split]
             tokens_list.append(tokens)
-            sources.append(row["source"] if shift == 0 else f"{row['source']} (transposed {shift:+d})")
+            sources.append(row["source"] if shift == 0 else f"{row['source']} {TRANSPOSED_MARK} {shift:+d})")
             tempos.append(tempo)
             if shift == 0:
                 row.update(events=events, clipped_notes=clipped)
@@ -148,6 +149,17 @@ def run(config, log=print):
         "chords_in_vocabulary": len(vocabulary.chords),
         "seconds": round(time.time() - started, 1),
     }
+
+
+def write_report(output):
+    """Draw <output>/report.png, a one-page overview of the processed corpus; returns its path."""
+    from musicgen.plots import plot_corpus_overview
+
+    vocabulary, splits = load_processed(output)
+    manifest = pd.read_csv(Path(output) / MANIFEST_FILE, keep_default_na=False)
+    path = Path(output) / REPORT_FILE
+    plot_corpus_overview(path, vocabulary, splits, manifest, title=f"corpus overview: {output}")
+    return path
 
 
 def assign_splits(count, val_fraction, test_fraction, seed):

@@ -78,8 +78,8 @@ def read_file(path, selection):
         if suffix in MIDI_SUFFIXES:
             return [read_midi(path, selection)]
         if suffix in ABC_SUFFIXES:
-            return read_abc_file(path, selection)
-        return [read_notation(path, str(path), selection, source_format=None)]
+            return read_abc_file(path)
+        return [read_notation(path, str(path), source_format=None)]
     except OSError as error:
         return [ReadFailure(str(path), "failed", f"cannot read file: {error.strerror or error}")]
 
@@ -177,27 +177,23 @@ def split_abc_tunes(text):
     return tunes
 
 
-def read_abc_file(path, selection):
+def read_abc_file(path):
     text = path.read_text(encoding="utf-8", errors="replace")
     tunes = split_abc_tunes(text)
     if not tunes:
         return [ReadFailure(str(path), "skipped", "no ABC tunes in file")]
-    return [read_notation(tune_text, f"{path}#{label}", selection, source_format="abc") for label, tune_text in tunes]
+    return [read_notation(tune_text, f"{path}#{label}", source_format="abc") for label, tune_text in tunes]
 
 
-def read_notation(data, source, selection, source_format):
+def read_notation(data, source, source_format):
     """Parse a notation file (or ABC tune text) with music21 into a RawPiece."""
     import music21
 
     try:
         score = music21.converter.parse(data, format=source_format)
-        score = score.stripTies()
-        notes = [n for n in score.flatten().notes if n.quarterLength > 0 and hasattr(n, "pitches")]
+        rows = [row for part in (score.parts or [score]) for row in _join_ties(part.flatten().notes)]
     except Exception as error:  # noqa: BLE001 - music21 raises many types for bad input
         return ReadFailure(source, "failed", f"music21 could not parse it ({_first_line(error)})")
-    if not selection.keep_drums:
-        notes = [n for n in notes if not isinstance(n, music21.note.Unpitched)]
-    rows = [(float(n.offset), float(n.quarterLength), p.midi) for n in notes for p in n.pitches]
     if not rows:
         return ReadFailure(source, "skipped", "no notes")
     onsets, durations, pitches = (np.array(column) for column in zip(*rows))
@@ -212,6 +208,38 @@ def read_notation(data, source, selection, source_format):
         tempo_bpm=_sane_tempo(tempo),
         time_signature=signatures[0].ratioString if signatures else "4/4",
     )
+
+
+def _join_ties(elements):
+    """(onset, duration, MIDI pitch) in quarter notes, tied segments joined into one note.
+
+    Ties are paired by pitch, not by voice: music21's own stripTies() pairs them
+    by voice number, which MusicXML writers renumber from bar to bar, so a note
+    held over a bar line in the lower voice would be cut or joined to another.
+    `elements`: a part's notes and chords, flattened (in time order).
+    """
+    rows, held = [], {}  # held: pitch -> [onset, end] of a note whose tie goes on
+    for element in elements:
+        if element.quarterLength <= 0 or "Unpitched" in element.classes or "PercussionChord" in element.classes:
+            continue  # grace notes and unpitched percussion
+        onset, end = float(element.offset), float(element.offset + element.quarterLength)
+        components = element.notes if element.isChord else (element,)
+        for component in components:
+            pitch = component.pitch.midi
+            tie = component.tie.type if component.tie else None
+            previous = held.pop(pitch, None)
+            if previous and tie in ("stop", "continue") and abs(previous[1] - onset) < 1e-6:
+                previous[1] = end
+            else:
+                if previous:
+                    rows.append((previous[0], previous[1] - previous[0], pitch))
+                previous = [onset, end]
+            if tie in ("start", "continue"):
+                held[pitch] = previous
+            else:
+                rows.append((previous[0], previous[1] - previous[0], pitch))
+    rows.extend((onset, end - onset, pitch) for pitch, (onset, end) in held.items())
+    return rows
 
 
 def music21_corpus_files(name):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgen import plots
 from musicgen.encoding import PITCH_CLASS_NAMES
 from musicgen.files import atomic_path, write_text
 
@@ -74,11 +75,7 @@ def write_evaluation(output, table, histograms, settings, description):
 
 
 def _plot_histograms(output, histograms, settings):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     names = list(histograms)
     for position, filename, labels, title in (
             (0, "pitch_classes.png", PITCH_CLASS_NAMES, "pitch classes"),
@@ -97,6 +94,4 @@ def _plot_histograms(output, histograms, settings):
         axis.set_title(f"{title}: generated vs held-out music")
         axis.legend(fontsize=8)
         figure.tight_layout()
-        with atomic_path(output / filename) as temporary:
-            figure.savefig(temporary, dpi=90)
-        plt.close(figure)
+        plots.save_figure(figure, output / filename, dpi=90)

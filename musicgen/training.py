@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
+from musicgen import plots
 from musicgen.dataset import load_processed, read_vocabulary, write_vocabulary
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_json, read_user_json, write_json
@@ -178,29 +179,7 @@ def write_history(run_dir, history):
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(history)
-    plot_history(history, Path(run_dir) / "loss.png")
-
-
-def plot_history(history, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric, label in ((axes[0], "loss", "loss (nats per token; gan: critic estimate)"), (axes[1], "accuracy", "next-token accuracy")):
-        for prefix, style in (("", "-o"), ("val_", "-s")):
-            values = [row.get(prefix + metric, math.nan) for row in history]
-            axis.plot(epochs, values, style, label=("validation" if prefix else "training"), markersize=3)
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100)
-    plt.close(figure)
+    plots.plot_history(history, Path(run_dir) / "loss.png")
 
 
 def new_run_config(model_name, config, vocabulary, data_dir, default_bpm):

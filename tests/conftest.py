@@ -21,6 +21,18 @@ def shared(relative):
     return path
 
 
+def assert_picture(path, width, height):
+    """`path` is a PNG of width x height pixels with something drawn on it (not one flat colour)."""
+    import matplotlib.image
+
+    assert path.is_file(), path
+    pixels = matplotlib.image.imread(str(path))
+    assert pixels.shape[:2] == (height, width)
+    colours, counts = np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0, return_counts=True)
+    assert len(colours) > 20, "a drawing has lines, text and shading"
+    assert counts.max() < 0.97 * counts.sum(), "more than 3% of the picture differs from its background"
+
+
 def write_tune(path, seed, bars=8, with_drums=False, program=0):
     """A small MIDI tune on a 120 bpm grid: a melody in eighths and quarters over block chords."""
     rng = np.random.default_rng(seed)

@@ -109,10 +109,10 @@ def _notes_of(piece, steps_per_quarter=4):
 def test_bach_chorale_round_trips_exactly():
     from music21 import corpus
 
-    from musicgen.readers import TrackSelection, read_notation
+    from musicgen.readers import read_notation
 
     path = corpus.getWork("bwv66.6")
-    piece = read_notation(str(path), str(path), TrackSelection(), source_format=None)
+    piece = read_notation(str(path), str(path), source_format=None)
     notes = _notes_of(piece)
     assert len(notes) > 100
     vocabulary = vocabulary_for(notes)

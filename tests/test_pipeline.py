@@ -8,7 +8,7 @@ import music21
 import numpy as np
 import pretty_midi
 import pytest
-from conftest import TINY_LSTM
+from conftest import TINY_LSTM, assert_picture
 
 import generate
 import train
@@ -27,6 +27,7 @@ def test_training_writes_a_complete_run_folder(trained_run):
     assert run_config["progress"]["epochs_completed"] == 1
     assert np.isfinite(run_config["progress"]["best_val_loss"])
     assert run_config["default_bpm"] == 120.0
+    assert_picture(trained_run / "loss.png", 1000, 400)
 
 
 def test_generate_writes_midi_that_three_libraries_read(trained_run, tmp_path, capsys):

@@ -29,7 +29,7 @@ def test_abc_file_with_one_bad_tune_keeps_the_others(tmp_path):
     assert [label for label, _ in split_abc_tunes(text)] == ["X:1 Tune 1", "X:2 Broken", "X:3 Tune 3"]
     path = tmp_path / "three.abc"
     path.write_text(text)
-    results = read_abc_file(path, TrackSelection())
+    results = read_abc_file(path)
     assert len(results) == 3
     assert isinstance(results[0], RawPiece) and isinstance(results[2], RawPiece)
     assert results[0].source.endswith("three.abc#X:1 Tune 1")
@@ -131,6 +131,6 @@ def test_irish_abc_collection_is_split_into_tunes(tmp_path):
     assert len(tunes) >= 800
     subset = tmp_path / "first_tunes.abc"
     subset.write_text("\n".join(tune for _, tune in tunes[:40]))
-    results = read_abc_file(subset, TrackSelection())
+    results = read_abc_file(subset)
     assert len(results) == 40
     assert sum(isinstance(r, RawPiece) for r in results) >= 35

@@ -1,0 +1,71 @@
+"""Writing notes on the grid as MusicXML sheet music through music21, for MuseScore and other score editors."""
+
+from fractions import Fraction
+
+import numpy as np
+
+from musicgen.files import atomic_path
+
+LOWEST_WRITABLE_PITCH = 12  # C0; MusicXML octaves run 0..9
+
+
+def voices(notes):
+    """Split notes (onset, duration, pitch in grid steps) into voices a score can show.
+
+    Notes that start together with the same duration form one chord; each voice
+    is a list of (onset, duration, pitches) that never overlap, because one
+    staff voice cannot hold a note while the next one starts. Overlapping chords
+    go to the first voice that is free by then, so a melody over held chords
+    becomes two voices.
+    """
+    chords = {}
+    for onset, duration, pitch in notes:
+        chords.setdefault((int(onset), int(duration)), []).append(int(pitch))
+    result, ends = [], []
+    for (onset, duration), pitches in sorted(chords.items()):
+        free = next((i for i, end in enumerate(ends) if end <= onset), None)
+        if free is None:
+            result.append([])
+            ends.append(0)
+            free = len(result) - 1
+        result[free].append((onset, duration, sorted(pitches)))
+        ends[free] = onset + duration
+    return result
+
+
+def build_score(notes, steps_per_quarter, bpm, program=0, title=None):
+    """A music21 Score of one part; bars, ties and rests are added when it is written."""
+    import music21
+
+    part = music21.stream.Part()
+    instrument = music21.instrument.instrumentFromMidiProgram(program)
+    part.insert(0, instrument)
+    part.insert(0, music21.tempo.MetronomeMark(number=round(bpm, 2)))
+    part.insert(0, music21.meter.TimeSignature("4/4"))
+    for voice_notes in voices(notes):
+        voice = music21.stream.Voice()
+        for onset, duration, pitches in voice_notes:
+            element = music21.note.Note(pitches[0]) if len(pitches) == 1 else music21.chord.Chord(pitches)
+            element.quarterLength = Fraction(duration, steps_per_quarter)
+            voice.insert(Fraction(onset, steps_per_quarter), element)
+        part.insert(0, voice)
+    score = music21.stream.Score([part])
+    score.insert(0, music21.metadata.Metadata(title=title or "", composer="musicgen"))
+    return score
+
+
+def notatable(notes):
+    """(notes, how many moved): MusicXML has no octave below 0, so MIDI pitches 0-11 go up an octave."""
+    notes = np.array(notes, dtype=np.int64).reshape(-1, 3)
+    too_low = notes[:, 2] < LOWEST_WRITABLE_PITCH
+    notes[too_low, 2] += 12
+    return notes, int(too_low.sum())
+
+
+def write_musicxml(path, notes, steps_per_quarter, bpm, program=0, title=None):
+    """Write notes as an uncompressed MusicXML file, atomically; returns how many notes went up an octave."""
+    notes, moved = notatable(notes)
+    score = build_score(notes, steps_per_quarter, bpm, program, title)
+    with atomic_path(path) as temporary:
+        score.write("musicxml", fp=str(temporary))
+    return moved
