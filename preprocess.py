@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from musicgen import readers
+from musicgen.dataset import DEFAULT_SHARD_TOKENS
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError, run_cli
 from musicgen.preprocessing import PreprocessConfig, ReadLimits, parse_transpose, run, write_report
@@ -58,7 +59,10 @@ def parse_args(argv=None):
     limits.add_argument("--max-notes", type=int, default=500_000, help="pieces with more notes are skipped (default: 500000)")
     limits.add_argument("--max-silence", type=int, default=16, metavar="QUARTERS",
                         help="longer silences inside a piece are shortened to this (default: 16)")
-    parser.add_argument("--workers", type=int, default=1, help="files read in parallel processes (default: 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes reading and encoding files in parallel (default: 1)")
+    parser.add_argument("--shard-tokens", type=int, default=DEFAULT_SHARD_TOKENS, metavar="N",
+                        help=f"tokens per shard file of the output (default: {DEFAULT_SHARD_TOKENS:,})")
     parser.add_argument("--report", action="store_true",
                         help="also draw a one-page overview of the corpus, <output>/report.png")
     return parser.parse_args(_attach_negative_ranges(sys.argv[1:] if argv is None else argv))
@@ -119,6 +123,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.shard_tokens < 1000:
+        raise UserError(f"--shard-tokens must be at least 1000, got {args.shard_tokens}")
     if not (args.timeout > 0 and args.max_file_mb > 0 and args.max_notes > 0 and args.max_silence > 0):
         raise UserError("--timeout, --max-file-mb, --max-notes and --max-silence must be positive")
     settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
@@ -129,7 +135,7 @@ def main(argv=None):
         split_seed=args.split_seed, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
         limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes,
-        max_silence_quarters=args.max_silence,
+        max_silence_quarters=args.max_silence, shard_tokens=args.shard_tokens,
     )
     summary = run(config)
     print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "
@@ -137,7 +143,7 @@ def main(argv=None):
     splits = ", ".join(f"{name} {count}" for name, count in summary["pieces_per_split"].items())
     print(f"{summary['events']} events; pieces per split: {splits}; vocabulary {summary['vocabulary_size']} tokens "
           f"({summary['chords_in_vocabulary']} chords); {summary['clipped_notes']} notes clipped to --max-duration; "
-          f"{summary['seconds']} s")
+          f"{summary['shards']} shard files; {summary['seconds']} s")
     if args.report:
         print(f"corpus overview in {write_report(args.output)}")
     if summary["pieces_per_split"]["validation"] == 0:

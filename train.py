@@ -7,6 +7,8 @@
 Run the same command again after a crash or Ctrl-C and it resumes from the last
 finished epoch. Everything lands in checkpoints/<run-name>/ (default: the model name).
 Each model has its own settings and defaults: see them with --show-config.
+It trains on every GPU TensorFlow sees, or with TF_CONFIG set, on several
+machines at once (see the README, "GPUs and machines").
 """
 
 import argparse
@@ -45,6 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"units\": 512, \"epochs\": 20}")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model setting (repeatable)")
     parser.add_argument("--show-config", action="store_true", help="print the model's resolved settings and exit")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="compute in float16, keeping weights in float32: faster on recent GPUs")
     group = parser.add_argument_group("settings (each overrides --config)")
     for key, (kind, text) in HYPERPARAMETER_FLAGS.items():
         group.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
@@ -67,13 +71,15 @@ def main(argv=None):
         print(json.dumps({"model": args.model, **config}, indent=2))
         return
     run_dir = args.checkpoints / (args.run_name or args.model)
-    run_config = training.train(args.model, config, args.data, run_dir, restart=args.restart)
+    run_config = training.train(args.model, config, args.data, run_dir, restart=args.restart,
+                                mixed_precision=args.mixed_precision)
     progress = run_config["progress"]
     accuracy = progress["best_val_accuracy"]
     unit = "nats per token" if models.get(args.model).likelihood else "(the critic's Wasserstein estimate)"
     print(f"best validation loss {progress['best_val_loss']:.4f} {unit}"
           + (f", accuracy {accuracy:.3f}" if accuracy is not None else "")
-          + f" at epoch {progress['best_epoch']} of {progress['epochs_completed']}; saved in {run_dir}/")
+          + f" at epoch {progress['best_epoch']} of {progress['epochs_completed']}"
+          + (f"; saved in {run_dir}/" if (run_dir / training.RUN_CONFIG_FILE).exists() else ""))
 
 
 if __name__ == "__main__":

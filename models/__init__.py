@@ -20,6 +20,7 @@ class ModelSpec:
     decoder: Callable  # (keras.Model) -> models.decoding.Decoder
     description: str
     likelihood: bool = True  # False where val_loss is not a next-token negative log-likelihood (the GAN)
+    mixed_precision: bool = True  # whether the model trains correctly under the mixed_float16 policy
     train: Callable = None  # for models not trained by Keras: (config, vocabulary, splits, run_dir, log) -> history row
     load: Callable = None  # and how such a model is loaded from its run folder
 

@@ -90,7 +90,9 @@ class ResidualBlock(keras.layers.Layer):
         """
         window = ops.concatenate([queue, x[:, None]], axis=1)
         taps = window[:, :: self.dilation]  # inputs at t - (k-1)d, ..., t - d, t: the kernel's taps in order
-        convolved = ops.einsum("bkc,kco->bo", taps, self.dilated.kernel) + self.dilated.bias
+        # Outside __call__ the weights are not cast to the compute dtype (float16 under mixed precision) for us.
+        kernel, bias = (ops.cast(weight, taps.dtype) for weight in (self.dilated.kernel, self.dilated.bias))
+        convolved = ops.einsum("bkc,kco->bo", taps, kernel) + bias
         output, skip = self._outputs(x[:, None], convolved[:, None], False)
         return output[:, 0], skip, window[:, 1:]
 
@@ -120,7 +122,7 @@ def build(vocabulary_size, hp):
     x = keras.layers.Add(name="skip_sum")(skips) if len(skips) > 1 else skips[0]
     x = keras.layers.ReLU(name="skip_relu")(x)
     x = keras.layers.Conv1D(hp["skip_channels"], 1, activation="relu", name="output_conv")(x)
-    logits = keras.layers.Dense(vocabulary_size, name="logits")(x)
+    logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")(x)  # float32 under mixed precision
     return keras.Model(tokens, logits, name="cnn")
 
 

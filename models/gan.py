@@ -375,16 +375,20 @@ class SegmentGAN(keras.Model):
         condition = self._drop_condition(condition)
         # G does not change during the critic updates, so all their fakes come from one (batched) pass.
         fakes = self._fakes(condition, self.n_critic, training=True)
+        # Replicas' gradients are summed, so each differentiates its share of the mean losses (as compiled losses do).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         critic_variables = self.critic.trainable_variables
         for fake in fakes:
             with tf.GradientTape() as tape:
                 distance, penalty, _ = self._critic_terms(condition, continuation, fake)
                 critic_loss = -distance + self.gp_weight * penalty
-            self.critic_optimizer.apply_gradients(zip(tape.gradient(critic_loss, critic_variables), critic_variables))
+                replica_loss = critic_loss / replicas
+            self.critic_optimizer.apply_gradients(zip(tape.gradient(replica_loss, critic_variables), critic_variables))
         generator_variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             generator_loss, logits = self._generator_loss(condition, continuation)
-        self.optimizer.apply_gradients(zip(tape.gradient(generator_loss, generator_variables), generator_variables))
+            replica_loss = generator_loss / replicas
+        self.optimizer.apply_gradients(zip(tape.gradient(replica_loss, generator_variables), generator_variables))
         self._likelihood_metrics(logits, continuation, sample_weight)  # with this step's random z
         return self._report(loss=distance, critic_loss=critic_loss, generator_loss=generator_loss,
                             gradient_penalty=penalty)
@@ -525,4 +529,7 @@ models.register("gan", models.ModelSpec(
     decoder=GANDecoder,
     description="conditional segment-by-segment WGAN-GP (generator + critic over relaxed one-hot segments)",
     likelihood=False,
+    # Not under mixed_float16: its train_step mixes float16 critic scores with float32 terms, and neither the
+    # critic's optimizer nor the gradient penalty's inner gradient would get loss scaling.
+    mixed_precision=False,
 ))

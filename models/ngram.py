@@ -192,5 +192,5 @@ def load(run_dir):
 
 models.register("ngram", models.ModelSpec(
     build=None, defaults=DEFAULTS, decoder=NgramDecoder, description="n-gram with Witten-Bell smoothing",
-    train=train, load=load,
+    train=train, load=load, mixed_precision=False,
 ))

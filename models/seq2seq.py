@@ -71,7 +71,7 @@ class PhraseSeq2Seq(keras.Model):
         self.decoder = keras.layers.LSTM(units, return_sequences=True, return_state=True, name="decoder")
         self.attention = keras.layers.Attention(use_scale=True, name="attention")
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
-        self.logits = keras.layers.Dense(vocabulary_size, name="logits")
+        self.logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")  # float32 in mixed precision
 
     def build(self, input_shape):
         phrase, units = self.phrase_tokens, self.units
@@ -162,7 +162,7 @@ class PhraseSeq2Seq(keras.Model):
             x, targets, weights, logits = self._scored(data, training=True)
             loss = self._compute_loss(x=x, y=targets, y_pred=logits, sample_weight=weights, training=True)
             scaled = self.optimizer.scale_loss(loss)
-        self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        self._loss_tracker.update_state(_undivided(loss), sample_weight=tf.shape(x)[0])
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self.compute_metrics(x, targets, logits, sample_weight=weights)
@@ -170,8 +170,17 @@ class PhraseSeq2Seq(keras.Model):
     def test_step(self, data):
         x, targets, weights, logits = self._scored(data, training=False)
         loss = self._compute_loss(x=x, y=targets, y_pred=logits, sample_weight=weights, training=False)
-        self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        self._loss_tracker.update_state(_undivided(loss), sample_weight=tf.shape(x)[0])
         return self.compute_metrics(x, targets, logits, sample_weight=weights)
+
+
+def _undivided(loss):
+    """A compiled loss as this replica's mean, for the tracker.
+
+    Under tf.distribute Keras divides compiled losses by the number of replicas,
+    whose gradients are summed; the gradients want that, the "loss" metric not.
+    """
+    return loss * tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def build(vocabulary_size, hp):

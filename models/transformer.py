@@ -40,11 +40,17 @@ _MASKED = -1e9  # attention score of a position a query may not see
 
 
 def rotate(x, positions):
-    """Rotary position embedding of x (..., time, head_dim) at `positions` (time,)."""
+    """Rotary position embedding of x (..., time, head_dim) at `positions` (time,), in float32.
+
+    float32 whatever x's dtype: under mixed precision, float16 angles would be
+    off by up to half a radian past position 1024, and the attention scores are
+    computed from the rotated queries and keys in float32 too.
+    """
     half = x.shape[-1] // 2
     frequencies = 1.0 / (10000.0 ** (ops.arange(half, dtype="float32") / half))
     angles = ops.cast(positions, "float32")[:, None] * frequencies[None, :]
     cos, sin = ops.cos(angles), ops.sin(angles)
+    x = ops.cast(x, "float32")
     first, second = x[..., :half], x[..., half:]
     return ops.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1)
 
@@ -87,9 +93,11 @@ class CausalSelfAttention(keras.layers.Layer):
         return q, k, self._heads(self.value(x))
 
     def _attend(self, q, k, v, visible):
+        # q and k come float32 from rotate: the scores and their softmax stay float32 under mixed precision too
+        # (float16 keeps about 3 digits of a score, and _MASKED only as -inf).
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)
         weights = ops.softmax(ops.where(visible, scores, _MASKED), axis=-1)
-        return self.output_projection(self._merge(ops.matmul(weights, v)))
+        return self.output_projection(self._merge(ops.matmul(ops.cast(weights, v.dtype), v)))
 
     def attend_sequence(self, x):
         """Outputs for a whole sequence, plus its keys and values (batch, heads, time, head_dim)."""
@@ -172,7 +180,7 @@ def build(vocabulary_size, hp):
     for i in range(hp["layers"]):
         x = TransformerBlock(width, heads, hp["ff_dim"], hp["dropout"], hp["seq_len"], name=f"block_{i}")(x)
     x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
-    logits = keras.layers.Dense(vocabulary_size, name="logits")(x)
+    logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")(x)  # float32 under mixed precision
     return keras.Model(tokens, logits, name="transformer")
 
 

@@ -74,12 +74,14 @@ class SequenceVAE(keras.Model):
         self.seed = seed
         self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")
         self.encoder = keras.layers.Bidirectional(keras.layers.LSTM(encoder_units), name="encoder")
-        self.to_mu = keras.layers.Dense(latent_dim, name="mu")
-        self.to_log_variance = keras.layers.Dense(latent_dim, kernel_initializer="zeros", name="log_variance")
+        # float32 under mixed precision: z, exp(log_variance) and the KL are computed from them.
+        self.to_mu = keras.layers.Dense(latent_dim, dtype="float32", name="mu")
+        self.to_log_variance = keras.layers.Dense(latent_dim, kernel_initializer="zeros", dtype="float32",
+                                                  name="log_variance")
         self.to_state = keras.layers.Dense(2 * units, activation="tanh", name="initial_state")
         self.decoder = keras.layers.LSTM(units, return_sequences=True, return_state=True, name="decoder")
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
-        self.logits = keras.layers.Dense(vocabulary_size, name="logits")
+        self.logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")  # so is the reconstruction
         self.noise = keras.random.SeedGenerator(seed)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -177,7 +179,9 @@ class SequenceVAE(keras.Model):
             x, y, weights, logits, reconstruction, kl, tokens = self._terms(data, training=True)
             penalty = ops.mean(ops.maximum(kl - self.free_bits, 0.0))
             loss = reconstruction + self.kl_weight() * penalty / tokens
-            scaled = self.optimizer.scale_loss(loss)
+            # Replicas' gradients are summed, so each differentiates its share of the mean (as compiled losses do).
+            replica_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(replica_loss)
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self._track(x, y, weights, logits, loss, reconstruction, kl)

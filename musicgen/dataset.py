@@ -1,12 +1,21 @@
-"""The processed data on disk: one `.npz` per split plus `vocab.json`, read back with checks.
+"""The processed data on disk: each split in shards, an index of them, and `vocab.json`, read back with checks.
 
-Each split file holds the token ids of all its pieces concatenated (each piece
-wrapped in <start> ... <end>), the offset where each piece begins, the piece's
-source and tempo, and the hash of the vocabulary it was encoded with. Nothing is
-pickled: NumPy arrays of numbers and fixed-width strings only.
+    vocab.json                      the vocabulary (written last: its hash vouches for everything else)
+    shards.json                     which shard files make up each split, with their sizes
+    train-<run>-00000.npz, ...      shards of about a million tokens each (see ShardWriter)
+    validation-<run>-00000.npz, test-<run>-00000.npz
+    manifest.csv                    one row per piece: kept or why not, and its split
+
+A shard holds the token ids of whole pieces concatenated (each wrapped in
+<start> ... <end>), where each piece begins, each piece's source and tempo, and
+the hash of the vocabulary it was encoded with. Nothing is pickled: NumPy
+arrays of numbers and fixed-width strings only. Training streams the shards
+one at a time (training.windows), so a corpus need not fit in memory; the other
+tools, which look at pieces, read a split whole with load_processed.
 """
 
 import dataclasses
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +26,10 @@ from musicgen.files import atomic_path, read_user_json, write_json
 
 SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
+INDEX_FILE = "shards.json"
 MANIFEST_FILE = "manifest.csv"
 TRANSPOSED_MARK = "(transposed"  # sources of transposed training copies read "<file> (transposed +3)"
+DEFAULT_SHARD_TOKENS = 1_000_000  # 4 MB of int32 ids; a shard closes once it holds this many
 
 
 @dataclasses.dataclass
@@ -38,6 +49,19 @@ class Split:
             tempos=np.array(tempos, dtype=np.float64),
         )
 
+    @classmethod
+    def join(cls, parts):
+        """One split from its shards, in order."""
+        if not parts:
+            return cls.from_pieces([], [], [])
+        starts = np.cumsum([0] + [len(part.tokens) for part in parts[:-1]])
+        return cls(
+            tokens=np.concatenate([part.tokens for part in parts]),
+            offsets=np.concatenate([[0]] + [part.offsets[1:] + start for part, start in zip(parts, starts)]),
+            sources=np.concatenate([part.sources for part in parts]),
+            tempos=np.concatenate([part.tempos for part in parts]),
+        )
+
     def __len__(self):
         return len(self.sources)
 
@@ -49,15 +73,47 @@ class Split:
         return [i for i, source in enumerate(self.sources) if TRANSPOSED_MARK not in source]
 
 
-def split_path(folder, name):
-    return Path(folder) / f"{name}.npz"
+class ShardWriter:
+    """Collects one split's pieces and writes them as shards of about `shard_tokens` tokens.
+
+    Shard names carry `run_id`, so the shards of an earlier run stay intact (and
+    the index naming them valid) until the new index replaces it.
+    """
+
+    def __init__(self, folder, split, run_id, vocabulary_hash, shard_tokens=DEFAULT_SHARD_TOKENS):
+        self.folder, self.split, self.run_id = Path(folder), split, run_id
+        self.vocabulary_hash, self.shard_tokens = vocabulary_hash, shard_tokens
+        self.entries = []  # the index's rows for the shards written so far
+        self._pieces, self._sources, self._tempos, self._tokens = [], [], [], 0
+
+    def add(self, tokens, source, tempo):
+        self._pieces.append(tokens)
+        self._sources.append(source)
+        self._tempos.append(tempo)
+        self._tokens += len(tokens)
+        if self._tokens >= self.shard_tokens:
+            self._write()
+
+    def close(self):
+        """Write what is left; returns the index entries. An empty split still gets one (empty) shard."""
+        if self._pieces or not self.entries:
+            self._write()
+        return self.entries
+
+    def _write(self):
+        name = f"{self.split}-{self.run_id}-{len(self.entries):05d}.npz"
+        split = Split.from_pieces(self._pieces, self._sources, self._tempos)
+        with atomic_path(self.folder / name) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, tokens=split.tokens, offsets=split.offsets, sources=split.sources,
+                         tempos=split.tempos, vocabulary_hash=np.array(self.vocabulary_hash))
+        self.entries.append({"file": name, "pieces": len(split), "tokens": int(len(split.tokens))})
+        self._pieces, self._sources, self._tempos, self._tokens = [], [], [], 0
 
 
-def write_split(folder, name, split, vocabulary_hash):
-    with atomic_path(split_path(folder, name)) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, tokens=split.tokens, offsets=split.offsets, sources=split.sources,
-                     tempos=split.tempos, vocabulary_hash=np.array(vocabulary_hash))
+def write_index(folder, vocabulary_hash, entries_per_split):
+    write_json(Path(folder) / INDEX_FILE, {"format": "musicgen-shards", "version": 1,
+                                           "vocabulary_hash": vocabulary_hash, "splits": entries_per_split})
 
 
 def write_vocabulary(folder, vocabulary):
@@ -68,27 +124,77 @@ def read_vocabulary(path):
     return Vocabulary.from_json(read_user_json(path, f"{path} does not exist"))
 
 
-def load_processed(folder, splits=SPLITS):
-    """Read vocab.json and the named splits, checking that they belong together."""
+def read_index(folder):
+    """(vocabulary, {split: [shard entry, ...]}) of a preprocess.py output, checked to belong together.
+
+    An entry is {"file", "pieces", "tokens"}; shard_files(folder, entries) locates them.
+    """
     folder = Path(folder)
     if not (folder / VOCABULARY_FILE).exists():
         raise UserError(f"no processed data in {folder}/ (run `python preprocess.py` first, or pass --data)")
     vocabulary = read_vocabulary(folder / VOCABULARY_FILE)
-    loaded = {}
-    for name in splits:
-        path = split_path(folder, name)
-        try:
-            with np.load(path, allow_pickle=False) as arrays:
-                split = Split(arrays["tokens"], arrays["offsets"], arrays["sources"], arrays["tempos"])
-                stored_hash = str(arrays["vocabulary_hash"])
-        except FileNotFoundError:
-            raise UserError(f"{path} is missing (run `python preprocess.py` again)") from None
-        except (OSError, ValueError, KeyError) as error:
-            raise UserError(f"{path} is damaged ({error}); run `python preprocess.py` again") from None
-        if stored_hash != vocabulary.hash():
-            raise UserError(f"{path} was encoded with another vocabulary than {folder / VOCABULARY_FILE} "
-                            "(an interrupted preprocess?); run `python preprocess.py` again")
-        if len(split.tokens) and (split.tokens.min() < 0 or split.tokens.max() >= len(vocabulary)):
-            raise UserError(f"{path} holds token ids outside the vocabulary")
-        loaded[name] = split
-    return vocabulary, loaded
+    path = folder / INDEX_FILE
+    if not path.exists() and (folder / "train.npz").exists():
+        raise UserError(f"{folder}/ was made by an older preprocess.py, without shards; run `python preprocess.py` "
+                        "again (it rereads nothing it has read before)")
+    index = read_user_json(path, f"{path} is missing (run `python preprocess.py` again)")
+    try:
+        stored_hash = index["vocabulary_hash"]
+        splits = {name: [dict(file=str(e["file"]), pieces=int(e["pieces"]), tokens=int(e["tokens"]))
+                         for e in index["splits"].get(name, [])] for name in SPLITS}
+    except (TypeError, KeyError, AttributeError, ValueError):
+        raise UserError(f"{path} is damaged; run `python preprocess.py` again") from None
+    if stored_hash != vocabulary.hash():
+        raise UserError(f"{path} was written with another vocabulary than {folder / VOCABULARY_FILE} "
+                        "(an interrupted preprocess?); run `python preprocess.py` again")
+    return vocabulary, splits
+
+
+class ShardFile(typing.NamedTuple):
+    path: Path
+    tokens: int  # how many tokens it holds, from the index
+
+
+def shard_files(folder, entries):
+    return [ShardFile(Path(folder) / entry["file"], entry["tokens"]) for entry in entries]
+
+
+def read_tokens(path):
+    """The token ids of one shard, unchecked (read_shard checks them)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return arrays["tokens"].astype(np.int32)
+
+
+def read_shard(path, vocabulary, fields=("tokens", "offsets", "sources", "tempos")):
+    """One shard as a Split (fields left out are empty), refused if it does not match `vocabulary`."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            stored_hash = str(arrays["vocabulary_hash"])
+            values = {name: arrays[name] if name in fields else np.zeros(0) for name in
+                      ("tokens", "offsets", "sources", "tempos")}
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing (run `python preprocess.py` again)") from None
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"{path} is damaged ({error}); run `python preprocess.py` again") from None
+    if stored_hash != vocabulary.hash():
+        raise UserError(f"{path} was encoded with another vocabulary than the one beside it "
+                        "(an interrupted preprocess?); run `python preprocess.py` again")
+    tokens = values["tokens"]
+    if len(tokens) and (tokens.min() < 0 or tokens.max() >= len(vocabulary)):
+        raise UserError(f"{path} holds token ids outside the vocabulary")
+    return Split(**values)
+
+
+def load_processed(folder, splits=SPLITS):
+    """(vocabulary, {split: Split}): the named splits read whole, every shard checked against vocab.json."""
+    vocabulary, index = read_index(folder)
+    return vocabulary, {name: Split.join([read_shard(shard.path, vocabulary) for shard in shard_files(folder, index[name])])
+                        for name in splits}
+
+
+def remove_other_shards(folder, index):
+    """Delete shard files the index does not name: those of earlier runs (and pre-shard split files)."""
+    named = {entry["file"] for entries in index.values() for entry in entries}
+    for path in Path(folder).glob("*.npz"):
+        if path.name not in named and path.name.split("-")[0].split(".")[0] in SPLITS:
+            path.unlink(missing_ok=True)

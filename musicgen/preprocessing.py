@@ -6,6 +6,7 @@ import hashlib
 import json
 import signal
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -15,7 +16,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from musicgen import readers
-from musicgen.dataset import MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, Split, load_processed, write_split, write_vocabulary
+from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
+                              remove_other_shards, write_index, write_vocabulary)
 from musicgen.encoding import EncodingSettings, Vocabulary, count_chords, quantize, shorten_silences
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
@@ -43,6 +45,7 @@ class PreprocessConfig:
     limits: "ReadLimits" = None  # per-file size and time limits; None: the defaults
     max_notes: int = 500_000  # larger pieces are skipped, not read into the corpus
     max_silence_quarters: int = 16  # longer silences inside a piece are shortened to this
+    shard_tokens: int = DEFAULT_SHARD_TOKENS  # tokens per shard file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,68 +74,51 @@ def parse_transpose(text):
     return tuple(sorted(set(range(low, high + 1)) | {0}))
 
 
-def run(config, log=print):
-    """Process config.files into config.output; returns the summary dict."""
+def run(config):
+    """Process config.files into config.output; returns the summary dict.
+
+    Two passes over the files, each spread over config.workers processes. The
+    first reads every file (or its cached reading), decides each piece's fate and
+    split, and counts the training chords that make the vocabulary; the second
+    encodes the kept pieces from the cache into shards. Neither holds the corpus
+    in memory: only the manifest's rows, the chord counts and one shard per split.
+    """
     started = time.time()
+    check_fractions(config.val_fraction, config.test_fraction)
     output = Path(config.output)
     cache = output / CACHE_FOLDER
     cache.mkdir(parents=True, exist_ok=True)
-    results = _read_all(config.files, config.selection, cache, config.workers, config.limits or ReadLimits())
-    spq = config.settings.steps_per_quarter
+    context = _Context(config, cache, config.limits or ReadLimits())
 
-    rows, kept = [], []
-    for result in results:
-        row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0, "clipped_notes": 0,
-               "silences_shortened": 0, "duration_quarters": 0.0, "tempo_bpm": None, "time_signature": "", "split": ""}
-        if isinstance(result, readers.ReadFailure):
-            row.update(status=result.status, reason=result.reason)
-        elif len(result.pitches) > config.max_notes:
-            row.update(status="skipped", notes=len(result.pitches),
-                       reason=f"{len(result.pitches):,} notes, more than --max-notes {config.max_notes:,}")
-        else:
-            notes = quantize(result.onsets, result.durations, result.pitches, spq, config.melody_only)
-            notes, shortened = shorten_silences(notes, config.max_silence_quarters * spq)
-            row.update(notes=len(notes), tempo_bpm=round(result.tempo_bpm, 2), time_signature=result.time_signature,
-                       silences_shortened=shortened, duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / spq))
-            if len(notes) < config.min_notes:
-                row.update(status="skipped", reason=f"only {len(notes)} notes (--min-notes is {config.min_notes})")
-            else:
-                row["status"] = "kept"
-                kept.append((len(rows), notes, result.tempo_bpm))
-        rows.append(row)
-    if not kept:
+    rows_per_file, chord_counts = [None] * len(config.files), Counter()
+    for file_index, file_rows, file_chord_counts in _map_files(_survey, list(enumerate(config.files)), context,
+                                                               config.workers, "reading"):
+        rows_per_file[file_index] = file_rows
+        chord_counts.update(file_chord_counts)
+    rows = [row for file_rows in rows_per_file for row in file_rows]
+    if not any(row["status"] == "kept" for row in rows):
         _write_manifest(output, rows)
-        raise UserError(f"none of the {len(results)} pieces could be used; see {output / MANIFEST_FILE} for why")
-
-    assignment = assign_splits(len(kept), config.val_fraction, config.test_fraction, config.split_seed)
-    for (row_index, _, _), split in zip(kept, assignment):
-        rows[row_index]["split"] = split
-
-    chord_counts = Counter()
-    for (_, notes, _), split in zip(kept, assignment):
-        if split == "train":
-            for _, transposed in _transpositions(notes, config.transpositions):
-                chord_counts.update(count_chords(transposed))
+        raise UserError(f"none of the {len(rows)} pieces could be used; see {output / MANIFEST_FILE} for why")
+    if _fill_empty_held_out_splits(rows, config):
+        chord_counts = sum(_map_files(_count_training_chords, _encoding_jobs(config.files, rows_per_file),
+                                      context, config.workers, "recounting"), Counter())
     vocabulary = Vocabulary.build(config.settings, chord_counts, config.max_chords, config.min_chord_count)
 
-    pieces = {name: ([], [], []) for name in SPLITS}
-    for (row_index, notes, tempo), split in zip(kept, assignment):
-        row = rows[row_index]
-        copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
-        for shift, copy in copies:
-            tokens, events, clipped = vocabulary.encode_notes(copy)
-            tokens_list, sources, tempos = pieces[split]
-            tokens_list.append(tokens)
-            sources.append(row["source"] if shift == 0 else f"{row['source']} {TRANSPOSED_MARK} {shift:+d})")
-            tempos.append(tempo)
-            if shift == 0:
-                row.update(events=events, clipped_notes=clipped)
-
-    vocabulary_hash = vocabulary.hash()
-    for name in SPLITS:
-        write_split(output, name, Split.from_pieces(*pieces[name]), vocabulary_hash)
+    context.vocabulary = vocabulary
+    run_id = uuid.uuid4().hex[:8]
+    writers = {name: ShardWriter(output, name, run_id, vocabulary.hash(), config.shard_tokens) for name in SPLITS}
+    for file_index, pieces in _map_files(_encode_file, _encoding_jobs(config.files, rows_per_file), context,
+                                         config.workers, "encoding"):
+        for piece in pieces:
+            writers[piece.split].add(piece.tokens, piece.source, piece.tempo)
+            if piece.shift == 0:
+                rows_per_file[file_index][piece.result_index].update(events=piece.events,
+                                                                     clipped_notes=piece.clipped_notes)
+    index = {name: writer.close() for name, writer in writers.items()}
+    write_index(output, vocabulary.hash(), index)
     _write_manifest(output, rows)
-    write_vocabulary(output, vocabulary)  # last: its hash vouches for the split files written before it
+    write_vocabulary(output, vocabulary)  # last: its hash vouches for the index and shards written before it
+    remove_other_shards(output, index)
 
     statuses = pd.Series([row["status"] for row in rows]).value_counts()
     return {
@@ -141,10 +127,11 @@ def run(config, log=print):
         "kept": int(statuses.get("kept", 0)),
         "skipped": int(statuses.get("skipped", 0)),
         "failed": int(statuses.get("failed", 0)),
-        "pieces_per_split": {name: len(pieces[name][0]) for name in SPLITS},
+        "pieces_per_split": {name: sum(entry["pieces"] for entry in index[name]) for name in SPLITS},
         "events": int(sum(row["events"] for row in rows)),
         "clipped_notes": int(sum(row["clipped_notes"] for row in rows)),
-        "tokens_per_split": {name: int(sum(len(t) for t in pieces[name][0])) for name in SPLITS},
+        "tokens_per_split": {name: sum(entry["tokens"] for entry in index[name]) for name in SPLITS},
+        "shards": sum(len(entries) for entries in index.values()),
         "vocabulary_size": len(vocabulary),
         "chords_in_vocabulary": len(vocabulary.chords),
         "seconds": round(time.time() - started, 1),
@@ -162,20 +149,46 @@ def write_report(output):
     return path
 
 
-def assign_splits(count, val_fraction, test_fraction, seed):
-    """Seeded random split of `count` pieces; each held-out split gets at least one piece when there are 3+."""
+def check_fractions(val_fraction, test_fraction):
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("--val-fraction and --test-fraction must each be in [0, 1) and sum to less than 1")
-    n_test = round(test_fraction * count)
-    n_val = round(val_fraction * count)
-    if count >= 3:
-        n_test = max(n_test, 1 if test_fraction > 0 else 0)
-        n_val = max(n_val, 1 if val_fraction > 0 else 0)
-    order = np.random.default_rng(seed).permutation(count)
-    assignment = np.array(["train"] * count, dtype=object)
-    assignment[order[:n_test]] = "test"
-    assignment[order[n_test:n_test + n_val]] = "validation"
-    return list(assignment)
+
+
+def split_of(source, val_fraction, test_fraction, seed):
+    """The split of the piece read from `source`, drawn from a hash of its file name (and tune) and the seed.
+
+    Not from a shuffle of the whole corpus: a piece keeps its split when files are
+    added or removed, or the collection moves, so a rerun on a grown collection
+    never moves a piece from validation into training. Files of the same name in
+    different folders (often copies of one piece) share a split.
+    """
+    position = _hash_position(source, seed)
+    if position < test_fraction:
+        return "test"
+    return "validation" if position < test_fraction + val_fraction else "train"
+
+
+def _fill_empty_held_out_splits(rows, config):
+    """In a corpus of 3+ pieces, give an empty held-out split (whose fraction is not 0) one training piece.
+
+    A small corpus can draw no piece for validation or test; this moves the
+    training piece whose hash lies nearest the held-out range. Returns whether any moved.
+    """
+    kept = [row for row in rows if row["status"] == "kept"]
+    moved = False
+    for name, fraction in (("test", config.test_fraction), ("validation", config.val_fraction)):
+        training = [row for row in kept if row["split"] == "train"]
+        if fraction > 0 and len(kept) >= 3 and len(training) > 1 and all(row["split"] != name for row in kept):
+            nearest = min(training, key=lambda row: _hash_position(row["source"], config.split_seed))
+            nearest["split"] = name
+            moved = True
+    return moved
+
+
+def _hash_position(source, seed):
+    path, mark, tune = source.partition("#")
+    digest = hashlib.sha1(f"{seed}:{Path(path).name}{mark}{tune}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def _transpositions(notes, shifts):
@@ -195,14 +208,132 @@ def _write_manifest(output, rows):
         pd.DataFrame(rows).to_csv(temporary, index=False)
 
 
-def _read_all(files, selection, cache, workers, limits):
-    jobs = [(path, selection, cache, limits) for path in files]
-    progress = dict(total=len(jobs), unit="file", desc="reading", dynamic_ncols=True)
+@dataclasses.dataclass
+class _Context:
+    """What every file's job needs, handed to each worker process once rather than with every file."""
+
+    config: PreprocessConfig
+    cache: Path
+    limits: ReadLimits
+    vocabulary: Vocabulary = None  # for the encoding pass
+
+
+@dataclasses.dataclass
+class _EncodedPiece:
+    result_index: int  # which of its file's readings (an ABC file holds many tunes)
+    split: str
+    shift: int  # semitones transposed; 0 for the original
+    source: str
+    tempo: float
+    tokens: np.ndarray
+    events: int
+    clipped_notes: int
+
+
+_context = None  # this process's _Context, set by _set_context
+
+
+def _set_context(context):
+    global _context
+    _context = context
+
+
+def _map_files(function, jobs, context, workers, description):
+    """function(job) for each job (file index, path, ...), in `workers` processes (or this one), with a progress bar.
+
+    The largest files go first, in every pass and whatever the worker count (so
+    the output does not depend on it): a large file met last would keep one worker
+    busy while the others wait.
+    """
+    jobs = sorted(jobs, key=lambda job: _file_size(job[1]), reverse=True)
+    progress = dict(total=len(jobs), unit="file", desc=description, dynamic_ncols=True)
     if workers <= 1:
-        return [result for job in tqdm(jobs, **progress) for result in _read_cached(job)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        batches = pool.map(_read_cached, jobs, chunksize=4)
-        return [result for batch in tqdm(batches, **progress) for result in batch]
+        _set_context(context)
+        yield from tqdm(map(function, jobs), **progress)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_set_context, initargs=(context,)) as pool:
+        yield from tqdm(pool.map(function, jobs), **progress)  # one file at a time, so large ones are not bunched
+
+
+def _file_size(path):
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # its job reports the problem
+
+
+def _survey(job):
+    """(file index, manifest rows, training chord counts) of one file: what it holds, what is kept, and where."""
+    file_index, path = job
+    config = _context.config
+    rows, chord_counts = [], Counter()
+    for result in _read_cached(path, _context):
+        row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0, "clipped_notes": 0,
+               "silences_shortened": 0, "duration_quarters": 0.0, "tempo_bpm": None, "time_signature": "", "split": ""}
+        if isinstance(result, readers.ReadFailure):
+            row.update(status=result.status, reason=result.reason)
+        elif len(result.pitches) > config.max_notes:
+            row.update(status="skipped", notes=len(result.pitches),
+                       reason=f"{len(result.pitches):,} notes, more than --max-notes {config.max_notes:,}")
+        else:
+            notes, shortened = _grid_notes(result, config)
+            row.update(notes=len(notes), tempo_bpm=round(result.tempo_bpm, 2), time_signature=result.time_signature,
+                       silences_shortened=shortened,
+                       duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / config.settings.steps_per_quarter))
+            if len(notes) < config.min_notes:
+                row.update(status="skipped", reason=f"only {len(notes)} notes (--min-notes is {config.min_notes})")
+            else:
+                split = split_of(result.source, config.val_fraction, config.test_fraction, config.split_seed)
+                row.update(status="kept", split=split)
+                if split == "train":
+                    for _, transposed in _transpositions(notes, config.transpositions):
+                        chord_counts.update(count_chords(transposed))
+        rows.append(row)
+    return file_index, rows, chord_counts
+
+
+def _grid_notes(result, config):
+    """(notes on the grid, silences shortened) of one reading."""
+    notes = quantize(result.onsets, result.durations, result.pitches, config.settings.steps_per_quarter,
+                     config.melody_only)
+    return shorten_silences(notes, config.max_silence_quarters * config.settings.steps_per_quarter)
+
+
+def _encoding_jobs(files, rows_per_file):
+    """(file index, path, split of each of its readings or '') for every file with a kept piece."""
+    return [(index, path, [row["split"] for row in rows]) for index, (path, rows) in enumerate(zip(files, rows_per_file))
+            if any(row["split"] for row in rows)]
+
+
+def _kept_copies(job):
+    """(reading index, split, shift, source, tempo, notes) of a file's kept pieces; training ones transposed."""
+    _, path, splits = job
+    config = _context.config
+    for result_index, (result, split) in enumerate(zip(_read_cached(path, _context), splits)):
+        if not split:
+            continue
+        notes, _ = _grid_notes(result, config)
+        copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
+        for shift, copy in copies:
+            source = result.source if shift == 0 else f"{result.source} {TRANSPOSED_MARK} {shift:+d})"
+            yield result_index, split, shift, source, result.tempo_bpm, copy
+
+
+def _count_training_chords(job):
+    counts = Counter()
+    for _, split, _, _, _, notes in _kept_copies(job):
+        if split == "train":
+            counts.update(count_chords(notes))
+    return counts
+
+
+def _encode_file(job):
+    """(file index, [_EncodedPiece]) for one file's kept pieces and their transposed copies."""
+    pieces = []
+    for result_index, split, shift, source, tempo, notes in _kept_copies(job):
+        tokens, events, clipped = _context.vocabulary.encode_notes(notes)
+        pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped))
+    return job[0], pieces
 
 
 def _cache_key(path, selection):
@@ -212,9 +343,9 @@ def _cache_key(path, selection):
     return hashlib.sha1(identity.encode()).hexdigest()
 
 
-def _read_cached(job):
+def _read_cached(path, context):
     """Read one file within its limits, or reuse what an earlier run read from the unchanged file."""
-    path, selection, cache, limits = job
+    selection, cache, limits = context.config.selection, context.cache, context.limits
     try:
         cache_file = Path(cache) / f"{_cache_key(path, selection)}.npz"
         size_mb = Path(path).stat().st_size / 2**20

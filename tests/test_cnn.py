@@ -22,7 +22,12 @@ def tiny_config(**changes):
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny cnn after a few optimizer steps (so no weight is at its initial value), and a batch of tokens."""
+    """A tiny cnn after a few optimizer steps (so no weight is at its initial value), and a batch of tokens.
+
+    Seeded, so every run checks the same weights: one unseeded run in CI ended with weights whose output at
+    position t + 1 ignored the token there (30 seeds tried afterwards all passed).
+    """
+    keras.utils.set_random_seed(0)
     model = models.get("cnn").build(VOCABULARY_SIZE, tiny_config())
     training.compile_model(model, 1e-2)
     rng = np.random.default_rng(0)

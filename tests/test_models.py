@@ -1,7 +1,9 @@
 """Every registered model: builds, trains a step, saves and reloads in safe mode, decodes incrementally."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import models
 from models.decoding import WindowDecoder
@@ -90,3 +92,67 @@ def test_every_model_trains_saves_reloads_and_generates_midi(name, processed, tm
     assert len(events) == 7
     write_midi(tmp_path / "out.mid", events_to_notes(events), vocabulary.settings.steps_per_quarter, 120)
     assert len(pretty_midi.PrettyMIDI(str(tmp_path / "out.mid")).instruments[0].notes) >= 7
+
+
+# One model per module that claims mixed_precision (rnn and gru are built by lstm's code).
+MIXED_PRECISION_MODELS = ["lstm", "cnn", "transformer", "vae", "seq2seq"]
+
+
+@pytest.fixture
+def mixed_float16():
+    """The mixed_float16 global policy for one test; the previous policy comes back however the test ends."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_every_model_claiming_mixed_precision_has_its_code_tested_under_it():
+    claimed = {spec.build.__module__ for spec in models.REGISTRY.values() if spec.build and spec.mixed_precision}
+    assert claimed <= {models.get(name).build.__module__ for name in MIXED_PRECISION_MODELS}
+
+
+@pytest.mark.parametrize("name", MIXED_PRECISION_MODELS)
+def test_model_trains_saves_reloads_and_decodes_under_mixed_precision(name, mixed_float16, tmp_path):
+    spec = models.get(name)
+    hp = {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY_SETTINGS[name]}
+    keras.utils.set_random_seed(0)
+    model = spec.build(VOCABULARY_SIZE, hp)
+    training.compile_model(model, 1e-2)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer), "compile wraps it under mixed_float16"
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCABULARY_SIZE, (4, hp["seq_len"])).astype("int32")
+    y = rng.integers(1, VOCABULARY_SIZE, (4, hp["seq_len"])).astype("int32")
+    for _ in range(3):
+        loss = model.train_on_batch(x, y, sample_weight=np.ones(y.shape, "float32"), return_dict=True)["loss"]
+        assert np.isfinite(loss)
+    assert model.get_layer("embedding").compute_dtype == "float16"
+    logits = model.predict(x, verbose=0)
+    assert logits.dtype == np.float32
+
+    training.save_model(model, tmp_path / "m.keras")
+    reloaded = training.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(logits, reloaded.predict(x, verbose=0), rtol=1e-3, atol=1e-3)
+
+    decoder = models.make_decoder(name, reloaded, random_seed=0)
+    next_logits, state = decoder.start(x[:, :4])
+    for t in range(4, 7):
+        next_logits, state = decoder.step(x[:, t], state)
+        assert np.isfinite(next_logits).all()
+
+
+def test_mixed_precision_skips_a_step_whose_embedding_gradient_overflows(mixed_float16):
+    """Keras' own loss scaling misses this overflow (see training.SparseSafeLossScaleOptimizer)."""
+    spec = models.get("lstm")
+    model = spec.build(VOCABULARY_SIZE, {**spec.defaults, **TINY_SETTINGS["lstm"]})
+    training.compile_model(model, 1e-2)
+    model.optimizer.build(model.trainable_variables)
+    embedding = model.get_layer("embedding").embeddings
+    # Token 3 twice in the batch: one of its two gradient rows overflowed float16.
+    rows = np.ones((2, embedding.shape[1]), "float32")
+    rows[0, 0] = np.inf
+    overflowed = tf.IndexedSlices(tf.constant(rows), tf.constant([3, 3]), tf.constant(embedding.shape))
+    gradients = [overflowed if variable is embedding else tf.zeros_like(variable)
+                 for variable in model.trainable_variables]
+    model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    assert np.isfinite(keras.ops.convert_to_numpy(embedding)).all(), "a step with a non-finite gradient is skipped"

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import keras
 import mido
 import music21
 import numpy as np
@@ -103,6 +104,28 @@ def test_resuming_with_other_settings_or_data_is_refused(trained_run, processed,
     (run / "run_config.json").write_text(json.dumps(run_config))
     with pytest.raises(UserError, match="another vocabulary"):
         training.train("lstm", training.resolve_config("lstm", overrides={**TINY_LSTM, "epochs": 2}), processed, run)
+
+
+def test_mixed_precision_trains_in_float16_and_leaves_the_policy_as_it_was(processed, tmp_path):
+    messages = []
+    config = training.resolve_config("lstm", overrides=TINY_LSTM)
+    run_config = training.train("lstm", config, processed, tmp_path / "run", mixed_precision=True,
+                                log=messages.append, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert np.isfinite(run_config["progress"]["best_val_loss"])
+    model = training.load_model(tmp_path / "run" / "best.keras", compile=False)
+    recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
+    assert recurrent and all(layer.compute_dtype == "float16" for layer in recurrent)
+    assert model.output.dtype == "float32", "the logits (and the loss) stay in float32"
+    assert any("mixed precision helps on GPUs" in message for message in messages)
+    with pytest.raises(UserError, match="trained with --mixed-precision"):
+        training.train("lstm", {**config, "epochs": 2}, processed, tmp_path / "run", log=messages.append)
+
+
+def test_mixed_precision_is_refused_for_models_that_train_in_float32_only(processed, tmp_path):
+    with pytest.raises(UserError, match="--mixed-precision is not available for --model gan"):
+        train.main(["--model", "gan", "--data", str(processed), "--checkpoints", str(tmp_path), "--mixed-precision"])
+    assert not (tmp_path / "gan").exists()
 
 
 def test_generate_refuses_a_vocabulary_that_does_not_match_the_weights(trained_run, tmp_path):

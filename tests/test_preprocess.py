@@ -1,11 +1,15 @@
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import shared, write_tune
 
 import preprocess
-from musicgen.dataset import load_processed
+from musicgen import readers
+from musicgen.dataset import load_processed, read_index
 from musicgen.errors import UserError
+from musicgen.preprocessing import split_of
 from musicgen.readers import ReadFailure, RawPiece, TrackSelection, read_abc_file, read_midi, split_abc_tunes
 
 GOOD_TUNE = """X:{n}
@@ -73,9 +77,25 @@ def test_splits_share_no_piece(processed):
 def test_transposition_augments_the_training_split_only(tune_folder, tmp_path):
     preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path), "--transpose", "-2..1"])
     _, splits = load_processed(tmp_path)
-    assert len(splits["train"]) == 4 * 10  # 10 training pieces, each at -2, -1, 0, +1
-    assert len(splits["validation"]) == 1 and len(splits["test"]) == 1
+    pieces = pd.read_csv(tmp_path / "manifest.csv").split.value_counts()
+    assert len(splits["train"]) == 4 * pieces["train"]  # each training piece at -2, -1, 0, +1
+    assert len(splits["validation"]) == pieces["validation"] and len(splits["test"]) == pieces["test"]
     assert not any("transposed" in source for source in splits["validation"].sources)
+
+
+def test_every_held_out_split_gets_a_piece_from_a_small_corpus(processed):
+    pieces = pd.read_csv(processed / "manifest.csv").split.value_counts()
+    assert pieces["validation"] >= 1 and pieces["test"] >= 1 and pieces["train"] >= 8
+
+
+def test_the_split_follows_the_file_name_in_the_asked_proportions():
+    names = [f"/music/collection/piece {i}.mid" for i in range(20_000)]
+    splits = pd.Series([split_of(name, 0.1, 0.2, seed=0) for name in names]).value_counts(normalize=True)
+    assert splits["validation"] == pytest.approx(0.1, abs=0.01) and splits["test"] == pytest.approx(0.2, abs=0.01)
+    assert [split_of(name.replace("/music/collection", "/elsewhere"), 0.1, 0.2, seed=0) for name in names[:200]] == \
+        [split_of(name, 0.1, 0.2, seed=0) for name in names[:200]], "moving the collection keeps every split"
+    assert [split_of(name, 0.1, 0.2, seed=1) for name in names[:200]] != [split_of(name, 0.1, 0.2, seed=0)
+                                                                         for name in names[:200]]
 
 
 def test_no_usable_file_is_a_clear_error(tmp_path):
@@ -84,12 +104,66 @@ def test_no_usable_file_is_a_clear_error(tmp_path):
         preprocess.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
 
 
-def test_rerun_reuses_what_was_read(tune_folder, tmp_path, monkeypatch):
+def test_rerun_reuses_what_was_read_and_leaves_one_set_of_shards(tune_folder, tmp_path, monkeypatch):
     preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path)])
-    first = (tmp_path / "train.npz").read_bytes()
+    _, first = load_processed(tmp_path)
     monkeypatch.setattr("musicgen.readers.read_file", lambda *args: pytest.fail("an unchanged file was read again"))
     preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path)])
-    assert (tmp_path / "train.npz").read_bytes() == first
+    _, second = load_processed(tmp_path)
+    for name in first:
+        np.testing.assert_array_equal(second[name].tokens, first[name].tokens)
+    assert sorted(path.name.split("-")[0] for path in tmp_path.glob("*.npz")) == ["test", "train", "validation"]
+
+
+def test_rerun_with_more_files_reads_only_those_and_keeps_every_split(tmp_path, monkeypatch):
+    folder = tmp_path / "tunes"
+    for i in range(30):
+        write_tune(folder / f"tune {i:02d}.mid", seed=i, bars=2)
+    for i in range(30, 40):
+        write_tune(tmp_path / "later" / f"tune {i:02d}.mid", seed=i, bars=2)
+    preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out")])
+    before = pd.read_csv(tmp_path / "out" / "manifest.csv").set_index("source").split
+
+    for path in (tmp_path / "later").iterdir():
+        path.rename(folder / path.name)
+    read = []
+    original_read_file = readers.read_file
+    monkeypatch.setattr("musicgen.readers.read_file", lambda path, *rest: read.append(path.name) or
+                        original_read_file(path, *rest))
+    preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out")])
+    after = pd.read_csv(tmp_path / "out" / "manifest.csv").set_index("source").split
+    assert sorted(read) == [f"tune {i:02d}.mid" for i in range(30, 40)]
+    assert len(after) == 40 and (after[before.index] == before).all()
+
+
+def test_small_shards_hold_the_same_pieces_as_one(tune_folder, tmp_path):
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "one"), "--transpose", "-3..3"])
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "small"), "--transpose", "-3..3",
+                     "--shard-tokens", "1000"])
+    assert len(list((tmp_path / "small").glob("train-*.npz"))) > 3
+    vocabulary, one = load_processed(tmp_path / "one")
+    _, small = load_processed(tmp_path / "small")
+    for name in one:
+        np.testing.assert_array_equal(small[name].tokens, one[name].tokens)
+        np.testing.assert_array_equal(small[name].offsets, one[name].offsets)
+        assert list(small[name].sources) == list(one[name].sources)
+    _, index = read_index(tmp_path / "small")
+    assert sum(entry["tokens"] for entry in index["train"]) == len(one["train"].tokens)
+
+
+def test_shards_of_another_vocabulary_are_refused(tune_folder, tmp_path):
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "a")])
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "b"), "--max-shift", "4"])
+    (tmp_path / "b" / "vocab.json").replace(tmp_path / "a" / "vocab.json")  # as if preprocess stopped halfway
+    with pytest.raises(UserError, match="another vocabulary"):
+        load_processed(tmp_path / "a")
+
+
+def test_output_of_the_unsharded_preprocess_asks_for_a_rerun(processed, tmp_path):
+    shutil.copy(processed / "vocab.json", tmp_path / "vocab.json")
+    (tmp_path / "train.npz").write_bytes(b"")
+    with pytest.raises(UserError, match="older preprocess.py, without shards"):
+        load_processed(tmp_path)
 
 
 def test_workers_give_the_same_result_as_one_process(tune_folder, tmp_path):
@@ -97,7 +171,10 @@ def test_workers_give_the_same_result_as_one_process(tune_folder, tmp_path):
     preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "two"), "--workers", "2"])
     _, one = load_processed(tmp_path / "one")
     _, two = load_processed(tmp_path / "two")
-    np.testing.assert_array_equal(one["train"].tokens, two["train"].tokens)
+    for name in one:
+        np.testing.assert_array_equal(one[name].tokens, two[name].tokens)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one" / "manifest.csv"),
+                                  pd.read_csv(tmp_path / "two" / "manifest.csv"))
 
 
 @pytest.mark.parametrize("argument, message", [
