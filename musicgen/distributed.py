@@ -124,8 +124,8 @@ def _distribute(strategy, dataset):
     This is the per-worker input sharding: every worker runs the whole input
     pipeline, which cuts the same windows in the same order from the same seed,
     and keeps only its replicas' parts of each global batch. (tf.data's default,
-    AUTO, would try to give each worker its own files, but windows() reads one
-    array held in memory.)
+    AUTO, would try to give each worker its own files, but windows() reads its
+    shard files inside a numpy_function, where tf.data cannot see them.)
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

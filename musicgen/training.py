@@ -108,7 +108,7 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
             random = np.random.default_rng(random_seed & (2**63 - 1))
             starts = random.integers(0, last_start + 1, window_count(len(tokens)))
         else:
-            starts = np.arange(0, last_start + 1, seq_len)
+            starts = np.arange(window_count(len(tokens))) * seq_len
         return tokens[starts[:, None] + np.arange(seq_len + 1)]
 
     def shard_windows(index, random_seed):
@@ -317,8 +317,10 @@ def train(model_name, config, data_dir, run_dir, restart=False, mixed_precision=
 def _train(spec, model_name, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose):
     mixed_precision = keras.mixed_precision.global_policy().name == "mixed_float16"
     train_shards, validation_shards = (shard_files(data_dir, index[name]) for name in ("train", "validation"))
-    tempos = np.concatenate([read_shard(shard.path, vocabulary, fields=("tempos",)).tempos
-                             for shard in train_shards + validation_shards])  # also checks each shard's vocabulary
+    # Read before training starts so that a shard of another vocabulary is refused with a message, not midway.
+    tempos = [read_shard(shard.path, vocabulary, fields=("tempos",)).tempos for shard in train_shards]
+    for shard in validation_shards:
+        read_shard(shard.path, vocabulary, fields=())
     local_run = (run_dir / RUN_CONFIG_FILE).exists() and (run_dir / "last.keras").exists()
     resuming = distributed.any_worker(strategy, local_run)
     if resuming and not local_run:
@@ -338,7 +340,7 @@ def _train(spec, model_name, config, vocabulary, index, data_dir, run_dir, strat
             log(f"resuming {run_dir} after epoch {progress['epochs_completed']}")
         else:
             keras.utils.set_random_seed(config["seed"])
-            run_config = new_run_config(model_name, config, vocabulary, data_dir, _median_tempo(tempos))
+            run_config = new_run_config(model_name, config, vocabulary, data_dir, _median_tempo(np.concatenate(tempos)))
             run_config["mixed_precision"] = mixed_precision
             model = spec.build(len(vocabulary), config)
             compile_model(model, config["learning_rate"])
