@@ -11,13 +11,10 @@ and histogram plots to --output.
 """
 
 import argparse
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from musicgen import sampling  # noqa: E402
-from musicgen.errors import UserError, run_cli  # noqa: E402
+from musicgen import sampling
+from musicgen.errors import UserError, run_cli
 
 SUMMARY_COLUMNS = [("nll_bits", "bits/token", ".3f"), ("perplexity", "perplexity", ".2f"), ("accuracy", "accuracy", ".3f"),
                    ("pitch_bits", "pitch bits", ".3f"), ("mean_overlap", "stats overlap", ".3f"),
@@ -39,87 +36,46 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def find_runs(args):
-    from musicgen import training
-
-    if args.checkpoint:
-        return args.checkpoint
-    runs = sorted(path.parent for path in args.checkpoints.glob(f"*/{training.RUN_CONFIG_FILE}"))
-    if not runs:
-        raise UserError(f"no runs in {args.checkpoints}/ (train one with train.py, or pass --checkpoint)")
-    return runs
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.pieces < 1 or args.length < 1:
         raise UserError("--pieces and --length must be at least 1")
-    import numpy as np
+    strategy = sampling.from_arguments(args)
+    from musicgen.runs import read_run_config, run_folders
+
+    folders = args.checkpoint or run_folders(args.checkpoints)
+    if not folders:
+        raise UserError(f"no runs in {args.checkpoints}/ (train one with train.py, or pass --checkpoint)")
+    for folder in folders:
+        read_run_config(folder)  # a wrong folder is refused before TensorFlow takes seconds to load
     import pandas as pd
 
-    import models
-    from models.ngram import NgramDecoder, fit_best_order
-    from musicgen import evaluation, reports, training
+    from musicgen.backend import import_tensorflow
+
+    import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
+    from models import registry
+    from musicgen import evaluation, reports
     from musicgen.dataset import load_processed
-
-    sampler = sampling.from_arguments(args)
-    runs = [(run.name, *training.load_run(run)) for run in find_runs(args)]
-    data = args.data or Path(runs[0][1]["data"])
+    runs = [registry.load_run(folder) for folder in folders]
+    data = args.data or Path(runs[0].config["data"])
     vocabulary, splits = load_processed(data)
-    for name, run_config, run_vocabulary, _ in runs:
-        if run_vocabulary.hash() != vocabulary.hash():
-            raise UserError(f"run {name} was trained with another vocabulary than {data}; evaluate runs of one data set")
-    held_out = splits[args.split]
-    if len(held_out) == 0:
+    for run in runs:
+        if run.vocabulary.hash() != vocabulary.hash():
+            raise UserError(f"run {run.name} was trained with another vocabulary than {data}; "
+                            "evaluate runs of one data set")
+    if len(splits[args.split]) == 0:
         raise UserError(f"the {args.split} split of {data} is empty")
-    pieces = [held_out.piece(i) for i in range(len(held_out))]
-    target_kinds = np.concatenate([vocabulary.kinds[piece[1:]] for piece in pieces])
-
-    candidates = [(name, models.get(run_config["model"]), models.make_decoder(run_config["model"], model, args.random_seed))
-                  for name, run_config, _, model in runs]
-    if not args.no_baseline and not any(run_config["model"] == "ngram" for _, run_config, _, _ in runs):
-        baseline, _ = fit_best_order(splits["train"].tokens, splits["validation"].tokens, len(vocabulary), 6)
-        candidates.insert(0, (f"ngram baseline (order {baseline.order})", models.get("ngram"), NgramDecoder(baseline)))
-
-    rng = np.random.default_rng(args.random_seed or 0)
-    prompts, indices = evaluation.seed_prompts(held_out, vocabulary, args.pieces)
-    reference = evaluation.real_continuations(held_out, vocabulary, indices, args.length)
-    training_excerpts, copy_finder = evaluation.training_reference(splits["train"], vocabulary, args.pieces,
-                                                                   args.length, rng)
-    settings = vocabulary.settings
-    rows, histograms = [], {}
-    for name, spec, decoder in candidates:
-        print(f"evaluating {name} ...", flush=True)
-        row = {"model": name}
-        if spec.likelihood:
-            row.update(evaluation.likelihood_summary(*evaluation.score_pieces(decoder, pieces, vocabulary.pad_id),
-                                                     target_kinds))
-        generated = evaluation.generate_pieces(decoder, vocabulary, prompts, args.length, sampler, args.beam_width)
-        music, (histograms[name], histograms["held-out music"], _) = evaluation.music_report(
-            generated, reference, training_excerpts, settings.steps_per_quarter, settings.max_duration_steps)
-        row.update(music)
-        row.update(evaluation.repetition_report(generated))
-        row.update(evaluation.copying_report(generated, copy_finder))
-        rows.append(row)
-    for name, group in (("real: training music", training_excerpts), ("real: held-out music", reference)):
-        row = {"model": name}
-        if name == "real: training music":
-            music, _ = evaluation.music_report(group, reference, training_excerpts, settings.steps_per_quarter,
-                                               settings.max_duration_steps)
-            row.update(music)
-        row.update(evaluation.repetition_report(group))
-        if name == "real: held-out music":  # training music trivially 'copies' itself
-            row.update(evaluation.copying_report(group, copy_finder))
-        rows.append(row)
-
+    candidates = [(run.name, run.spec, run.spec.decoder(run.model, seed=args.random_seed)) for run in runs]
+    if not args.no_baseline and not any(run.spec.counted for run in runs):
+        name, spec, model = registry.fit_baseline(splits, vocabulary)
+        candidates.insert(0, (name, spec, spec.decoder(model)))
+    rows, histograms, description = evaluation.evaluate(candidates, splits, vocabulary, strategy, args.split,
+                                                        args.pieces, args.length, args.random_seed)
     table = pd.DataFrame(rows)
-    output = args.output
-    reports.write_evaluation(output, table, histograms, settings, description={
-        "data": str(data), "split": args.split, "held-out pieces scored": len(pieces), "pieces generated": len(prompts),
-        "events each": args.length, "seed": f"the first {evaluation.SEED_EVENTS} events of held-out pieces",
-        "decoding": args.strategy})
+    reports.write_evaluation(args.output, table, histograms, vocabulary.settings,
+                             description={"data": str(data), **description, "decoding": args.strategy})
     print(reports.summary_table(table, SUMMARY_COLUMNS))
-    print(f"wrote {output / 'evaluation.csv'}, {output / 'report.md'} and plots in {output}/")
+    print(f"wrote {args.output / 'evaluation.csv'}, {args.output / 'report.md'} and plots in {args.output}/")
 
 
 if __name__ == "__main__":

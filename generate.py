@@ -16,10 +16,8 @@ import datetime
 import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from musicgen import sampling  # noqa: E402
-from musicgen.errors import UserError, run_cli  # noqa: E402
+from musicgen import sampling
+from musicgen.errors import UserError, run_cli
 
 
 def parse_args(argv=None):
@@ -52,27 +50,27 @@ def parse_args(argv=None):
 
 
 def check_args(args):
+    """What can be checked before TensorFlow is imported; every setting is checked once, where it is used."""
+    from musicgen.audio import find_soundfont
+    from musicgen.midi import check_bpm
+
     if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior))) > 1:
         raise UserError("give one of --seed, --seed-midi, --interpolate and --prior")
-    if args.interpolate and args.steps < 2:
-        raise UserError(f"--steps must be at least 2, got {args.steps}")
     if (args.interpolate or args.prior) and args.strategy == "beam":
         raise UserError("--interpolate and --prior sample; use a strategy other than beam")
     if args.length < 1:
         raise UserError(f"--length must be at least 1 event, got {args.length}")
     if args.num_outputs < 1:
         raise UserError(f"--num-outputs must be at least 1, got {args.num_outputs}")
-    if args.strategy == "beam" and not 1 <= args.num_outputs <= args.beam_width:
-        raise UserError(f"beam search gives at most --beam-width ({args.beam_width}) outputs; "
-                        f"got --num-outputs {args.num_outputs}")
     if args.seed_events < 1:
         raise UserError(f"--seed-events must be at least 1, got {args.seed_events}")
     if not 0 <= args.program <= 127:
         raise UserError(f"--program must be a General MIDI program 0..127, got {args.program}")
-    if args.bpm is not None and not 10 <= args.bpm <= 400:
-        raise UserError(f"--bpm must be within 10..400, got {args.bpm}")
-    if args.soundfont is not None and not args.soundfont.is_file():
-        raise UserError(f"--soundfont {args.soundfont} does not exist")
+    if args.bpm is not None:
+        check_bpm(args.bpm, "--bpm")
+    if args.wav:
+        args.soundfont = find_soundfont(args.soundfont)
+    return sampling.from_arguments(args)
 
 
 def output_paths(output, run_name, count):
@@ -92,101 +90,46 @@ def output_paths(output, run_name, count):
     return paths
 
 
-def seed_tokens(args, run_config, vocabulary, rng):
-    """(token ids, description) of the seed."""
-    from musicgen import readers
-    from musicgen.encoding import quantize
-    from musicgen.seed import parse_seed
-
-    if args.seed:
-        return parse_seed(args.seed, vocabulary), f"seed {args.seed!r}"
-    if args.seed_midi:
-        if not args.seed_midi.is_file():
-            raise UserError(f"--seed-midi {args.seed_midi} does not exist")
-        piece = next((p for p in readers.read_file(args.seed_midi, readers.TrackSelection())
-                      if isinstance(p, readers.RawPiece)), None)
-        if piece is None:
-            raise UserError(f"--seed-midi {args.seed_midi} has no usable notes")
-        notes = quantize(piece.onsets, piece.durations, piece.pitches, vocabulary.settings.steps_per_quarter)
-        tokens = vocabulary.encode_notes(notes)[0]
-        cut = vocabulary.event_boundaries(tokens)
-        return tokens[: cut[min(args.seed_events, len(cut) - 1)]], f"the first {args.seed_events} events of {args.seed_midi}"
-    from musicgen.dataset import load_processed
-
-    data = Path(run_config.get("data", ""))
-    try:
-        data_vocabulary, splits = load_processed(data, ("validation",))
-    except UserError:
-        raise UserError(f"no seed given, and the training data ({data}) is not here to take one from; "
-                        "pass --seed or --seed-midi") from None
-    validation = splits["validation"]
-    if data_vocabulary.hash() != vocabulary.hash() or len(validation) == 0:
-        raise UserError(f"no seed given, and {data} no longer matches this run; pass --seed or --seed-midi")
-    index = int(rng.integers(len(validation)))
-    piece = validation.piece(index)
-    boundaries = vocabulary.event_boundaries(piece)  # boundaries[j]: where event j begins
-    first = int(rng.integers(max(1, len(boundaries) - args.seed_events)))
-    last = min(first + args.seed_events, len(boundaries) - 1)
-    start = 0 if first == 0 else boundaries[first]
-    return piece[start: boundaries[last]], f"events {first}-{last - 1} of {validation.sources[index]} (validation split)"
-
-
-def latent_plan(args, model, vocabulary):
-    """(decoder, seed tokens, description) for sampling a vae's prior or walking between two seeds."""
-    import numpy as np
-
-    from models import vae
-    from musicgen.seed import parse_seed
-
-    seed = np.array([vocabulary.start_id], dtype=np.int32)
-    if args.prior:
-        return vae.VAEDecoder(model, mode="prior", seed=args.random_seed), seed, "latent drawn from the prior"
-    first, second = (parse_seed(text, vocabulary) for text in args.interpolate)
-    latents = vae.interpolate(model, first, second, args.steps)
-    return (vae.VAEDecoder(model, z=latents), seed,
-            f"{args.steps} steps from the encoding of {args.interpolate[0]!r} to that of {args.interpolate[1]!r}")
-
-
 def main(argv=None):
     args = parse_args(argv)
-    check_args(args)
+    strategy = check_args(args)
     import numpy as np
 
-    import models
-    from musicgen import training
-    from musicgen.encoding import events_to_notes
-    from musicgen.generation import beam_search, generate
-    from musicgen.midi import write_midi
+    from musicgen.runs import newest_run, read_run_config
 
-    sampler = sampling.from_arguments(args)
-    run_dir = args.checkpoint or training.newest_run()
+    run_dir = args.checkpoint or newest_run()
+    read_run_config(run_dir)  # a wrong folder is refused before TensorFlow takes seconds to load
     paths = output_paths(args.output, run_dir.name, args.steps if args.interpolate else args.num_outputs)
-    run_config, vocabulary, model = training.load_run(run_dir)
-    if (args.interpolate or args.prior) and run_config["model"] != "vae":
-        raise UserError(f"--interpolate and --prior need a vae run; {run_dir} is a {run_config['model']} run")
+    from musicgen.backend import import_tensorflow
+
+    import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
+    from models import registry
+    from musicgen.encoding import events_to_notes
+    from musicgen.generation import latent_plan
+    from musicgen.midi import write_midi
+    from musicgen.seed import seed_tokens
+
+    run = registry.load_run(run_dir)
     if args.interpolate or args.prior:
-        decoder, seed, description = latent_plan(args, model, vocabulary)
+        decoder, seed, description = latent_plan(run, args.prior, args.interpolate, args.steps, args.random_seed)
     else:
-        seed, description = seed_tokens(args, run_config, vocabulary, np.random.default_rng(args.random_seed))
-        decoder = models.make_decoder(run_config["model"], model, args.random_seed)
-    if sampler is None:
-        generated = beam_search(decoder, vocabulary, seed, args.length, args.beam_width, args.temperature)[0]
-        generated = generated[: args.num_outputs]
-    else:
-        generated = generate(decoder, vocabulary, np.tile(seed, (len(paths), 1)), args.length, sampler)
-    bpm = args.bpm or run_config["default_bpm"]
-    spq = vocabulary.settings.steps_per_quarter
-    seed_events = vocabulary.decode(seed)
-    print(f"{run_config['model']} from {run_dir}; {description}; {args.strategy} decoding")
+        seed, description = seed_tokens(run, args.seed, args.seed_midi, args.seed_events,
+                                        np.random.default_rng(args.random_seed))
+        decoder = run.spec.decoder(run.model, seed=args.random_seed)
+    generated = strategy.generate(decoder, run.vocabulary, np.tile(seed, (len(paths), 1)), args.length)
+    bpm = args.bpm or run.config["default_bpm"]
+    spq = run.vocabulary.settings.steps_per_quarter
+    seed_events = run.vocabulary.decode(seed)
+    print(f"{run.spec.name} from {run_dir}; {description}; {args.strategy} decoding")
     for path, continuation in zip(paths, generated):
-        events = vocabulary.decode(np.concatenate([seed, continuation]))
+        events = run.vocabulary.decode(np.concatenate([seed, continuation]))
         notes = events_to_notes(events)
         write_midi(path, notes, spq, bpm, args.program)
         pitches = len(set(notes[:, 2].tolist()))
         print(f"wrote {path}: {len(events)} events ({len(seed_events)} from the seed), "
               f"{len(notes)} notes, {pitches} distinct pitches, {bpm:g} bpm")
         write_companions(args, path, notes, spq, bpm, seed_steps=sum(event.shift for event in seed_events),
-                         title=f"{path.name}: {run_config['model']}, {args.strategy} decoding")
+                         title=f"{path.name}: {run.spec.name}, {args.strategy} decoding")
 
 
 def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title):

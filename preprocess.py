@@ -7,6 +7,7 @@
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from musicgen import readers
 from musicgen.dataset import DEFAULT_SHARD_TOKENS
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError, run_cli
-from musicgen.preprocessing import PreprocessConfig, ReadLimits, parse_transpose, run, write_report
+from musicgen.preprocessing import PreprocessConfig, ReadLimits, run, write_report
+from musicgen.recipe import Recipe
 
 DEFAULT_INPUT = Path("data")
 DEFAULT_CORPUS = "bach"
@@ -59,13 +61,22 @@ def parse_args(argv=None):
     limits.add_argument("--max-notes", type=int, default=500_000, help="pieces with more notes are skipped (default: 500000)")
     limits.add_argument("--max-silence", type=int, default=16, metavar="QUARTERS",
                         help="longer silences inside a piece are shortened to this (default: 16)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="processes reading and encoding files in parallel (default: 1)")
+    parser.add_argument("--workers", type=int, default=available_cores(),
+                        help=f"processes reading and encoding files in parallel (default: the {available_cores()} "
+                             "cores this process may use)")
     parser.add_argument("--shard-tokens", type=int, default=DEFAULT_SHARD_TOKENS, metavar="N",
                         help=f"tokens per shard file of the output (default: {DEFAULT_SHARD_TOKENS:,})")
     parser.add_argument("--report", action="store_true",
                         help="also draw a one-page overview of the corpus, <output>/report.png")
     return parser.parse_args(_attach_negative_ranges(sys.argv[1:] if argv is None else argv))
+
+
+def available_cores():
+    """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity
+        return os.cpu_count() or 1
 
 
 def _attach_negative_ranges(argv):
@@ -90,6 +101,20 @@ def parse_programs(text):
     if not programs or min(programs) < 0 or max(programs) > 127:
         raise UserError(f"--programs must name General MIDI programs 0..127, got {text!r}")
     return frozenset(programs)
+
+
+def parse_transpose(text):
+    """'-5..6' -> (-5, ..., 6); '3' -> (0, 3); the original (0) is always included."""
+    try:
+        if ".." in text:
+            low, high = (int(part) for part in text.split(".."))
+        else:
+            low = high = int(text)
+    except ValueError:
+        raise UserError(f"--transpose takes LOW..HIGH semitones like -5..6, got {text!r}") from None
+    if not -12 <= low <= high <= 12:
+        raise UserError(f"--transpose must lie within -12..12 with LOW <= HIGH, got {text!r}")
+    return tuple(sorted(set(range(low, high + 1)) | {0}))
 
 
 def collect_files(args):
@@ -128,14 +153,14 @@ def main(argv=None):
     if not (args.timeout > 0 and args.max_file_mb > 0 and args.max_notes > 0 and args.max_silence > 0):
         raise UserError("--timeout, --max-file-mb, --max-notes and --max-silence must be positive")
     settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
-    selection = readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None)
+    recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None),
+                    args.melody_only, args.max_silence)
     config = PreprocessConfig(
-        files=collect_files(args), output=args.output, settings=settings, selection=selection,
-        melody_only=args.melody_only, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+        files=collect_files(args), output=args.output, settings=settings, recipe=recipe,
+        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         split_seed=args.split_seed, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
-        limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes,
-        max_silence_quarters=args.max_silence, shard_tokens=args.shard_tokens,
+        limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes, shard_tokens=args.shard_tokens,
     )
     summary = run(config)
     print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "

@@ -13,12 +13,10 @@ machines at once (see the README, "GPUs and machines").
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from musicgen.errors import UserError, run_cli  # noqa: E402
+import models
+from musicgen.errors import UserError, run_cli
 
 # Flags that set one hyperparameter each; the rest go through --set KEY=VALUE or --config.
 HYPERPARAMETER_FLAGS = {
@@ -31,15 +29,14 @@ HYPERPARAMETER_FLAGS = {
     "dropout": (float, "dropout rate"),
     "embedding_dim": (int, "token embedding size (the transformer's model width)"),
     "patience": (int, "epochs without validation improvement before stopping (default 5)"),
-    "seed": (int, "random seed for weights and window order (default 0)"),
+    "random_seed": (int, "random seed for weights, window order and dropout (default 0)"),
 }
 
 
 def parse_args(argv=None):
-    import models
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="lstm", help=f"one of: {', '.join(models.REGISTRY)} (default: lstm)")
+    parser.add_argument("--model", default=models.DEFAULT, type=models.check_name,
+                        help=f"one of: {', '.join(models.NAMES)} (default: {models.DEFAULT})")
     parser.add_argument("--data", type=Path, default=Path("data/processed"), help="preprocess.py output (default: data/processed)")
     parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="where run folders go (default: checkpoints)")
     parser.add_argument("--run-name", help="run folder name under --checkpoints (default: the model name)")
@@ -57,29 +54,36 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import models
-    from musicgen import training
+    from musicgen.backend import import_tensorflow
 
+    import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
+    from models import registry
+    from musicgen import config as settings
+
+    spec = registry.get(args.model)
     overrides = {key: getattr(args, key) for key in HYPERPARAMETER_FLAGS if getattr(args, key) is not None}
     for item in args.set:
         key, separator, value = item.partition("=")
         if not separator:
             raise UserError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value
-    config = training.resolve_config(args.model, args.config, overrides)
+    config = settings.resolve_config(spec, args.config, overrides)
     if args.show_config:
         print(json.dumps({"model": args.model, **config}, indent=2))
         return
+    from musicgen import training
+    from musicgen.runs import RUN_CONFIG_FILE
+
     run_dir = args.checkpoints / (args.run_name or args.model)
-    run_config = training.train(args.model, config, args.data, run_dir, restart=args.restart,
+    run_config = training.train(spec, config, args.data, run_dir, restart=args.restart,
                                 mixed_precision=args.mixed_precision)
     progress = run_config["progress"]
     accuracy = progress["best_val_accuracy"]
-    unit = "nats per token" if models.get(args.model).likelihood else "(the critic's Wasserstein estimate)"
+    unit = "nats per token" if spec.likelihood else "(the critic's Wasserstein estimate)"
     print(f"best validation loss {progress['best_val_loss']:.4f} {unit}"
           + (f", accuracy {accuracy:.3f}" if accuracy is not None else "")
           + f" at epoch {progress['best_epoch']} of {progress['epochs_completed']}"
-          + (f"; saved in {run_dir}/" if (run_dir / training.RUN_CONFIG_FILE).exists() else ""))
+          + (f"; saved in {run_dir}/" if (run_dir / RUN_CONFIG_FILE).exists() else ""))
 
 
 if __name__ == "__main__":

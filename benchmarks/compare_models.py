@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-import models  # noqa: E402
-from models.decoding import Decoder  # noqa: E402
+from models import registry  # noqa: E402
 from musicgen import sampling, training  # noqa: E402
+from musicgen.config import resolve_config  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
+from musicgen.decoding import Decoder  # noqa: E402
 from musicgen.evaluation import seed_prompts  # noqa: E402
-from musicgen.generation import generate  # noqa: E402
 from musicgen.metrics import corpus_histograms, total_variation  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def unigram_log_probabilities(train_tokens, vocabulary_size):
 
 
 def sample_distances(decoder, vocabulary, prompts, length, reference):
-    new = generate(decoder, vocabulary, prompts, length, sampling.get("top-p", top_p=0.9, seed=0))
+    new = sampling.get("top-p", top_p=0.9, seed=0).generate(decoder, vocabulary, prompts, length)
     pitch_classes, durations = corpus_histograms([vocabulary.decode(row) for row in new],
                                                  vocabulary.settings.max_duration_steps)
     return total_variation(pitch_classes, reference[0]), total_variation(durations, reference[1])
@@ -58,7 +58,7 @@ def sample_distances(decoder, vocabulary, prompts, length, reference):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/processed"))
-    parser.add_argument("--models", default=",".join(models.REGISTRY), help="comma-separated (default: all)")
+    parser.add_argument("--models", default=",".join(registry.REGISTRY), help="comma-separated (default: all)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--samples", type=int, default=8, help="pieces generated per model")
     parser.add_argument("--length", type=int, default=64, help="events per generated piece")
@@ -78,17 +78,17 @@ def main():
     with tempfile.TemporaryDirectory() as temporary:
         checkpoints = args.keep or Path(temporary)
         for name in args.models.split(","):
-            spec = models.get(name)
-            config = training.resolve_config(name, overrides={"epochs": args.epochs, "patience": args.epochs})
+            spec = registry.get(name)
+            config = resolve_config(spec, overrides={"epochs": args.epochs, "patience": args.epochs})
             started = time.time()
-            run_config = training.train(name, config, args.data, Path(checkpoints) / name, log=lambda *_: None, verbose=0)
+            run_config = training.train(spec, config, args.data, Path(checkpoints) / name, log=lambda *_: None, verbose=0)
             progress = run_config["progress"]
             seconds_per_epoch = (time.time() - started) / max(progress["epochs_completed"], 1)
-            _, _, model = training.load_run(Path(checkpoints) / name)
+            model = registry.load_run(Path(checkpoints) / name).model
             parameters = model.count_params() if spec.build is not None else sum(len(k) for k in model.keys)
             likelihood = f"{progress['best_val_loss']:.3f}" if spec.likelihood else "n/a"
             rows.append((name, f"{parameters:,}", str(progress["epochs_completed"]), f"{seconds_per_epoch:.0f}",
-                         likelihood, *sample_distances(models.make_decoder(name, model, 0), vocabulary, prompts, args.length, reference)))
+                         likelihood, *sample_distances(spec.decoder(model, seed=0), vocabulary, prompts, args.length, reference)))
             print(f"{name}: done in {time.time() - started:.0f} s", file=sys.stderr)
     print(f"data: {args.data} ({len(splits['train'].tokens):,} training tokens, vocabulary {len(vocabulary)}); "
           f"{args.samples} pieces x {args.length} events per model")

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from models import registry  # noqa: E402
 from models.gan import sample_diversity  # noqa: E402
-from musicgen import training  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
 
 
@@ -27,8 +27,9 @@ def main():
     parser.add_argument("--pieces", type=int, default=16, help="validation pieces used as conditions")
     parser.add_argument("--samples", type=int, default=8, help="samples drawn per condition")
     args = parser.parse_args()
-    run_config, _, model = training.load_run(args.run)
-    _, splits = load_processed(run_config["data"], ("validation",))
+    run = registry.load_run(args.run)
+    model = run.model
+    _, splits = load_processed(run.config["data"], ("validation",))
     validation = splits["validation"]
     length = model.segment_tokens
     conditions = np.stack([validation.piece(i)[:length] for i in range(len(validation))

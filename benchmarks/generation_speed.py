@@ -41,12 +41,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import models  # noqa: E402
-from models.decoding import Decoder, WindowDecoder  # noqa: E402
-from musicgen import sampling, training  # noqa: E402
+from models import registry  # noqa: E402
+from musicgen.decoding import Decoder, WindowDecoder  # noqa: E402
+from musicgen.config import resolve_config
+from musicgen import sampling  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
 from musicgen.encoding import KINDS  # noqa: E402
-from musicgen.generation import generate  # noqa: E402
 
 
 class PredictWindowDecoder(WindowDecoder):
@@ -128,12 +128,12 @@ def main():
     keras.utils.set_random_seed(0)
 
     # (a) LSTM: carried state against rerunning the 100-event window for every token.
-    lstm_config = training.resolve_config("lstm")
-    lstm = models.get("lstm").build(len(vocabulary), lstm_config)
+    lstm_config = resolve_config(registry.get("lstm"))
+    lstm = registry.get("lstm").build(len(vocabulary), lstm_config)
     window = 3 * args.window_events
     prompt = event_starts(validation, 1, args.window_events)
     decoders = {
-        "carried state (RecurrentDecoder)": (TimedDecoder(models.make_decoder("lstm", lstm)), args.events),
+        "carried state (RecurrentDecoder)": (TimedDecoder(registry.get("lstm").decoder(lstm)), args.events),
         f"model.predict on the {window}-token window per token": (
             TimedDecoder(PredictWindowDecoder(last_step_model(lstm), window)), args.baseline_events),
         f"model(window) on the {window}-token window per token": (
@@ -146,7 +146,7 @@ def main():
 
         def run():
             decoder.start_seconds = 0.0
-            made[name] = generate(decoder, vocabulary, prompt, events, greedy)
+            made[name] = greedy.generate(decoder, vocabulary, prompt, events)
             prompt_seconds[name].append(decoder.start_seconds)
         return run
 
@@ -174,12 +174,12 @@ def main():
               f"{rates_after[name] / rates_after[baseline]:>9.1f}")
 
     # (b) Transformer: one cached step at position 1024 against position 64.
-    long_config = training.resolve_config("transformer", overrides={"seq_len": args.context})
-    long_transformer = models.get("transformer").build(len(vocabulary), long_config)
-    long_decoder = models.make_decoder("transformer", long_transformer)
-    default_config = training.resolve_config("transformer")
-    default_transformer = models.get("transformer").build(len(vocabulary), default_config)
-    default_decoder = models.make_decoder("transformer", default_transformer)
+    long_config = resolve_config(registry.get("transformer"), overrides={"seq_len": args.context})
+    long_transformer = registry.get("transformer").build(len(vocabulary), long_config)
+    long_decoder = registry.get("transformer").decoder(long_transformer)
+    default_config = resolve_config(registry.get("transformer"))
+    default_transformer = registry.get("transformer").build(len(vocabulary), default_config)
+    default_decoder = registry.get("transformer").decoder(default_transformer)
     tokens = validation.tokens[None, :1025].astype(np.int32)
     next_token = tokens[:, -1]
     states = {
@@ -213,7 +213,7 @@ def main():
     print(header)
     print("-" * len(header))
     for name, model in (("lstm", lstm), ("transformer", default_transformer)):
-        decoder = TimedDecoder(models.make_decoder(name, model))
+        decoder = TimedDecoder(registry.get(name).decoder(model))
         total = args.pieces * args.batch_events
         spent = {"batch": [], "single": []}
 
@@ -222,7 +222,7 @@ def main():
                 decoder.start_seconds = 0.0
                 rows = [prompts] if kind == "batch" else [row[None] for row in prompts]
                 for row in rows:
-                    generate(decoder, vocabulary, row, args.batch_events, greedy)
+                    greedy.generate(decoder, vocabulary, row, args.batch_events)
                 spent[kind].append(decoder.start_seconds)
             return timed
 

@@ -8,7 +8,7 @@ Dense layer to the vocabulary: the registry's `lstm` defaults; 1.1 M parameters 
 trained with Adam at 1e-3 on next-token cross-entropy from the same training split, for the same
 wall-clock budget each:
 
-  ours            `models.get("lstm")` fed by `training.windows`: windows of 128 tokens cut at random
+  ours            `registry.get("lstm")` fed by `windows`: windows of 128 tokens cut at random
                   offsets, every position a target (what `train.py --model lstm` does, batch 16)
   ours, 300x64    the same, with the baseline's window and batch (300 tokens, 64 windows): isolates the
                   effect of "every position a target" from the choice of window and batch
@@ -43,8 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import models  # noqa: E402
-from musicgen import training  # noqa: E402
+from models import registry  # noqa: E402
+from musicgen.config import resolve_config
+from musicgen.dataset import windows
+from musicgen.optimizer import compile_model
 from musicgen.dataset import load_processed, read_index, shard_files  # noqa: E402
 
 
@@ -125,29 +127,29 @@ def main():
     parser.add_argument("--eval-stride", type=int, default=120,
                         help="tokens between validation windows (default: 120)")
     parser.add_argument("--no-control", action="store_true", help="skip 'ours' at the baseline's window and batch")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random-seed", type=int, default=0)
     args = parser.parse_args()
 
     vocabulary, splits = load_processed(args.data, ("train", "validation"))
     train_tokens, validation_tokens = splits["train"].tokens, splits["validation"].tokens
     train_shards = shard_files(args.data, read_index(args.data)[1]["train"])  # streamed, as train.py does
     window = 3 * args.window_events  # 3 tokens per event
-    hp = training.resolve_config("lstm")  # registry defaults: embedding 128, 2 x 256 units, batch 16, 128 tokens
-    keras.utils.set_random_seed(args.seed)
+    hp = resolve_config(registry.get("lstm"))  # registry defaults: embedding 128, 2 x 256 units, batch 16, 128 tokens
+    keras.utils.set_random_seed(args.random_seed)
 
     def ours(seq_len, batch_size, name):
-        model = models.get("lstm").build(len(vocabulary), hp)
-        training.compile_model(model, hp["learning_rate"])
-        batches = training.windows(train_shards, seq_len, batch_size, vocabulary.pad_id, shuffle=True, seed=args.seed)
+        model = registry.get("lstm").build(len(vocabulary), hp)
+        compile_model(model, hp["learning_rate"])
+        batches = windows(train_shards, seq_len, batch_size, vocabulary.pad_id, shuffle=True, seed=args.random_seed)
         contender = Contender(name, model, batches, seq_len * batch_size)
         contender.seq_len, contender.batch_size = seq_len, batch_size
         return contender
 
     contenders = [ours(hp["seq_len"], hp["batch_size"], f"ours ({hp['seq_len']}-token windows, batch {hp['batch_size']})")]
     baseline_model = one_target_per_window_lstm(len(vocabulary), hp)
-    training.compile_model(baseline_model, hp["learning_rate"])
-    baseline_batches = training.windows(train_shards, window, args.baseline_batch_size, vocabulary.pad_id,
-                                        shuffle=True, seed=args.seed).map(lambda x, y, w: (x, y[:, -1]))
+    compile_model(baseline_model, hp["learning_rate"])
+    baseline_batches = windows(train_shards, window, args.baseline_batch_size, vocabulary.pad_id,
+                                        shuffle=True, seed=args.random_seed).map(lambda x, y, w: (x, y[:, -1]))
     baseline = Contender(f"one target per window ({window} tokens, batch {args.baseline_batch_size})",
                          baseline_model, baseline_batches, args.baseline_batch_size)
     baseline.seq_len, baseline.batch_size = window, args.baseline_batch_size
@@ -193,7 +195,7 @@ def main():
         if contender is baseline:
             all_positions = "-"
         else:
-            validation = training.windows([validation_tokens], contender.seq_len, contender.batch_size,
+            validation = windows([validation_tokens], contender.seq_len, contender.batch_size,
                                           vocabulary.pad_id, shuffle=False)
             all_positions = f"{contender.model.evaluate(validation, verbose=0, return_dict=True)['loss']:.3f}"
         print(f"{contender.name:<44} {contender.steps:>6} {contender.targets_per_step:>12,} "

@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
 from musicgen.errors import UserError
+from musicgen.spec import ModelSpec
 
 DEFAULTS = {
     "embedding_dim": 64,  # size of each token's learned vector
@@ -129,7 +129,7 @@ def build(vocabulary_size, hp):
 class WaveNetDecoder(Decoder):
     """Fast WaveNet decoding: one queue of past inputs per dilated layer; the state is that list of queues."""
 
-    def __init__(self, model):
+    def __init__(self, model, seed=None):  # deterministic: `seed` is unused
         self.embedding = model.get_layer("embedding")
         self.input_conv = model.get_layer("input_conv")
         self.blocks = [layer for layer in model.layers if isinstance(layer, ResidualBlock)]
@@ -178,9 +178,10 @@ class WaveNetDecoder(Decoder):
         return [tf.gather(queue, rows) for queue in state]
 
 
-models.register("cnn", models.ModelSpec(
+SPEC = ModelSpec(
+    name="cnn",
     build=build,
     defaults=DEFAULTS,
     decoder=WaveNetDecoder,
     description="causal dilated convolutions (WaveNet-style) with a fast queue decoder",
-))
+)

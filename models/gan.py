@@ -51,9 +51,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
 from musicgen.errors import UserError
+from musicgen.spec import ModelSpec
 
 DEFAULTS = {
     "segment_tokens": 48,  # tokens per generated segment (16 events); condition and continuation are one each
@@ -219,11 +219,6 @@ class SegmentGAN(keras.Model):
 
     # --- the model contract: next-token logits ---------------------------------------------------------------
 
-    @property
-    def output_shape(self):
-        """What a functional model would report (training.load_run checks the vocabulary size with it)."""
-        return (None, None, self.vocabulary_size)
-
     def call(self, tokens, training=False):
         tokens = tf.cast(tokens, "int32")
         segment = self.segment_tokens
@@ -243,23 +238,12 @@ class SegmentGAN(keras.Model):
     def metrics(self):
         return [*self.trackers.values(), self.accuracy_tracker]
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, weighted_metrics=None, critic_optimizer=None,
-                **kwargs):
-        """Accepts training.compile_model's arguments; trains with two Adams of the given learning rate.
+    def compile(self, optimizer, critic_optimizer, **kwargs):
+        """Train the generator with `optimizer` and the critic with `critic_optimizer` (see compile_gan).
 
-        Without `critic_optimizer` (a fresh compile), `optimizer` only supplies the
-        learning rate and both optimizers become Adam(learning_rate, adam_beta_1,
-        adam_beta_2). With it (reloading a saved model), both are used as given.
-        `loss` and the metrics are accepted for the contract; the GAN reports its own.
+        The GAN computes and reports its own losses, so no loss or metrics are compiled.
         """
-        optimizer = keras.optimizers.get(optimizer)
-        if critic_optimizer is None:
-            learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-            optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.adam_beta_1, beta_2=self.adam_beta_2,
-                                              name="generator_adam")
-            critic_optimizer = keras.optimizers.Adam(learning_rate, beta_1=self.adam_beta_1,
-                                                     beta_2=self.adam_beta_2, name="critic_adam")
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
+        super().compile(optimizer=optimizer, **kwargs)
         self.critic_optimizer = keras.optimizers.get(critic_optimizer)
         if self.built:
             self._build_optimizers()
@@ -420,7 +404,7 @@ def build(vocabulary_size, hp):
     if segment < LAST_TOKENS:
         raise UserError(f"segment_tokens must be at least {LAST_TOKENS} (one event), got {segment}")
     if hp["seq_len"] != 2 * segment:
-        raise UserError(f"--model gan trains on windows of one condition and one continuation segment: seq_len "
+        raise UserError(f"the gan trains on windows of one condition and one continuation segment: seq_len "
                         f"must be 2 * segment_tokens = {2 * segment}, got {hp['seq_len']}")
     for key in ("noise_dim", "n_critic", "units", "embedding_dim", "critic_filters"):
         if hp[key] < 1:
@@ -438,9 +422,17 @@ def build(vocabulary_size, hp):
                        gumbel_temperature=hp["gumbel_temperature"], straight_through=hp["straight_through"],
                        mle_weight=hp["mle_weight"], diversity_weight=hp["diversity_weight"],
                        condition_dropout=hp["condition_dropout"], adam_beta_1=hp["adam_beta_1"],
-                       adam_beta_2=hp["adam_beta_2"], seed=hp["seed"], name="gan")
+                       adam_beta_2=hp["adam_beta_2"], seed=hp["random_seed"], name="gan")
     model.build((None, hp["seq_len"]))
     return model
+
+
+def compile_gan(model, learning_rate):
+    """Two Adams of the run's learning rate with the GAN's own betas: one for the generator, one for the critic."""
+    def adam(name):
+        return keras.optimizers.Adam(learning_rate, beta_1=model.adam_beta_1, beta_2=model.adam_beta_2, name=name)
+
+    model.compile(optimizer=adam("generator_adam"), critic_optimizer=adam("critic_adam"))
 
 
 def _conditions(tokens, segment):
@@ -523,13 +515,16 @@ def sample_diversity(model, conditions, n_samples=8, seed=0):
             "greedy_pairwise_difference": pairwise(greedy)}
 
 
-models.register("gan", models.ModelSpec(
+SPEC = ModelSpec(
+    name="gan",
     build=build,
     defaults=DEFAULTS,
     decoder=GANDecoder,
     description="conditional segment-by-segment WGAN-GP (generator + critic over relaxed one-hot segments)",
+    compile=compile_gan,
+    output_size=lambda model: model.vocabulary_size,
     likelihood=False,
     # Not under mixed_float16: its train_step mixes float16 critic scores with float32 terms, and neither the
     # critic's optimizer nor the gradient penalty's inner gradient would get loss scaling.
     mixed_precision=False,
-))
+)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
+from musicgen.spec import ModelSpec
 
 DEFAULTS = {"max_order": 6}  # longest n-gram considered (tokens, the predicted one included)
 MODEL_FILE = "model.npz"
@@ -136,7 +136,7 @@ class NgramModel:
 class NgramDecoder(Decoder):
     """The state is the token history; each step looks up the longest matching contexts."""
 
-    def __init__(self, model):
+    def __init__(self, model, seed=None):  # deterministic: `seed` is unused
         self.model = model
         self.context = model.order - 1
 
@@ -190,7 +190,6 @@ def load(run_dir):
     return NgramModel.load(Path(run_dir) / MODEL_FILE)
 
 
-models.register("ngram", models.ModelSpec(
-    build=None, defaults=DEFAULTS, decoder=NgramDecoder, description="n-gram with Witten-Bell smoothing",
-    train=train, load=load, mixed_precision=False,
-))
+SPEC = ModelSpec(name="ngram", description="n-gram with Witten-Bell smoothing", defaults=DEFAULTS, decoder=NgramDecoder,
+                 train=train, load=load, output_size=lambda model: model.vocabulary_size, mixed_precision=False,
+                 counted=True)

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
+from musicgen.spec import ModelSpec
 
 LAYER_CLASSES = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
@@ -31,7 +31,7 @@ def build(kind, vocabulary_size, hp):
 class RecurrentDecoder(Decoder):
     """Carries each layer's recurrent state forward: one cell step per new token."""
 
-    def __init__(self, model):
+    def __init__(self, model, seed=None):  # deterministic: `seed` is unused
         self.embedding = model.get_layer("embedding")
         self.logits = model.get_layer("logits")
         recurrent_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
@@ -71,11 +71,13 @@ class RecurrentDecoder(Decoder):
         return [[tf.gather(tensor, rows) for tensor in layer_state] for layer_state in state]
 
 
-for _kind, _description in (("rnn", "simple recurrent network"), ("lstm", "long short-term memory"),
-                            ("gru", "gated recurrent unit")):
-    models.register(_kind, models.ModelSpec(
-        build=lambda vocabulary_size, hp, kind=_kind: build(kind, vocabulary_size, hp),
-        defaults=DEFAULTS,
-        decoder=RecurrentDecoder,
-        description=_description,
-    ))
+
+
+def _spec(kind, description):
+    return ModelSpec(name=kind, description=description, defaults=DEFAULTS, decoder=RecurrentDecoder,
+                     build=lambda vocabulary_size, hp: build(kind, vocabulary_size, hp))
+
+
+RNN = _spec("rnn", "simple recurrent network")
+LSTM = _spec("lstm", "long short-term memory")
+GRU = _spec("gru", "gated recurrent unit")

@@ -36,9 +36,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
 from musicgen.errors import UserError
+from musicgen.optimizer import compile_own_loss
+from musicgen.spec import ModelSpec
 
 DEFAULTS = {
     "phrase_tokens": 48,  # tokens per phrase (3 per event: 16 events)
@@ -72,6 +73,8 @@ class PhraseSeq2Seq(keras.Model):
         self.attention = keras.layers.Attention(use_scale=True, name="attention")
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")  # float32 in mixed precision
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     def build(self, input_shape):
         phrase, units = self.phrase_tokens, self.units
@@ -83,10 +86,6 @@ class PhraseSeq2Seq(keras.Model):
         self.decoder.build((None, None, self.embedding_dim))
         self.attention.build([(None, None, units), (None, phrase, units)])
         self.logits.build((None, None, 2 * units))
-
-    @property
-    def output_shape(self):  # training.load_run checks it; subclassed models have none of their own
-        return (None, None, self.vocabulary_size)
 
     def get_config(self):
         config = super().get_config()
@@ -134,8 +133,12 @@ class PhraseSeq2Seq(keras.Model):
         logits = ops.reshape(logits, (batch, total, self.vocabulary_size))
         return logits[:, 1:length + 1]  # output j predicts chain token j; drop the prediction of x[0]
 
-    # Training on the scored phrases only. These mirror Keras' own TensorFlow train_step/test_step
-    # (compiled loss and metrics, `_loss_tracker` for "loss"), on the scored positions instead of call().
+    # Training on the scored phrases only, with the loss a compiled next-token model has (cross-entropy summed
+    # over the scored tokens' weights, divided by the number of scored positions) and accuracy weighted like it.
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
 
     def _scored(self, data, training):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -157,30 +160,29 @@ class PhraseSeq2Seq(keras.Model):
             weights = tf.cast(sample_weight[:, phrase - 1:phrase - 1 + span], tf.float32)
         return x, targets, weights, logits
 
+    def _loss(self, targets, weights, logits):
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        return tf.reduce_sum(cross_entropy * weights) / tf.cast(tf.size(cross_entropy), tf.float32)
+
+    def _track(self, x, targets, weights, logits, loss):
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        self.accuracy_tracker.update_state(targets, logits, sample_weight=weights)
+        return {metric.name: metric.result() for metric in self.metrics}
+
     def train_step(self, data):
         with tf.GradientTape() as tape:
             x, targets, weights, logits = self._scored(data, training=True)
-            loss = self._compute_loss(x=x, y=targets, y_pred=logits, sample_weight=weights, training=True)
-            scaled = self.optimizer.scale_loss(loss)
-        self._loss_tracker.update_state(_undivided(loss), sample_weight=tf.shape(x)[0])
+            loss = self._loss(targets, weights, logits)
+            # Replicas' gradients are summed, so each differentiates its share of the mean (as compiled losses do).
+            replica_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(replica_loss)
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self.compute_metrics(x, targets, logits, sample_weight=weights)
+        return self._track(x, targets, weights, logits, loss)
 
     def test_step(self, data):
         x, targets, weights, logits = self._scored(data, training=False)
-        loss = self._compute_loss(x=x, y=targets, y_pred=logits, sample_weight=weights, training=False)
-        self._loss_tracker.update_state(_undivided(loss), sample_weight=tf.shape(x)[0])
-        return self.compute_metrics(x, targets, logits, sample_weight=weights)
-
-
-def _undivided(loss):
-    """A compiled loss as this replica's mean, for the tracker.
-
-    Under tf.distribute Keras divides compiled losses by the number of replicas,
-    whose gradients are summed; the gradients want that, the "loss" metric not.
-    """
-    return loss * tf.distribute.get_strategy().num_replicas_in_sync
+        return self._track(x, targets, weights, logits, self._loss(targets, weights, logits))
 
 
 def build(vocabulary_size, hp):
@@ -209,7 +211,7 @@ class PhraseDecoder(Decoder):
     State: (h, c, memory, memory mask, tokens written in the current phrase).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, seed=None):  # deterministic: `seed` is unused
         self.model = model
         self.phrase_tokens = model.phrase_tokens
         self.cell = model.decoder.cell
@@ -257,9 +259,12 @@ class PhraseDecoder(Decoder):
                 tf.gather(mask, rows_tensor), written[np.asarray(rows)])
 
 
-models.register("seq2seq", models.ModelSpec(
+SPEC = ModelSpec(
+    name="seq2seq",
     build=build,
     defaults=DEFAULTS,
     decoder=PhraseDecoder,
     description="phrase-to-phrase encoder-decoder with attention (reads the previous phrase, writes the next)",
-))
+    compile=compile_own_loss,
+    output_size=lambda model: model.vocabulary_size,
+)

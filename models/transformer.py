@@ -22,9 +22,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
 from musicgen.errors import UserError
+from musicgen.spec import ModelSpec
 
 DEFAULTS = {
     "embedding_dim": 128,  # model width: token vectors and the residual stream of every block
@@ -191,7 +191,7 @@ class TransformerDecoder(Decoder):
     logits of every step equal a full run of the model over the tokens held.
     """
 
-    def __init__(self, model, context=None, keep=None):
+    def __init__(self, model, seed=None, *, context=None, keep=None):  # deterministic: `seed` is unused
         self.embedding = model.get_layer("embedding")
         self.blocks = [layer for layer in model.layers if isinstance(layer, TransformerBlock)]
         self.final_norm = model.get_layer("final_norm")
@@ -242,9 +242,10 @@ class TransformerDecoder(Decoder):
         return held[rows], [(tf.gather(keys, rows), tf.gather(values, rows)) for keys, values in caches]
 
 
-models.register("transformer", models.ModelSpec(
+SPEC = ModelSpec(
+    name="transformer",
     build=build,
     defaults=DEFAULTS,
     decoder=TransformerDecoder,
     description="decoder-only causal Transformer with rotary positions and a key/value cache",
-))
+)

@@ -37,9 +37,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-import models
-from models.decoding import Decoder
+from musicgen.decoding import Decoder
 from musicgen.errors import UserError
+from musicgen.optimizer import compile_own_loss
+from musicgen.spec import ModelSpec
 
 DEFAULTS = {
     "seq_len": 64,  # tokens per segment (about 21 events), the unit the latent describes
@@ -83,8 +84,10 @@ class SequenceVAE(keras.Model):
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")  # so is the reconstruction
         self.noise = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     def build(self, input_shape):
         self.embedding.build((None, None))
@@ -94,10 +97,6 @@ class SequenceVAE(keras.Model):
         self.to_state.build((None, self.latent_dim))
         self.decoder.build((None, None, self.embedding_dim + self.latent_dim))
         self.logits.build((None, None, self.units))
-
-    @property
-    def output_shape(self):  # training.load_run checks it; subclassed models have none of their own
-        return (None, None, self.vocabulary_size)
 
     def get_config(self):
         config = super().get_config()
@@ -142,9 +141,7 @@ class SequenceVAE(keras.Model):
 
     @property
     def metrics(self):
-        # Keras' loss tracker ("loss"), ours, then the compiled metrics ("accuracy"); the compiled loss is unused.
-        metrics = [self._loss_tracker, self.reconstruction_tracker, self.kl_tracker, self._compile_metrics]
-        return [metric for metric in metrics if metric is not None]
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.accuracy_tracker]
 
     def kl_weight(self):
         """beta_t: ramps linearly from 0 to beta over kl_anneal_steps optimizer steps."""
@@ -167,12 +164,11 @@ class SequenceVAE(keras.Model):
 
     def _track(self, x, y, weights, logits, loss, reconstruction, kl):
         batch = ops.shape(x)[0]
-        self._loss_tracker.update_state(loss, sample_weight=batch)
+        self.loss_tracker.update_state(loss, sample_weight=batch)
         self.reconstruction_tracker.update_state(reconstruction, sample_weight=batch)
         self.kl_tracker.update_state(ops.mean(kl), sample_weight=batch)
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, logits, weights)
-        return self.get_metrics_result()
+        self.accuracy_tracker.update_state(y, logits, sample_weight=weights)
+        return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
@@ -200,7 +196,7 @@ def build(vocabulary_size, hp):
         raise UserError("vae: beta, free_bits and kl_anneal_steps must not be negative")
     model = SequenceVAE(vocabulary_size, hp["seq_len"], hp["embedding_dim"], hp["encoder_units"], hp["units"],
                         hp["latent_dim"], hp["beta"], hp["kl_anneal_steps"], hp["free_bits"], hp["dropout"],
-                        seed=hp["seed"], name="vae")
+                        seed=hp["random_seed"], name="vae")
     model.build((None, hp["seq_len"]))
     return model
 
@@ -235,7 +231,7 @@ def interpolate(model, prompt_a, prompt_b, steps, spherical=True):
     Decode them with `VAEDecoder(model, z=latents)`, one batch row per latent.
     """
     if steps < 2:
-        raise UserError(f"--steps must be at least 2 (the two seeds' encodings), got {steps}")
+        raise UserError(f"an interpolation needs at least 2 steps (the two seeds' encodings), got {steps}")
     a, b = encode(model, np.asarray(prompt_a).reshape(1, -1))[0], encode(model, np.asarray(prompt_b).reshape(1, -1))[0]
     fractions = np.linspace(0.0, 1.0, steps)[:, None]
     cosine = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
@@ -328,9 +324,15 @@ class VAEDecoder(Decoder):
         return tf.gather(h, rows), tf.gather(c, rows), z[rows], segment[rows]
 
 
-models.register("vae", models.ModelSpec(
+SPEC = ModelSpec(
+    name="vae",
     build=build,
     defaults=DEFAULTS,
     decoder=VAEDecoder,
     description="sequence variational autoencoder (MusicVAE-style): bidirectional LSTM encoder, latent z, LSTM decoder",
-))
+    compile=compile_own_loss,
+    output_size=lambda model: model.vocabulary_size,
+    prior_decoder=lambda model, seed: VAEDecoder(model, mode="prior", seed=seed),
+    interpolation_decoder=lambda model, prompt_a, prompt_b, steps: VAEDecoder(
+        model, z=interpolate(model, prompt_a, prompt_b, steps)),
+)

@@ -36,7 +36,7 @@ def find_soundfont(requested=None):
     """The SoundFont to use: `requested` (which must exist), else the first system one found, else None."""
     if requested is not None:
         if not Path(requested).is_file():
-            raise UserError(f"--soundfont {requested} does not exist")
+            raise UserError(f"soundfont {requested} does not exist")
         return Path(requested)
     return next((Path(p) for p in SOUNDFONT_LOCATIONS if Path(p).is_file()), None)
 

@@ -10,11 +10,12 @@ A shard holds the token ids of whole pieces concatenated (each wrapped in
 <start> ... <end>), where each piece begins, each piece's source and tempo, and
 the hash of the vocabulary it was encoded with. Nothing is pickled: NumPy
 arrays of numbers and fixed-width strings only. Training streams the shards
-one at a time (training.windows), so a corpus need not fit in memory; the other
+one at a time (windows), so a corpus need not fit in memory; the other
 tools, which look at pieces, read a split whole with load_processed.
 """
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 from musicgen.encoding import Vocabulary
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_user_json, write_json
+from musicgen.recipe import Recipe
 
 SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
@@ -30,6 +32,8 @@ INDEX_FILE = "shards.json"
 MANIFEST_FILE = "manifest.csv"
 TRANSPOSED_MARK = "(transposed"  # sources of transposed training copies read "<file> (transposed +3)"
 DEFAULT_SHARD_TOKENS = 1_000_000  # 4 MB of int32 ids; a shard closes once it holds this many
+SHARDS_AT_ONCE = 4  # shards a shuffled pass draws windows from at a time
+SHUFFLE_WINDOWS = 2048  # windows mixed in the shuffle buffer (256 KB of ids at seq_len 128)
 
 
 @dataclasses.dataclass
@@ -111,9 +115,9 @@ class ShardWriter:
         self._pieces, self._sources, self._tempos, self._tokens = [], [], [], 0
 
 
-def write_index(folder, vocabulary_hash, entries_per_split):
-    write_json(Path(folder) / INDEX_FILE, {"format": "musicgen-shards", "version": 1,
-                                           "vocabulary_hash": vocabulary_hash, "splits": entries_per_split})
+def write_index(folder, vocabulary_hash, entries_per_split, recipe):
+    write_json(Path(folder) / INDEX_FILE, {"format": "musicgen-shards", "version": 1, "vocabulary_hash": vocabulary_hash,
+                                           "recipe": recipe.to_json(), "splits": entries_per_split})
 
 
 def write_vocabulary(folder, vocabulary):
@@ -129,9 +133,19 @@ def read_index(folder):
 
     An entry is {"file", "pieces", "tokens"}; shard_files(folder, entries) locates them.
     """
+    vocabulary, index = _read_index(folder)
+    return vocabulary, index["splits"]
+
+
+def read_recipe(folder):
+    """The preprocessing recipe the data in `folder` was made with."""
+    return Recipe.from_json(_read_index(folder)[1].get("recipe", {}))
+
+
+def _read_index(folder):
     folder = Path(folder)
     if not (folder / VOCABULARY_FILE).exists():
-        raise UserError(f"no processed data in {folder}/ (run `python preprocess.py` first, or pass --data)")
+        raise UserError(f"no processed data in {folder}/ (run `python preprocess.py` first, or give the folder it wrote)")
     vocabulary = read_vocabulary(folder / VOCABULARY_FILE)
     path = folder / INDEX_FILE
     if not path.exists() and (folder / "train.npz").exists():
@@ -147,7 +161,7 @@ def read_index(folder):
     if stored_hash != vocabulary.hash():
         raise UserError(f"{path} was written with another vocabulary than {folder / VOCABULARY_FILE} "
                         "(an interrupted preprocess?); run `python preprocess.py` again")
-    return vocabulary, splits
+    return vocabulary, {**index, "splits": splits}
 
 
 class ShardFile(typing.NamedTuple):
@@ -198,3 +212,57 @@ def remove_other_shards(folder, index):
     for path in Path(folder).glob("*.npz"):
         if path.name not in named and path.name.split("-")[0].split(".")[0] in SPLITS:
             path.unlink(missing_ok=True)
+
+
+def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
+    """Batches of (inputs, targets, weights) cut on the fly from token arrays, streamed one shard at a time.
+
+    `shards` are ShardFiles (each read when its turn comes, so a corpus need not
+    fit in memory) or token arrays. Every position of a window is a training
+    target (the next token). Shuffled, each pass visits the shards in a new order,
+    a few at a time, and cuts about len(tokens) / seq_len windows from each at
+    random offsets, mixed in a buffer of SHUFFLE_WINDOWS; unshuffled, the windows
+    tile each shard in order. Arrays shorter than one window are padded, and
+    padding gets weight 0 in the loss and the metrics.
+    """
+    import tensorflow as tf  # here, not at the top: preprocessing reads this module and needs no TensorFlow
+
+    shards = list(shards)
+    lengths = [max(shard.tokens if isinstance(shard, ShardFile) else len(shard), seq_len + 1) for shard in shards]
+
+    def window_count(length):
+        return max(1, (length - 1) // seq_len) if shuffle else (length - seq_len - 1) // seq_len + 1
+
+    def cut_windows(index, random_seed):
+        shard = shards[index]
+        tokens = read_tokens(shard.path) if isinstance(shard, ShardFile) else np.asarray(shard, dtype=np.int32)
+        tokens = np.concatenate([tokens, np.full(lengths[index] - len(tokens), pad_id, np.int32)])
+        last_start = len(tokens) - seq_len - 1
+        if shuffle:
+            random = np.random.default_rng(random_seed & (2**63 - 1))
+            starts = random.integers(0, last_start + 1, window_count(len(tokens)))
+        else:
+            starts = np.arange(window_count(len(tokens))) * seq_len
+        return tokens[starts[:, None] + np.arange(seq_len + 1)]
+
+    def shard_windows(index, random_seed):
+        cut = tf.numpy_function(cut_windows, [index, random_seed], tf.int32, stateful=False)
+        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(cut, [None, seq_len + 1]))
+
+    order = tf.data.Dataset.range(len(shards))
+    if shuffle:
+        order = order.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+        random_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        cut = tf.data.Dataset.zip(order, random_seeds).interleave(
+            shard_windows, cycle_length=min(len(shards), SHARDS_AT_ONCE), num_parallel_calls=tf.data.AUTOTUNE)
+        cut = cut.shuffle(SHUFFLE_WINDOWS, seed=seed, reshuffle_each_iteration=True)
+    else:
+        cut = order.flat_map(lambda index: shard_windows(index, tf.constant(0, tf.int64)))
+
+    def as_example(window):
+        targets = window[:, 1:]
+        return window[:, :-1], targets, tf.cast(targets != pad_id, tf.float32)
+
+    batches = math.ceil(sum(window_count(length) for length in lengths) / batch_size)
+    return (cut.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
+            .map(as_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))

@@ -160,9 +160,7 @@ def fit_multi_worker(model, strategy, train_data, validation_data, epochs, initi
     if model.distribute_strategy is not strategy:
         raise ValueError("fit_multi_worker needs a model built and compiled inside strategy.scope()")
     with strategy.scope():
-        # The model, its metrics and the optimizer's slots need their variables before the steps are traced;
-        # this is how model.fit creates them, from the batches' shapes rather than from a (distributed) batch.
-        model._symbolic_build(data_batch=train_data.element_spec)
+        build_for_training(model, train_data.element_spec)
     train_batches = _distribute(strategy, train_data)
     validation_batches = None if validation_data is None else _distribute(strategy, validation_data)
     train_step = _on_every_replica(strategy, model.train_step, train_batches)
@@ -189,6 +187,18 @@ def fit_multi_worker(model, strategy, train_data, validation_data, epochs, initi
             break
     callbacks.on_train_end(logs)
     return history
+
+
+def build_for_training(model, batch_spec):
+    """Create the variables of a compiled model, its metrics and its optimizer's slots from a batch's spec.
+
+    They must exist before the train step is traced on several replicas. This is
+    how model.fit creates them, and Keras has no public way to do it without a
+    batch in hand: the one use of a private Keras method in this project. Its
+    test (tests/test_distributed.py) fails loudly on a Keras version without it,
+    and requirements.txt bounds Keras to the versions tested.
+    """
+    model._symbolic_build(data_batch=batch_spec)
 
 
 def _on_every_replica(strategy, step, batches):

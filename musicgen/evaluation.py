@@ -9,11 +9,11 @@ statistics are compared with the real continuations of those seeds and, as the
 """
 
 import numpy as np
+from tqdm import tqdm
 
 from musicgen.encoding import KINDS, events_to_notes
-from musicgen.generation import beam_search, generate
 from musicgen.metrics import (CopyFinder, corpus_histograms, distinct_ngram_ratio, histogram_overlap, longest_loop,
-                              overlapping_area, piece_statistics, repeated_ngram_share)
+                              piece_statistics, repeated_ngram_share, value_distribution_overlap)
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
                 "other": ("rest", "start", "end", "pad")}
@@ -79,18 +79,18 @@ def real_continuations(split, vocabulary, indices, length):
     return [vocabulary.decode(split.piece(i))[SEED_EVENTS: SEED_EVENTS + length] for i in indices]
 
 
-def generate_pieces(decoder, vocabulary, prompts, length, sampler, beam_width):
-    if sampler is None:  # beam search: the best beam of each prompt
-        return [vocabulary.decode(beam_search(decoder, vocabulary, prompt, length, beam_width)[0][0]) for prompt in prompts]
-    return [vocabulary.decode(row) for row in generate(decoder, vocabulary, prompts, length, sampler)]
+def generate_pieces(decoder, vocabulary, prompts, length, strategy):
+    """Each prompt continued by `length` events with the decoding strategy, decoded to events."""
+    return [vocabulary.decode(row) for row in strategy.generate(decoder, vocabulary, prompts, length)]
 
 
 def music_report(pieces, reference, training, steps_per_quarter, max_duration_steps):
     """Statistics of `pieces` against `reference` (held-out real music); `training` gives the as-real-as-real mark.
 
-    For each per-piece statistic: the overlapping area of its distribution over
-    pieces with the reference's (1 = indistinguishable), for the pieces and for
-    training music. Pooled pitch-class and duration histograms: their overlap.
+    For each per-piece statistic: the overlap of the kernel-smoothed distribution
+    of its values over the pieces with the reference's (value_distribution_overlap,
+    not Yang & Lerch's distance-based overlapping area; 1 = indistinguishable), for
+    the pieces and for training music. Pooled pitch-class and duration histograms: their overlap.
     """
     def statistics(group):
         rows = [piece_statistics(events_to_notes(events), steps_per_quarter) for events in group if events]
@@ -100,8 +100,8 @@ def music_report(pieces, reference, training, steps_per_quarter, max_duration_st
     report = {}
     for name in ours:
         report[f"{name}_mean"] = float(ours[name].mean())
-        report[f"{name}_overlap"] = overlapping_area(ours[name], real[name])
-        report[f"{name}_overlap_train"] = overlapping_area(train[name], real[name])
+        report[f"{name}_overlap"] = value_distribution_overlap(ours[name], real[name])
+        report[f"{name}_overlap_train"] = value_distribution_overlap(train[name], real[name])
     histograms = [corpus_histograms(group, max_duration_steps) for group in (pieces, reference, training)]
     for position, name in enumerate(("pitch_class_histogram", "duration_histogram")):
         report[f"{name}_overlap"] = histogram_overlap(histograms[0][position], histograms[1][position])
@@ -137,3 +137,51 @@ def training_reference(split, vocabulary, count, length, rng):
     excerpts = [vocabulary.decode(split.piece(i))[SEED_EVENTS: SEED_EVENTS + length] for i in chosen]
     all_events = [vocabulary.decode(split.piece(i)) for i in range(len(split))]
     return [e for e in excerpts if e], CopyFinder(all_events, list(split.sources))
+
+
+def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, length=128, random_seed=None):
+    """(table of one row per candidate and per real reference, histograms by name) for models on held-out music.
+
+    `candidates` are (name, spec, decoder). A model with a likelihood is scored on
+    every held-out piece; each one continues the openings of `pieces` held-out
+    pieces with `strategy`, and those continuations are compared with the real
+    ones, with training music as the as-real-as-real mark.
+    """
+    held_out = splits[split]
+    scored = [held_out.piece(i) for i in range(len(held_out))]
+    target_kinds = np.concatenate([vocabulary.kinds[piece[1:]] for piece in scored])
+    prompts, indices = seed_prompts(held_out, vocabulary, pieces)
+    reference = real_continuations(held_out, vocabulary, indices, length)
+    training_excerpts, copy_finder = training_reference(splits["train"], vocabulary, pieces, length,
+                                                        np.random.default_rng(random_seed or 0))
+    settings = vocabulary.settings
+
+    def music(group):
+        return music_report(group, reference, training_excerpts, settings.steps_per_quarter,
+                            settings.max_duration_steps)
+
+    rows, histograms = [], {}
+    progress = tqdm(total=sum(1 + spec.likelihood for _, spec, _ in candidates), unit="stage", dynamic_ncols=True)
+    for name, spec, decoder in candidates:
+        row = {"model": name}
+        if spec.likelihood:
+            progress.set_description(f"{name}: likelihood of {len(scored)} pieces")
+            row.update(likelihood_summary(*score_pieces(decoder, scored, vocabulary.pad_id), target_kinds))
+            progress.update()
+        progress.set_description(f"{name}: generating {len(prompts)} pieces")
+        generated = generate_pieces(decoder, vocabulary, prompts, length, strategy)
+        report, (histograms[name], histograms["held-out music"], _) = music(generated)
+        row.update(report)
+        row.update(repetition_report(generated))
+        row.update(copying_report(generated, copy_finder))
+        rows.append(row)
+        progress.update()
+    progress.close()
+    training_row = {"model": "real: training music", **music(training_excerpts)[0],
+                    **repetition_report(training_excerpts)}
+    # training music trivially 'copies' itself, so only held-out music gets a copying report
+    held_out_row = {"model": "real: held-out music", **repetition_report(reference),
+                    **copying_report(reference, copy_finder)}
+    description = {"split": split, "held-out pieces scored": len(scored), "pieces generated": len(prompts),
+                   "events each": length, "seed": f"the first {SEED_EVENTS} events of held-out pieces"}
+    return rows + [training_row, held_out_row], histograms, description

@@ -1,69 +1,25 @@
-"""The decoding loop: a decoder gives logits, the grammar masks them, a sampler picks a token."""
+"""What generating with a run needs beyond a seed: the decoder, including those of a model's latent space."""
 
 import numpy as np
 
-from musicgen.encoding import KINDS
-
-_NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end")]
-_EVENT_STARTS = [KINDS.index(kind) for kind in ("rest", "note", "chord")]
-_SHIFT = KINDS.index("shift")
+from musicgen.errors import UserError
+from musicgen.seed import parse_seed
 
 
-def _grammar_mask(vocabulary, previous):
-    """Tokens the event grammar allows next, minus <start>, <end> and padding."""
-    allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED)
-    stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
-    allowed[stuck] = np.isin(vocabulary.kinds, _EVENT_STARTS)
-    return allowed
+def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):
+    """(decoder, prompt, description) for sampling a run's latent prior or walking between two seeds.
 
-
-def generate(decoder, vocabulary, prompt, num_events, sampler):
-    """Extend each row of `prompt` (batch, time) by `num_events` whole events.
-
-    Returns the new tokens only, (batch, new time). Tokens are restricted to what
-    the event grammar allows after the previous one, so every output decodes
-    into complete events; <start>, <end> and padding are never produced.
+    Only for models with a latent space (spec.latent); the prompt is a lone <start>.
+    `interpolate` is a pair of seeds in notation, read with the run's recipe.
     """
-    prompt = np.asarray(prompt, dtype=np.int32)
-    logits, state = decoder.start(prompt)
-    previous = prompt[:, -1]
-    events_done = np.zeros(len(prompt), dtype=np.int64)
-    generated = []
-    while events_done.min() < num_events:
-        tokens = sampler(logits, _grammar_mask(vocabulary, previous)).astype(np.int32)
-        generated.append(tokens)
-        events_done += vocabulary.kinds[tokens] == _SHIFT
-        previous = tokens
-        if events_done.min() < num_events:
-            logits, state = decoder.step(tokens, state)
-    return np.stack(generated, axis=1)
-
-
-def beam_search(decoder, vocabulary, prompt, num_events, beam_width, temperature=1.0):
-    """The most likely continuations of one prompt (time,): (tokens (beam_width, new time), log-probabilities).
-
-    Keeps the `beam_width` best partial sequences at every step, best first at
-    the end. Every event has the same three-token grammar, so all beams reach
-    the end of an event together and need no length normalisation.
-    """
-    prompt = np.tile(np.asarray(prompt, dtype=np.int32), (beam_width, 1))
-    logits, state = decoder.start(prompt)
-    scores = np.full(beam_width, -np.inf)
-    scores[0] = 0.0  # the beams start identical: expand only one of them
-    sequences = np.zeros((beam_width, 0), dtype=np.int32)
-    previous = prompt[:, -1]
-    events_done = 0
-    while events_done < num_events:
-        scaled = np.where(_grammar_mask(vocabulary, previous), logits / temperature, -np.inf)
-        log_probabilities = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
-        candidates = (scores[:, None] + log_probabilities).ravel()
-        best = np.argsort(-candidates, kind="stable")[:beam_width]
-        rows, tokens = np.divmod(best, len(vocabulary))
-        scores = candidates[best]
-        sequences = np.concatenate([sequences[rows], tokens[:, None].astype(np.int32)], axis=1)
-        state = decoder.reorder(state, rows)
-        previous = tokens
-        events_done += int(vocabulary.kinds[tokens[0]] == _SHIFT)
-        if events_done < num_events:
-            logits, state = decoder.step(tokens.astype(np.int32), state)
-    return sequences, scores
+    if not run.spec.latent:
+        raise UserError(f"sampling a latent space needs a model that has one (vae); {run.path} is a "
+                        f"{run.spec.name} run")
+    if prior == bool(interpolate):
+        raise UserError("sample either the prior or an interpolation between two seeds")
+    prompt = np.array([run.vocabulary.start_id], dtype=np.int32)
+    if prior:
+        return run.spec.prior_decoder(run.model, random_seed), prompt, "latent drawn from the prior"
+    first, second = (parse_seed(text, run.vocabulary, run.recipe.melody_only) for text in interpolate)
+    decoder = run.spec.interpolation_decoder(run.model, first, second, steps)
+    return decoder, prompt, f"{steps} steps from the encoding of {interpolate[0]!r} to that of {interpolate[1]!r}"

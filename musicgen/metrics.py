@@ -3,6 +3,17 @@
 Notes are int arrays (onset, duration, pitch) in grid steps; events are lists of
 encoding.Event. Every function here is plain NumPy so it can be checked on
 hand-built inputs (tests/test_metrics.py).
+
+Three of them resemble published metrics but are not computed the same way, so
+they have names of their own and their values are not comparable with numbers
+reported under the published names: scale_fit (compare MusPy's scale
+consistency), silent_beat_rate (compare MusPy's empty-beat rate) and
+value_distribution_overlap (compare the overlapping area of Yang & Lerch 2018).
+Each docstring says how it differs. References: H.-W. Dong, K. Chen,
+J. McAuley and T. Berg-Kirkpatrick, "MusPy: A toolkit for symbolic music
+generation", ISMIR 2020 (muspy.metrics); L.-C. Yang and A. Lerch, "On the
+evaluation of generative models in music", Neural Computing and Applications
+32, 2020 (online 2018; code: github.com/RichardYang40148/mgeval).
 """
 
 import numpy as np
@@ -54,8 +65,14 @@ def pitch_class_entropy(notes):
     return float(-(histogram * np.log2(histogram)).sum())
 
 
-def scale_consistency(notes):
-    """Largest share of notes that fit one major or minor scale (any of the 12 keys): 1.0 for a C major scale."""
+def scale_fit(notes):
+    """Largest share of notes whose pitch class lies in one major, natural-minor or harmonic-minor scale (any key).
+
+    1.0 for a C major scale and for an A harmonic-minor scale; 0.0 when there are no notes. Unlike MusPy's
+    scale_consistency (Dong et al. 2020, after Mogren 2016), which takes the best of the 12 major and 12
+    natural-minor scales only (the same 12 note sets), the 12 harmonic-minor scales count too, so scale_fit is
+    never lower and is higher when a raised seventh in minor (G# in A minor) keeps notes out of every major scale.
+    """
     histogram = pitch_class_histogram(notes)
     return float(max(histogram[(scale + key) % 12].sum()
                      for scale in (MAJOR, HARMONIC_MINOR, NATURAL_MINOR) for key in range(12)))
@@ -78,8 +95,15 @@ def polyphony(notes):
     return float(sounding.mean()) if len(sounding) else 0.0
 
 
-def empty_beat_rate(notes, steps_per_quarter):
-    """Share of quarter-note beats, up to the end of the piece, in which no note sounds at all."""
+def silent_beat_rate(notes, steps_per_quarter):
+    """Share of quarter-note beats in which no note sounds at any step; 0.0 when there are no notes.
+
+    The beats run from step 0 to the end of the last note, ceil(end / steps_per_quarter) of them, and a note
+    sounds from its onset up to, not including, onset + duration. MusPy's empty_beat_rate (Dong et al. 2020,
+    after Pypianoroll) counts end // resolution + 1 beats and marks every beat from onset // resolution to
+    (onset + duration) // resolution inclusive as played, so a beat that starts exactly where a note ends is
+    never empty: one beat of sound, one silent beat, one beat of sound gives 1/3 here and 0 in MusPy.
+    """
     coverage = _coverage(notes)
     beats = int(np.ceil(len(coverage) / steps_per_quarter))
     if beats == 0:
@@ -107,16 +131,20 @@ def piece_statistics(notes, steps_per_quarter):
         "mean_duration_quarters": float(notes[:, DURATION].mean() / steps_per_quarter) if len(notes) else 0.0,
         "mean_ioi_quarters": float(intervals.mean() / steps_per_quarter) if len(intervals) else 0.0,
         "pitch_class_entropy": pitch_class_entropy(notes),
-        "scale_consistency": scale_consistency(notes),
-        "empty_beat_rate": empty_beat_rate(notes, steps_per_quarter),
+        "scale_fit": scale_fit(notes),
+        "silent_beat_rate": silent_beat_rate(notes, steps_per_quarter),
     }
 
 
-def overlapping_area(a, b, grid_points=512):
-    """Overlap of two samples' smoothed distributions (Yang & Lerch 2018): 1 the same, 0 apart.
+def value_distribution_overlap(a, b, grid_points=512):
+    """Overlap of the distributions of two samples' values (e.g. one statistic per piece): 1 the same, 0 apart.
 
-    Each sample is smoothed with a Gaussian kernel (Silverman's bandwidth) on a
-    shared grid, and the area under the smaller of the two densities is returned.
+    Each sample is smoothed with a Gaussian kernel, bandwidth 1.06 * std * n ** -0.2 (Silverman's rule) but at
+    least 2% of the pooled range, on a shared grid of `grid_points` reaching 4 bandwidths past the data, and the
+    area under the smaller of the two densities is returned (trapezoid rule); NaN when either sample is empty.
+    This is not the overlapping area of Yang & Lerch (2018, mgeval), which smooths distances instead of values
+    (with scipy's gaussian_kde) and measures how much the intra-set distance PDF (each piece to every other piece
+    of its own set) shares with the inter-set distance PDF (each piece to every piece of the other set).
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) == 0 or len(b) == 0:

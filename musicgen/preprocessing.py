@@ -1,6 +1,7 @@
 """From music files to token arrays: read (in parallel, cached), quantize, split, encode, write."""
 
 import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -18,13 +19,15 @@ from tqdm import tqdm
 from musicgen import readers
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
                               remove_other_shards, write_index, write_vocabulary)
-from musicgen.encoding import EncodingSettings, Vocabulary, count_chords, quantize, shorten_silences
+from musicgen.encoding import EncodingSettings, Vocabulary, count_chords
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
+from musicgen.recipe import Recipe
 
 CACHE_FOLDER = ".cache"
 REPORT_FILE = "report.png"
 _CACHE_VERSION = 1
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 @dataclasses.dataclass
@@ -32,8 +35,7 @@ class PreprocessConfig:
     files: list
     output: Path
     settings: EncodingSettings = dataclasses.field(default_factory=EncodingSettings)
-    selection: readers.TrackSelection = dataclasses.field(default_factory=readers.TrackSelection)
-    melody_only: bool = False
+    recipe: Recipe = Recipe()  # track selection, melody only, silence shortening
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 0
@@ -44,7 +46,6 @@ class PreprocessConfig:
     min_chord_count: int = 2
     limits: "ReadLimits" = None  # per-file size and time limits; None: the defaults
     max_notes: int = 500_000  # larger pieces are skipped, not read into the corpus
-    max_silence_quarters: int = 16  # longer silences inside a piece are shortened to this
     shard_tokens: int = DEFAULT_SHARD_TOKENS  # tokens per shard file
 
 
@@ -58,20 +59,6 @@ class ReadLimits:
 
 class FileTimeout(BaseException):
     """A BaseException, like KeyboardInterrupt, so a parser's broad `except Exception` cannot swallow it."""
-
-
-def parse_transpose(text):
-    """'-5..6' -> (-5, ..., 6); '3' -> (0, 3); the original (0) is always included."""
-    try:
-        if ".." in text:
-            low, high = (int(part) for part in text.split(".."))
-        else:
-            low = high = int(text)
-    except ValueError:
-        raise UserError(f"--transpose takes LOW..HIGH semitones like -5..6, got {text!r}") from None
-    if not -12 <= low <= high <= 12:
-        raise UserError(f"--transpose must lie within -12..12 with LOW <= HIGH, got {text!r}")
-    return tuple(sorted(set(range(low, high + 1)) | {0}))
 
 
 def run(config):
@@ -115,7 +102,7 @@ def run(config):
                 rows_per_file[file_index][piece.result_index].update(events=piece.events,
                                                                      clipped_notes=piece.clipped_notes)
     index = {name: writer.close() for name, writer in writers.items()}
-    write_index(output, vocabulary.hash(), index)
+    write_index(output, vocabulary.hash(), index, config.recipe)
     _write_manifest(output, rows)
     write_vocabulary(output, vocabulary)  # last: its hash vouches for the index and shards written before it
     remove_other_shards(output, index)
@@ -151,7 +138,7 @@ def write_report(output):
 
 def check_fractions(val_fraction, test_fraction):
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UserError("--val-fraction and --test-fraction must each be in [0, 1) and sum to less than 1")
+        raise UserError("the validation and test fractions must each be in [0, 1) and sum to less than 1")
 
 
 def split_of(source, val_fraction, test_fraction, seed):
@@ -251,8 +238,22 @@ def _map_files(function, jobs, context, workers, description):
         _set_context(context)
         yield from tqdm(map(function, jobs), **progress)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_set_context, initargs=(context,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(context,)) as pool:
         yield from tqdm(pool.map(function, jobs), **progress)  # one file at a time, so large ones are not bunched
+
+
+def _start_worker(context):
+    """A worker process's start: it is to die with the main process, then it takes the context.
+
+    Killed outright (SIGKILL), the main process cannot stop its workers, and they
+    would wait forever for files that never come. Linux's PR_SET_PDEATHSIG has the
+    kernel kill them with it; elsewhere they end with the pool, as usual.
+    """
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        pass
+    _set_context(context)
 
 
 def _file_size(path):
@@ -276,7 +277,7 @@ def _survey(job):
             row.update(status="skipped", notes=len(result.pitches),
                        reason=f"{len(result.pitches):,} notes, more than --max-notes {config.max_notes:,}")
         else:
-            notes, shortened = _grid_notes(result, config)
+            notes, shortened = config.recipe.grid_notes(result, config.settings.steps_per_quarter)
             row.update(notes=len(notes), tempo_bpm=round(result.tempo_bpm, 2), time_signature=result.time_signature,
                        silences_shortened=shortened,
                        duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / config.settings.steps_per_quarter))
@@ -292,13 +293,6 @@ def _survey(job):
     return file_index, rows, chord_counts
 
 
-def _grid_notes(result, config):
-    """(notes on the grid, silences shortened) of one reading."""
-    notes = quantize(result.onsets, result.durations, result.pitches, config.settings.steps_per_quarter,
-                     config.melody_only)
-    return shorten_silences(notes, config.max_silence_quarters * config.settings.steps_per_quarter)
-
-
 def _encoding_jobs(files, rows_per_file):
     """(file index, path, split of each of its readings or '') for every file with a kept piece."""
     return [(index, path, [row["split"] for row in rows]) for index, (path, rows) in enumerate(zip(files, rows_per_file))
@@ -312,7 +306,7 @@ def _kept_copies(job):
     for result_index, (result, split) in enumerate(zip(_read_cached(path, _context), splits)):
         if not split:
             continue
-        notes, _ = _grid_notes(result, config)
+        notes, _ = config.recipe.grid_notes(result, config.settings.steps_per_quarter)
         copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
         for shift, copy in copies:
             source = result.source if shift == 0 else f"{result.source} {TRANSPOSED_MARK} {shift:+d})"
@@ -345,7 +339,7 @@ def _cache_key(path, selection):
 
 def _read_cached(path, context):
     """Read one file within its limits, or reuse what an earlier run read from the unchanged file."""
-    selection, cache, limits = context.config.selection, context.cache, context.limits
+    selection, cache, limits = context.config.recipe.selection, context.cache, context.limits
     try:
         cache_file = Path(cache) / f"{_cache_key(path, selection)}.npz"
         size_mb = Path(path).stat().st_size / 2**20

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgen.midi import BPM_RANGE
+
 MIDI_SUFFIXES = (".mid", ".midi")
 NOTATION_SUFFIXES = (".xml", ".mxl", ".musicxml", ".krn")
 ABC_SUFFIXES = (".abc",)
@@ -251,7 +253,7 @@ def music21_corpus_files(name):
 
 
 def _sane_tempo(bpm):
-    return float(bpm) if bpm and 10 <= bpm <= 400 else DEFAULT_TEMPO_BPM
+    return float(bpm) if bpm and BPM_RANGE[0] <= bpm <= BPM_RANGE[1] else DEFAULT_TEMPO_BPM
 
 
 def _first_line(error):

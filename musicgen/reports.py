@@ -11,7 +11,7 @@ from musicgen.files import atomic_path, write_text
 
 LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "pitch_bits", "duration_bits", "shift_bits"]
 STATISTICS = ["pitch_range", "pitches_used", "polyphony", "mean_duration_quarters", "mean_ioi_quarters",
-              "pitch_class_entropy", "scale_consistency", "empty_beat_rate"]
+              "pitch_class_entropy", "scale_fit", "silent_beat_rate"]
 REPETITION_COLUMNS = ["repeated_4gram_share", "distinct_2", "distinct_4", "longest_loop_mean", "longest_loop_max",
                       "copied_events_mean", "copied_events_max", "copied_from"]
 
@@ -57,7 +57,8 @@ def write_evaluation(output, table, histograms, settings, description):
         "`*_bits` split it by the kind of token predicted (pitch = note or chord tokens).\n",
         _markdown(table[table["nll_nats"].notna()] if "nll_nats" in table else table.iloc[0:0], LIKELIHOOD_COLUMNS),
         "\n## Musical statistics\n",
-        "Overlapping area between the distribution of each statistic over generated pieces and over the real "
+        "Overlap of the kernel-smoothed distributions of each statistic's per-piece values over generated pieces "
+        "and over the real "
         "continuations of the same seeds (1 = indistinguishable). The row *real: training music* is the "
         "as-real-as-real mark: training pieces against the held-out ones.\n",
         _markdown(table[table["model"] != "real: held-out music"], overlap_columns,

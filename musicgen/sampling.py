@@ -1,20 +1,59 @@
-"""Samplers: choose the next token from logits. They know nothing about the model.
+"""Decoding strategies: how the next token is chosen from a model's logits. They know nothing about the model.
 
-The base class applies the temperature and the grammar mask once; each
-strategy only says how to pick from the resulting probabilities.
+A strategy's generate() runs the decoding loop over a decoder (musicgen/decoding.py):
+the base class applies the temperature and the event grammar once, and each
+sampling strategy only says how to pick from the resulting probabilities. Beam
+search keeps several sequences instead of choosing one token, so it overrides
+the loop itself, as keras-hub's samplers do.
 """
 
 import numpy as np
 
+from musicgen.encoding import KINDS
 from musicgen.errors import UserError
+
+_NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end")]
+_EVENT_STARTS = [KINDS.index(kind) for kind in ("rest", "note", "chord")]
+_SHIFT = KINDS.index("shift")
+
+
+def grammar_mask(vocabulary, previous):
+    """Tokens the event grammar allows after each of `previous` (batch,), minus <start>, <end> and padding."""
+    allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED)
+    stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
+    allowed[stuck] = np.isin(vocabulary.kinds, _EVENT_STARTS)
+    return allowed
 
 
 class Sampler:
+    """Draws one token per row at every step; subclasses say how in choose()."""
+
     def __init__(self, temperature=1.0, seed=None):
         if not temperature > 0:
-            raise UserError(f"--temperature must be positive, got {temperature}")
+            raise UserError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.rng = np.random.default_rng(seed)
+
+    def generate(self, decoder, vocabulary, prompts, num_events):
+        """Extend each row of `prompts` (batch, time) by `num_events` whole events: the new tokens (batch, new time).
+
+        Tokens are restricted to what the event grammar allows after the previous
+        one, so every output decodes into complete events; <start>, <end> and
+        padding are never produced.
+        """
+        prompts = np.asarray(prompts, dtype=np.int32)
+        logits, state = decoder.start(prompts)
+        previous = prompts[:, -1]
+        events_done = np.zeros(len(prompts), dtype=np.int64)
+        generated = []
+        while events_done.min() < num_events:
+            tokens = self(logits, grammar_mask(vocabulary, previous)).astype(np.int32)
+            generated.append(tokens)
+            events_done += vocabulary.kinds[tokens] == _SHIFT
+            previous = tokens
+            if events_done.min() < num_events:
+                logits, state = decoder.step(tokens, state)
+        return np.stack(generated, axis=1)
 
     def __call__(self, logits, allowed):
         """logits: float (batch, vocabulary); allowed: bool mask of the same shape -> token ids (batch,)."""
@@ -53,7 +92,7 @@ class TopKSampler(Sampler):
     def __init__(self, k=20, **kwargs):
         super().__init__(**kwargs)
         if k < 1:
-            raise UserError(f"--top-k must be at least 1, got {k}")
+            raise UserError(f"top-k must keep at least 1 token, got {k}")
         self.k = k
 
     def choose(self, probabilities):
@@ -68,7 +107,7 @@ class TopPSampler(Sampler):
     def __init__(self, p=0.9, **kwargs):
         super().__init__(**kwargs)
         if not 0 < p <= 1:
-            raise UserError(f"--top-p must be in (0, 1], got {p}")
+            raise UserError(f"top-p must be in (0, 1], got {p}")
         self.p = p
 
     def choose(self, probabilities):
@@ -81,20 +120,79 @@ class TopPSampler(Sampler):
         return self._draw(kept)
 
 
-SAMPLERS = {"greedy": GreedySampler, "sample": RandomSampler, "top-k": TopKSampler, "top-p": TopPSampler}
+class BeamSearch(Sampler):
+    """The most likely continuations under the temperature-scaled model, `width` sequences kept at every step.
+
+    Rows of the prompts that hold the same prompt get its best beams, best first;
+    so one prompt tiled n times gives the n best continuations (n <= width), and
+    different prompts each get their best one.
+    """
+
+    def __init__(self, width=4, **kwargs):
+        super().__init__(**kwargs)
+        if width < 1:
+            raise UserError(f"beam width must be at least 1, got {width}")
+        self.width = width
+
+    def generate(self, decoder, vocabulary, prompts, num_events):
+        prompts = np.asarray(prompts, dtype=np.int32)
+        unique, which = np.unique(prompts, axis=0, return_inverse=True)
+        generated = [None] * len(prompts)
+        for index, prompt in enumerate(unique):
+            rows = np.flatnonzero(which.ravel() == index)
+            if len(rows) > self.width:
+                raise UserError(f"beam search gives at most beam width ({self.width}) continuations of one seed; "
+                                f"{len(rows)} were asked for")
+            beams, _ = self.search(decoder, vocabulary, prompt, num_events)
+            for rank, row in enumerate(rows):
+                generated[row] = beams[rank]
+        return np.stack(generated)
+
+    def search(self, decoder, vocabulary, prompt, num_events):
+        """The `width` best continuations of one prompt (time,): (tokens (width, new time), log-probabilities).
+
+        Every event has the same three-token grammar, so all beams reach the end of
+        an event together and need no length normalisation.
+        """
+        prompt = np.tile(np.asarray(prompt, dtype=np.int32), (self.width, 1))
+        logits, state = decoder.start(prompt)
+        scores = np.full(self.width, -np.inf)
+        scores[0] = 0.0  # the beams start identical: expand only one of them
+        sequences = np.zeros((self.width, 0), dtype=np.int32)
+        previous = prompt[:, -1]
+        events_done = 0
+        while events_done < num_events:
+            scaled = np.where(grammar_mask(vocabulary, previous), logits / self.temperature, -np.inf)
+            log_probabilities = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+            candidates = (scores[:, None] + log_probabilities).ravel()
+            best = np.argsort(-candidates, kind="stable")[:self.width]
+            rows, tokens = np.divmod(best, len(vocabulary))
+            scores = candidates[best]
+            sequences = np.concatenate([sequences[rows], tokens[:, None].astype(np.int32)], axis=1)
+            state = decoder.reorder(state, rows)
+            previous = tokens
+            events_done += int(vocabulary.kinds[tokens[0]] == _SHIFT)
+            if events_done < num_events:
+                logits, state = decoder.step(tokens.astype(np.int32), state)
+        return sequences, scores
 
 
-def get(name, temperature=1.0, top_k=20, top_p=0.9, seed=None):
-    if name not in SAMPLERS:
-        raise UserError(f"--strategy must be one of [{', '.join(SAMPLERS)}]; got {name!r}")
-    extra = {"top-k": {"k": top_k}, "top-p": {"p": top_p}}.get(name, {})
-    return SAMPLERS[name](temperature=temperature, seed=seed, **extra)
+STRATEGIES = {"greedy": GreedySampler, "sample": RandomSampler, "top-k": TopKSampler, "top-p": TopPSampler,
+              "beam": BeamSearch}
+
+
+def get(name, temperature=1.0, top_k=20, top_p=0.9, beam_width=4, seed=None):
+    """The strategy `name`, with every setting checked."""
+    if name not in STRATEGIES:
+        raise UserError(f"the decoding strategy must be one of [{', '.join(STRATEGIES)}]; got {name!r}")
+    extra = {"top-k": {"k": top_k}, "top-p": {"p": top_p}, "beam": {"width": beam_width}}.get(name, {})
+    return STRATEGIES[name](temperature=temperature, seed=seed, **extra)
 
 
 def add_arguments(parser):
     """The decoding options, shared by generate.py and evaluate.py."""
     group = parser.add_argument_group("decoding")
-    group.add_argument("--strategy", default="top-p", help="greedy, sample, top-k, top-p or beam (default: top-p)")
+    group.add_argument("--strategy", default="top-p", help=f"{', '.join(STRATEGIES)} (default: top-p)")
     group.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
     group.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")
     group.add_argument("--top-p", type=float, default=0.9, help="probability mass kept by top-p (default: 0.9)")
@@ -104,11 +202,5 @@ def add_arguments(parser):
 
 
 def from_arguments(args):
-    """The sampler the arguments ask for; None for beam search, which is not a per-token sampler."""
-    if args.strategy == "beam":
-        if not args.temperature > 0:
-            raise UserError(f"--temperature must be positive, got {args.temperature}")
-        if args.beam_width < 1:
-            raise UserError(f"--beam-width must be at least 1, got {args.beam_width}")
-        return None
-    return get(args.strategy, args.temperature, args.top_k, args.top_p, args.random_seed)
+    """The strategy the arguments of add_arguments ask for."""
+    return get(args.strategy, args.temperature, args.top_k, args.top_p, args.beam_width, args.random_seed)

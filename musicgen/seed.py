@@ -8,12 +8,19 @@ octave (C4 is middle C, sharps '#', flats 'b'), a chord of note names joined by
 (a number or a fraction; default 1). Alternatively the seed may be written in the
 exact token names of vocab.json (e.g. '<start> C4 dur:4 shift:4'); a seed
 containing any 'dur:' or 'shift:' token is read that way.
+
+Every seed, written, read from a music file or taken from held-out data, becomes
+tokens through seed_tokens(), which applies the run's preprocessing recipe
+(musicgen/recipe.py): a melody-only model is seeded with a melody.
 """
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
+from musicgen import readers
+from musicgen.dataset import load_processed
 from musicgen.encoding import REST, START, Event, event_then_rests, parse_pitch
 from musicgen.errors import UserError
 
@@ -21,14 +28,69 @@ NOTATION_HELP = ("write notes like C4, F#3 or Bb2, chords like C4.E4.G4, rests a
                  "followed by :QUARTERS such as C4:2 or R:0.5")
 
 
-def parse_seed(text, vocabulary):
-    """Seed text -> token ids, starting with <start> and ending on a whole event."""
+def seed_tokens(run, text=None, music_file=None, events=16, rng=None):
+    """(token ids, description) of a run's seed: `text` in seed notation, the first `events` events of
+    `music_file`, or with neither, `events` events from a random piece of the run's validation split.
+
+    The run's preprocessing recipe applies to each: its track selection, melody-only
+    and silence shortening to a music file as to training data, melody-only to
+    written chords; a passage of the split was made with it.
+    """
+    if text is not None and music_file is not None:
+        raise UserError("give either seed notation or a seed file, not both")
+    if text is not None:
+        return parse_seed(text, run.vocabulary, run.recipe.melody_only), f"seed {text!r}"
+    if music_file is not None:
+        return _file_seed(Path(music_file), run, events), f"the first {events} events of {music_file}"
+    return _passage_seed(run, events, rng or np.random.default_rng())
+
+
+def parse_seed(text, vocabulary, melody_only=False):
+    """Seed text -> token ids, starting with <start> and ending on a whole event; chords become their top
+    note when `melody_only`."""
     items = text.split()
     if not items:
-        raise UserError(f"--seed is empty; {NOTATION_HELP}")
+        raise UserError(f"the seed is empty; {NOTATION_HELP}")
     if any(item.startswith(("dur:", "shift:")) for item in items):
         return _parse_tokens(items, vocabulary)
-    return events_to_seed(vocabulary, [_parse_event(item, vocabulary.settings) for item in items])
+    events = [_parse_event(item, vocabulary.settings) for item in items]
+    if melody_only:  # as quantize(melody_only=True): the highest note of each onset, cut where the next begins
+        events = [Event(event.pitches[-1:], min(event.duration, event.shift or event.duration), event.shift)
+                  for event in events]
+    return events_to_seed(vocabulary, events)
+
+
+def _file_seed(path, run, events):
+    if not path.is_file():
+        raise UserError(f"seed file {path} does not exist")
+    recipe = run.recipe
+    piece = next((p for p in readers.read_file(path, recipe.selection) if isinstance(p, readers.RawPiece)), None)
+    if piece is None:
+        raise UserError(f"seed file {path} has no usable notes")
+    notes, _ = recipe.grid_notes(piece, run.vocabulary.settings.steps_per_quarter)
+    tokens = run.vocabulary.encode_notes(notes)[0]
+    cut = run.vocabulary.event_boundaries(tokens)
+    return tokens[: cut[min(events, len(cut) - 1)]]
+
+
+def _passage_seed(run, events, rng):
+    data = Path(run.config.get("data", ""))
+    try:
+        data_vocabulary, splits = load_processed(data, ("validation",))
+    except UserError:
+        raise UserError(f"no seed given, and the training data ({data}) is not here to take one from; "
+                        "give a seed") from None
+    validation = splits["validation"]
+    vocabulary = run.vocabulary
+    if data_vocabulary.hash() != vocabulary.hash() or len(validation) == 0:
+        raise UserError(f"no seed given, and {data} no longer matches this run; give a seed")
+    index = int(rng.integers(len(validation)))
+    piece = validation.piece(index)
+    boundaries = vocabulary.event_boundaries(piece)  # boundaries[j]: where event j begins
+    first = int(rng.integers(max(1, len(boundaries) - events)))
+    last = min(first + events, len(boundaries) - 1)
+    start = 0 if first == 0 else boundaries[first]
+    return piece[start: boundaries[last]], f"events {first}-{last - 1} of {validation.sources[index]} (validation split)"
 
 
 def events_to_seed(vocabulary, events):

@@ -1,14 +1,16 @@
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
 import pytest  # noqa: E402
+
+from musicgen.backend import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # quietly, before any test module imports keras
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -79,7 +81,53 @@ def processed(tune_folder, tmp_path_factory):
     return output
 
 
-TINY_LSTM = {"units": 16, "embedding_dim": 8, "layers": 1, "seq_len": 24, "batch_size": 8, "epochs": 1}
+# Every model's tiny test settings, in one table: a step of training takes well under a second.
+_TINY_RECURRENT = {"units": 16, "embedding_dim": 8, "layers": 1, "seq_len": 24, "batch_size": 8, "epochs": 1}
+TINY_SETTINGS = {
+    "rnn": _TINY_RECURRENT,
+    "lstm": _TINY_RECURRENT,
+    "gru": _TINY_RECURRENT,
+    "cnn": {"embedding_dim": 8, "channels": 8, "skip_channels": 8, "kernel_size": 2, "layers": 3, "stacks": 2,
+            "dropout": 0.1, "seq_len": 16, "batch_size": 4, "epochs": 1},  # receptive field 1 + 2 * (2**3 - 1) = 15
+    "seq2seq": {"phrase_tokens": 6, "seq_len": 12, "embedding_dim": 8, "encoder_units": 8, "units": 12,
+                "dropout": 0.1},
+    "transformer": {"embedding_dim": 16, "heads": 2, "layers": 2, "ff_dim": 32, "dropout": 0.1, "seq_len": 8,
+                    "batch_size": 4, "epochs": 1},
+    "vae": {"seq_len": 12, "embedding_dim": 8, "encoder_units": 8, "units": 12, "latent_dim": 4,
+            "kl_anneal_steps": 10, "free_bits": 2.0, "dropout": 0.0},
+    "gan": {"segment_tokens": 6, "seq_len": 12, "units": 12, "embedding_dim": 8, "noise_dim": 4, "critic_filters": 8,
+            "n_critic": 2},
+    "ngram": {"max_order": 3},
+}
+TINY_LSTM = TINY_SETTINGS["lstm"]
+
+
+def tiny_settings(name, **changes):
+    """The model's full settings with its tiny ones (and `changes`) applied."""
+    from models import registry
+    from musicgen.config import resolve_config
+
+    return resolve_config(registry.get(name), overrides={**TINY_SETTINGS[name], **changes})
+
+
+def tiny_model(name, vocabulary_size=30, **changes):
+    """A freshly built, compiled, seeded tiny Keras model of `name`."""
+    import keras
+
+    from models import registry
+
+    keras.utils.set_random_seed(0)
+    spec = registry.get(name)
+    model = spec.build(vocabulary_size, tiny_settings(name, **changes))
+    spec.compile_model(model, 1e-2)
+    return model
+
+
+def logits(model, tokens):
+    """The model's logits for every position of `tokens`, as NumPy."""
+    import keras
+
+    return keras.ops.convert_to_numpy(model(tokens, training=False))
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import models  # noqa: E402
-from musicgen import distributed, training  # noqa: E402
+from models import registry  # noqa: E402
+from musicgen import distributed  # noqa: E402
+from musicgen.callbacks import RunCheckpoint
+from musicgen.dataset import windows
+from musicgen.config import TRAINING_DEFAULTS
 
 VOCABULARY_SIZE = 50
 TRAINING_WINDOWS = 67  # 5 global batches of 16, the last holding 3 windows: 2 once cut to whole shares
@@ -26,7 +29,7 @@ VALIDATION_WINDOWS = 3  # one global batch, cut to 2 windows: one for each worke
 
 
 def settings(model_name, changes):
-    return {**training.TRAINING_DEFAULTS, **models.get(model_name).defaults, **changes}
+    return {**TRAINING_DEFAULTS, **registry.get(model_name).defaults, **changes}
 
 
 def split_tokens(seq_len):
@@ -47,12 +50,13 @@ def main(output, model_name, changes):
     hp = settings(model_name, changes)
     batch_size = distributed.global_batch_size(hp["batch_size"], strategy)
     train_tokens, validation_tokens = split_tokens(hp["seq_len"])
-    train_data = training.windows([train_tokens], hp["seq_len"], batch_size, pad_id=0, shuffle=True, seed=0)
-    validation_data = training.windows([validation_tokens], hp["seq_len"], batch_size, pad_id=0, shuffle=False)
+    train_data = windows([train_tokens], hp["seq_len"], batch_size, pad_id=0, shuffle=True, seed=0)
+    validation_data = windows([validation_tokens], hp["seq_len"], batch_size, pad_id=0, shuffle=False)
     with strategy.scope():
         keras.utils.set_random_seed(index)  # a seed of its own: the chief's initial weights must reach every worker
-        model = models.get(model_name).build(VOCABULARY_SIZE, hp)
-        training.compile_model(model, learning_rate=0.01)
+        spec = registry.get(model_name)
+        model = spec.build(VOCABULARY_SIZE, hp)
+        spec.compile_model(model, learning_rate=0.01)
     initial_weights = model.get_weights()
 
     callbacks = []
@@ -62,7 +66,7 @@ def main(output, model_name, changes):
                     "epochs_without_improvement": 0, "stopped_early": False, "history": []}
         run_dir = Path(output) / "run"
         run_dir.mkdir()
-        callbacks = [training.RunCheckpoint(run_dir, {"config": hp, "progress": progress}), StopAfterFirstEpoch()]
+        callbacks = [RunCheckpoint(run_dir, {"config": hp, "progress": progress}), StopAfterFirstEpoch()]
     history = distributed.fit_multi_worker(model, strategy, train_data, validation_data, epochs=2,
                                            callbacks=callbacks)
 

@@ -3,21 +3,22 @@
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_SETTINGS, logits, tiny_settings
 
-import models
 import models.cnn
-from models.decoding import WindowDecoder
-from musicgen import training
+from models import registry
+from musicgen.decoding import WindowDecoder
 from musicgen.errors import UserError
+from musicgen.optimizer import compile_model
+from musicgen.saving import load_model, save_model
 
-TINY = {"embedding_dim": 8, "channels": 8, "skip_channels": 8, "kernel_size": 2, "layers": 3, "stacks": 2,
-        "dropout": 0.1, "seq_len": 16, "batch_size": 4, "epochs": 1}
+TINY = TINY_SETTINGS["cnn"]
 TINY_RECEPTIVE_FIELD = 1 + 2 * 1 * (2 ** 3 - 1)  # 15
 VOCABULARY_SIZE = 30
 
 
 def tiny_config(**changes):
-    return training.resolve_config("cnn", overrides={**TINY, **changes})
+    return tiny_settings("cnn", **changes)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def trained():
     position t + 1 ignored the token there (30 seeds tried afterwards all passed).
     """
     keras.utils.set_random_seed(0)
-    model = models.get("cnn").build(VOCABULARY_SIZE, tiny_config())
-    training.compile_model(model, 1e-2)
+    model = registry.get("cnn").build(VOCABULARY_SIZE, tiny_config())
+    compile_model(model, 1e-2)
     rng = np.random.default_rng(0)
     x = rng.integers(0, VOCABULARY_SIZE, (3, 40)).astype("int32")
     losses = [float(model.train_on_batch(x[:, :-1], x[:, 1:])[0]) for _ in range(3)]
@@ -37,12 +38,8 @@ def trained():
     return model, x
 
 
-def logits(model, tokens):
-    return keras.ops.convert_to_numpy(model(tokens, training=False))
-
-
 def test_default_receptive_field_is_the_stated_formula_and_covers_64_tokens():
-    defaults = models.get("cnn").defaults
+    defaults = registry.get("cnn").defaults
     field = models.cnn.receptive_field(defaults["kernel_size"], defaults["layers"], defaults["stacks"])
     assert field == 127 and field >= 64
     assert models.cnn.receptive_field(2, 3, 2) == TINY_RECEPTIVE_FIELD
@@ -69,8 +66,8 @@ def test_output_at_t_depends_only_on_the_receptive_field_up_to_t(trained):
 
 def test_saved_model_reloads_in_safe_mode_with_identical_predictions(trained, tmp_path):
     model, x = trained
-    training.save_model(model, tmp_path / "cnn.keras")
-    reloaded = training.load_model(tmp_path / "cnn.keras")
+    save_model(model, tmp_path / "cnn.keras")
+    reloaded = load_model(tmp_path / "cnn.keras")
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert int(reloaded.optimizer.iterations) == int(model.optimizer.iterations) == 3, "resumable: optimizer kept"
     assert reloaded.get_layer("block_1_2").get_config()["residual"] is False, "the last block has no residual"
@@ -78,7 +75,7 @@ def test_saved_model_reloads_in_safe_mode_with_identical_predictions(trained, tm
 
 def test_queue_decoder_matches_a_full_rerun_step_by_step_past_the_receptive_field(trained):
     model, x = trained
-    cached = models.get("cnn").decoder(model)
+    cached = registry.get("cnn").decoder(model)
     assert cached.receptive_field == TINY_RECEPTIVE_FIELD
     full = WindowDecoder(model, context=TINY_RECEPTIVE_FIELD)  # a window of the receptive field is exact
     got, state = cached.start(x[:, :4])
@@ -93,21 +90,12 @@ def test_queue_decoder_matches_a_full_rerun_step_by_step_past_the_receptive_fiel
 
 def test_a_prompt_longer_than_the_receptive_field_starts_the_same_as_a_full_run(trained):
     model, x = trained
-    got, state = models.get("cnn").decoder(model).start(x[:, :30])
+    got, state = registry.get("cnn").decoder(model).start(x[:, :30])
     np.testing.assert_allclose(got, logits(model, x[:, :30])[:, -1], rtol=1e-4, atol=1e-4)
-    got, _ = models.get("cnn").decoder(model).step(x[:, 30], state)
+    got, _ = registry.get("cnn").decoder(model).step(x[:, 30], state)
     np.testing.assert_allclose(got, logits(model, x[:, :31])[:, -1], rtol=1e-4, atol=1e-4)
-
-
-def test_reorder_carries_each_chosen_row_on(trained):
-    model, x = trained
-    decoder = models.get("cnn").decoder(model)
-    _, state = decoder.start(x[:, :20])
-    state = decoder.reorder(state, np.array([2, 2, 0]))
-    got, _ = decoder.step(x[[2, 2, 0], 20], state)
-    np.testing.assert_allclose(got, logits(model, x[[2, 2, 0], :21])[:, -1], rtol=1e-4, atol=1e-4)
 
 
 def test_impossible_settings_are_refused():
     with pytest.raises(UserError, match="kernel_size"):
-        models.get("cnn").build(VOCABULARY_SIZE, tiny_config(kernel_size=1))
+        registry.get("cnn").build(VOCABULARY_SIZE, tiny_config(kernel_size=1))

@@ -11,12 +11,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT, TINY_LSTM
 from distributed_worker import split_tokens
-import models
-from musicgen import distributed, training
+
+from models import registry
+from musicgen import distributed
+from musicgen.config import TRAINING_DEFAULTS
+from musicgen.dataset import windows
 from musicgen.errors import UserError
+from musicgen.optimizer import compile_model
+from musicgen.runs import RUN_CONFIG_FILE
+from musicgen.saving import load_model
 
 WORKER = ROOT / "tests" / "distributed_worker.py"
 WORKER_TIMEOUT = 300  # seconds for both workers together; they took 30-60 on a busy 2-core machine
@@ -68,6 +73,7 @@ def _weights(path):
         return [arrays[f"initial_{i}"] for i in range(count)], [arrays[f"final_{i}"] for i in range(count)]
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     changes = {key: TINY_LSTM[key] for key in ("units", "embedding_dim", "layers", "seq_len", "batch_size")}
     _run_workers(tmp_path, [sys.executable, str(WORKER), str(tmp_path), "lstm", json.dumps(changes)])
@@ -90,19 +96,20 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
 
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "run", "worker_0.json", "worker_0.log", "worker_0.npz", "worker_1.json", "worker_1.log", "worker_1.npz"]
-    run_config = json.loads((tmp_path / "run" / training.RUN_CONFIG_FILE).read_text())
+    run_config = json.loads((tmp_path / "run" / RUN_CONFIG_FILE).read_text())
     assert run_config["progress"]["epochs_completed"] == 1
 
     # The validation loss is that of both workers' shares: what one process measures on the two windows
     # left once the batch of three is cut to whole shares.
     seq_len = changes["seq_len"]
-    validation = training.windows([split_tokens(seq_len)[1][:2 * seq_len + 1]], seq_len, 16, pad_id=0, shuffle=False)
-    measured = training.load_model(tmp_path / "run" / "last.keras").evaluate(validation, verbose=0,
+    validation = windows([split_tokens(seq_len)[1][:2 * seq_len + 1]], seq_len, 16, pad_id=0, shuffle=False)
+    measured = load_model(tmp_path / "run" / "last.keras").evaluate(validation, verbose=0,
                                                                               return_dict=True)
     assert chief_logs["val_loss"] == pytest.approx(measured["loss"], rel=1e-5)
     assert chief_logs["val_accuracy"] == pytest.approx(measured["accuracy"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_train_py_on_two_workers_trains_one_run_that_the_chief_writes(processed, tmp_path):
     command = [sys.executable, "train.py", "--model", "lstm", "--data", str(processed),
                "--checkpoints", str(tmp_path / "checkpoints")]
@@ -115,7 +122,7 @@ def test_train_py_on_two_workers_trains_one_run_that_the_chief_writes(processed,
     run = tmp_path / "checkpoints" / "lstm"
     assert sorted(path.name for path in run.iterdir()) == [
         "best.keras", "history.csv", "last.keras", "logs", "loss.png", "run_config.json", "vocab.json"]
-    progress = json.loads((run / training.RUN_CONFIG_FILE).read_text())["progress"]
+    progress = json.loads((run / RUN_CONFIG_FILE).read_text())["progress"]
     assert progress["epochs_completed"] == 1
     assert f"best validation loss {progress['best_val_loss']:.4f}" in other_log, "both workers measured the same"
 
@@ -191,13 +198,13 @@ class _Recorder(keras.callbacks.Callback):
 
 def test_fit_multi_worker_drives_the_callbacks_and_stops_when_one_asks():
     strategy, _ = distributed.choose_strategy()
-    hp = {**training.TRAINING_DEFAULTS, **models.get("lstm").defaults, **TINY_LSTM}
+    hp = {**TRAINING_DEFAULTS, **registry.get("lstm").defaults, **TINY_LSTM}
     tokens = np.random.default_rng(0).integers(1, 30, 400)
-    train_data = training.windows([tokens], hp["seq_len"], 4, pad_id=0, shuffle=True)
-    validation_data = training.windows([tokens[:100]], hp["seq_len"], 4, pad_id=0, shuffle=False)
+    train_data = windows([tokens], hp["seq_len"], 4, pad_id=0, shuffle=True)
+    validation_data = windows([tokens[:100]], hp["seq_len"], 4, pad_id=0, shuffle=False)
     with strategy.scope():
-        model = models.get("lstm").build(30, hp)
-        training.compile_model(model, hp["learning_rate"])
+        model = registry.get("lstm").build(30, hp)
+        compile_model(model, hp["learning_rate"])
     recorder, lines = _Recorder(stop_after_epoch=2), []
 
     history = distributed.fit_multi_worker(model, strategy, train_data, validation_data, epochs=5, initial_epoch=1,
@@ -209,3 +216,15 @@ def test_fit_multi_worker_drives_the_callbacks_and_stops_when_one_asks():
     assert len(history) == 2 and all(np.isfinite(list(logs.values())).all() for logs in history)
     assert lines[0].startswith("epoch 2/5: 2 steps")
     assert model.optimizer.iterations.numpy() == 4
+
+
+def test_build_for_training_creates_model_metric_and_optimizer_variables_before_any_step():
+    """The one private Keras call (see distributed.build_for_training): this fails on a Keras without it."""
+    hp = {**TRAINING_DEFAULTS, **registry.get("lstm").defaults, **TINY_LSTM}
+    model = registry.get("lstm").build(30, hp)
+    compile_model(model, hp["learning_rate"])
+    data = windows([np.arange(1, 200) % 29 + 1], hp["seq_len"], 4, pad_id=0, shuffle=False)
+    assert not model.optimizer.built and not all(metric.variables for metric in model.metrics)
+    distributed.build_for_training(model, data.element_spec)
+    assert model.optimizer.built and len(model.optimizer.variables) > len(model.trainable_variables)
+    assert all(metric.variables for metric in model.metrics), "the loss and the compiled metrics have their variables"

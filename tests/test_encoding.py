@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import shared
 
-from musicgen.encoding import (EncodingSettings, Event, Vocabulary, count_chords, events_to_notes,
-                               parse_pitch, pitch_name, quantize, sort_notes)
+from musicgen.encoding import (EncodingSettings, Event, Vocabulary, count_chords, events_to_notes, parse_pitch,
+                               pitch_name, quantize, sort_notes)
 from musicgen.errors import UserError
 
 SETTINGS = EncodingSettings()  # 4 steps per quarter, durations and shifts up to 8 quarters

@@ -3,18 +3,20 @@ import pandas as pd
 import pytest
 
 import evaluate
-import models
-from musicgen import evaluation, training
+from models import registry
+from musicgen import evaluation
 from musicgen.dataset import load_processed
 from musicgen.encoding import KINDS
 from musicgen.errors import UserError
 
 
 def test_scoring_through_the_decoder_equals_the_full_model(trained_run, processed):
-    _, vocabulary, model = training.load_run(trained_run)
+    run = registry.load_run(trained_run)
+    vocabulary = run.vocabulary
+    model = run.model
     _, splits = load_processed(processed)
     pieces = [splits["test"].piece(0)[:40], splits["validation"].piece(0)[:25]]
-    log_probabilities, correct = evaluation.score_pieces(models.get("lstm").decoder(model), pieces, vocabulary.pad_id)
+    log_probabilities, correct = evaluation.score_pieces(registry.get("lstm").decoder(model), pieces, vocabulary.pad_id)
     expected = []
     for piece in pieces:
         logits = model.predict(piece[None], verbose=0)[0].astype(np.float64)
@@ -41,7 +43,7 @@ def test_evaluate_writes_table_report_and_plots(trained_run, tmp_path, capsys):
     assert table.model[0].startswith("ngram baseline (order")
     lstm = table.set_index("model").loc["lstm"]
     assert np.isfinite(lstm.nll_nats) and lstm.perplexity == pytest.approx(np.exp(lstm.nll_nats))
-    assert 0 <= lstm.scale_consistency_overlap <= 1.0001 and 0 <= lstm.repeated_4gram_share <= 1
+    assert 0 <= lstm.scale_fit_overlap <= 1.0001 and 0 <= lstm.repeated_4gram_share <= 1
     assert table.set_index("model").loc["real: held-out music"].copied_events_max >= 1
     report = (tmp_path / "report.md").read_text()
     for heading in ("## Likelihood", "## Musical statistics", "## Repetition and copying"):

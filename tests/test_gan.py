@@ -2,32 +2,31 @@
 
 import warnings
 
+import conftest
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_SETTINGS
 
-import models
 import models.gan as gan
+from models import registry
 from musicgen import training
+from musicgen.config import TRAINING_DEFAULTS, resolve_config
 from musicgen.errors import UserError
-from musicgen.generation import generate
 from musicgen.sampling import RandomSampler
+from musicgen.saving import load_model, save_model
 
 VOCABULARY_SIZE = 30
-SEGMENT = 6
-TINY = {"segment_tokens": SEGMENT, "seq_len": 2 * SEGMENT, "units": 12, "embedding_dim": 8, "noise_dim": 4,
-        "critic_filters": 8, "n_critic": 2}
+TINY = TINY_SETTINGS["gan"]
+SEGMENT = TINY["segment_tokens"]
 
 
 def tiny_model(**overrides):
-    spec = models.get("gan")
-    model = spec.build(VOCABULARY_SIZE, {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY, **overrides})
-    training.compile_model(model, 1e-2)
-    return model
+    return conftest.tiny_model("gan", VOCABULARY_SIZE, **overrides)
 
 
 def batches(count=2, batch=4, seed=0):
-    """(x, y, weight) batches like training.windows makes, with no padding."""
+    """(x, y, weight) batches like windows makes, with no padding."""
     rng = np.random.default_rng(seed)
     tokens = rng.integers(1, VOCABULARY_SIZE, (count * batch, 2 * SEGMENT + 1)).astype("int32")
     x, y = tokens[:, :-1], tokens[:, 1:]
@@ -45,10 +44,10 @@ def trained(tmp_path_factory):
     before = {"generator": weights(model.generator), "critic": weights(model.critic)}
     history = model.fit(batches(), validation_data=batches(seed=1), epochs=1, shuffle=False, verbose=0).history
     path = tmp_path_factory.mktemp("gan") / "m.keras"
-    training.save_model(model, path)
+    save_model(model, path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reloaded = training.load_model(path)
+        reloaded = load_model(path)
     return model, reloaded, before, history, [str(w.message) for w in caught]
 
 
@@ -135,10 +134,10 @@ def test_generation_loop_produces_whole_events(tmp_path):
     from musicgen.encoding import EncodingSettings, Vocabulary
 
     vocabulary = Vocabulary.build(EncodingSettings(max_duration_quarters=1, max_shift_quarters=1), {})
-    spec = models.get("gan")
-    model = spec.build(len(vocabulary), {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY})
+    spec = registry.get("gan")
+    model = spec.build(len(vocabulary), {**TRAINING_DEFAULTS, **spec.defaults, **TINY})
     prompt = np.array([[vocabulary.start_id]], dtype="int32")
-    new = generate(gan.GANDecoder(model, seed=0), vocabulary, prompt, 5, RandomSampler(seed=0))
+    new = RandomSampler(seed=0).generate(gan.GANDecoder(model, seed=0), vocabulary, prompt, 5)
     assert len(vocabulary.decode(new[0])) == 5 and new.shape[1] == 15
 
 
@@ -159,23 +158,23 @@ def test_sample_diversity_is_positive_after_training_and_zero_when_collapsed(tra
 
 
 def test_window_must_be_one_condition_and_one_continuation():
-    spec = models.get("gan")
+    spec = registry.get("gan")
     with pytest.raises(UserError, match="seq_len must be 2 \\* segment_tokens = 12"):
-        spec.build(VOCABULARY_SIZE, {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY, "seq_len": 16})
+        spec.build(VOCABULARY_SIZE, {**TRAINING_DEFAULTS, **spec.defaults, **TINY, "seq_len": 16})
 
 
 def test_trainer_trains_and_resumes_the_gan_with_both_optimizers(processed, tmp_path):
     """training.train() unchanged: fit, save, reload in safe mode (both optimizers), fit again."""
-    config = training.resolve_config("gan", overrides={**TINY, "segment_tokens": 12, "seq_len": 24, "epochs": 1,
+    config = resolve_config(registry.get("gan"), overrides={**TINY, "segment_tokens": 12, "seq_len": 24, "epochs": 1,
                                                        "batch_size": 8})
     run = tmp_path / "gan"
-    first = training.train("gan", config, processed, run, log=lambda message: None, verbose=0)
+    first = training.train(registry.get("gan"), config, processed, run, log=lambda message: None, verbose=0)
     row = first["progress"]["history"][0]
     assert {"loss", "val_loss", "val_critic_loss", "val_generator_loss", "val_gradient_penalty"} <= set(row)
-    steps = training.load_model(run / "last.keras").optimizer.iterations.numpy()
+    steps = load_model(run / "last.keras").optimizer.iterations.numpy()
     messages = []
-    resumed = training.train("gan", {**config, "epochs": 2}, processed, run, log=messages.append, verbose=0)
+    resumed = training.train(registry.get("gan"), {**config, "epochs": 2}, processed, run, log=messages.append, verbose=0)
     assert any("resuming" in m for m in messages) and len(resumed["progress"]["history"]) == 2
-    model = training.load_model(run / "last.keras")
+    model = load_model(run / "last.keras")
     assert model.optimizer.iterations.numpy() == 2 * steps
     assert model.critic_optimizer.iterations.numpy() == 2 * steps * TINY["n_critic"]

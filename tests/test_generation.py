@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
-from models.decoding import Decoder
 from musicgen import sampling
+from musicgen.decoding import Decoder
 from musicgen.encoding import EncodingSettings, Event, Vocabulary
 from musicgen.errors import UserError
-from musicgen.generation import beam_search, generate
 from musicgen.seed import parse_seed
 
 VOCABULARY = Vocabulary.build(EncodingSettings(), {(60, 64, 67): 5})
@@ -80,8 +79,9 @@ def test_same_random_seed_same_output():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"name": "beam-of-light"}, "--strategy"), ({"name": "sample", "temperature": -1}, "--temperature"),
-    ({"name": "top-p", "top_p": 1.5}, "--top-p"), ({"name": "top-k", "top_k": 0}, "--top-k"),
+    ({"name": "beam-of-light"}, "strategy"), ({"name": "sample", "temperature": -1}, "temperature"),
+    ({"name": "top-p", "top_p": 1.5}, "top-p"), ({"name": "top-k", "top_k": 0}, "top-k"),
+    ({"name": "beam", "temperature": 0}, "temperature"), ({"name": "beam", "beam_width": 0}, "beam width"),
 ])
 def test_bad_decoding_options_are_refused(options, message):
     with pytest.raises(UserError, match=message):
@@ -109,7 +109,7 @@ class FavouriteTokenDecoder(Decoder):
 
 def test_generation_always_yields_whole_events_in_grammar():
     prompt = np.tile(parse_seed("C4 D4", VOCABULARY), (3, 1))
-    new = generate(FavouriteTokenDecoder(), VOCABULARY, prompt, num_events=5, sampler=sampling.get("greedy"))
+    new = sampling.get("greedy").generate(FavouriteTokenDecoder(), VOCABULARY, prompt, num_events=5)
     assert new.shape == (3, 15)
     for row in new:
         assert VOCABULARY.decode(row) == [Event((67,), 2, 2)] * 5
@@ -147,9 +147,33 @@ class TrapDecoder(Decoder):
 
 def test_beam_search_finds_the_sequence_greedy_misses():
     prompt = parse_seed("C4", VOCABULARY)
-    greedy = generate(TrapDecoder(), VOCABULARY, prompt[None], 1, sampling.get("greedy"))[0]
+    greedy = sampling.get("greedy").generate(TrapDecoder(), VOCABULARY, prompt[None], 1)[0]
     assert names(greedy) == ["G4", "dur:1", "shift:4"]
-    beams, scores = beam_search(TrapDecoder(), VOCABULARY, prompt, 2, beam_width=3)
+    beams, scores = sampling.get("beam", beam_width=3).search(TrapDecoder(), VOCABULARY, prompt, 2)
     assert names(beams[0]) == ["A4", "dur:4", "shift:4", "A4", "dur:4", "shift:4"]
     np.testing.assert_allclose(scores[0], 2 * np.log(0.4), atol=1e-6)
     assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_beam_search_honours_the_temperature_wherever_it_runs():
+    """evaluate.py --strategy beam --temperature X used to check X and then ignore it."""
+    from musicgen import evaluation
+
+    prompt = parse_seed("C4", VOCABULARY)[None]
+
+    def first_pitches(temperature):
+        strategy = sampling.get("beam", temperature=temperature, beam_width=3)
+        return evaluation.generate_pieces(TrapDecoder(), VOCABULARY, prompt, 1, strategy)[0][0].pitches
+
+    assert first_pitches(1.0) == (69,), "A4: at the model's own temperature beam search sees through the trap"
+    assert first_pitches(0.05) == (67,), "G4: sharpened, G4 (0.6) outweighs A4 (0.4) and its durations do not matter"
+
+
+def test_beam_search_gives_each_prompt_its_best_and_a_repeated_prompt_its_best_few():
+    prompts = np.stack([parse_seed("C4", VOCABULARY)] * 2 + [parse_seed("D4", VOCABULARY)])
+    generated = sampling.get("beam", beam_width=3).generate(TrapDecoder(), VOCABULARY, prompts, 1)
+    beams, _ = sampling.get("beam", beam_width=3).search(TrapDecoder(), VOCABULARY, prompts[0], 1)
+    np.testing.assert_array_equal(generated[:2], beams[:2])
+    np.testing.assert_array_equal(generated[2], beams[0])  # the trap decoder ignores the prompt: the same best beam
+    with pytest.raises(UserError, match="at most beam width"):
+        sampling.get("beam", beam_width=1).generate(TrapDecoder(), VOCABULARY, prompts, 1)

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
+from conftest import assert_picture
 
 import generate
 import preprocess
-from conftest import assert_picture
 from musicgen import audio, readers
 from musicgen.encoding import quantize
 from musicgen.errors import UserError
@@ -79,7 +79,7 @@ def overtone_ratio(samples, rate, fundamental_hz=262):
 
 
 def test_a_missing_soundfont_is_a_one_line_error(trained_run, tmp_path):
-    with pytest.raises(UserError, match="--soundfont .* does not exist"):
+    with pytest.raises(UserError, match="soundfont .* does not exist"):
         generate.main(["--checkpoint", str(trained_run), "--wav", "--soundfont", str(tmp_path / "none.sf2"),
                        "--output", str(tmp_path)])
 

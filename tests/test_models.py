@@ -1,67 +1,39 @@
-"""Every registered model: builds, trains a step, saves and reloads in safe mode, decodes incrementally."""
+"""Every registered model: builds, trains, saves and reloads in safe mode, generates (decoders: test_decoders.py)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_SETTINGS, tiny_settings
 
 import models
-from models.decoding import WindowDecoder
+from models import registry
 from musicgen import training
+from musicgen.config import TRAINING_DEFAULTS
+from musicgen.errors import UserError
+from musicgen.saving import load_model, save_model
 
-TINY = {"units": 12, "embedding_dim": 8, "layers": 2, "dropout": 0.1}
 VOCABULARY_SIZE = 30
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
-def test_recurrent_model_saves_reloads_and_decodes_like_a_full_rerun(name, tmp_path):
-    spec = models.get(name)
-    model = spec.build(VOCABULARY_SIZE, {**spec.defaults, **TINY})
-    training.compile_model(model, 1e-2)
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, VOCABULARY_SIZE, (4, 10)).astype("int32")
-    y = rng.integers(0, VOCABULARY_SIZE, (4, 10)).astype("int32")
-    before = model.train_on_batch(x, y)
-    after = model.train_on_batch(x, y)
-    assert after[0] < before[0], "one step on a batch lowers its loss"
-
-    training.save_model(model, tmp_path / "m.keras")
-    reloaded = training.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(model.predict(x, verbose=0), reloaded.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-
-    cached, full = spec.decoder(reloaded), WindowDecoder(reloaded, context=100)
-    logits, state = cached.start(x[:, :6])
-    expected, window = full.start(x[:, :6])
-    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
-    for t in range(6, 10):
-        logits, state = cached.step(x[:, t], state)
-        expected, window = full.step(x[:, t], window)
-        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
-
-
 def test_unknown_model_names_the_choices():
-    with pytest.raises(Exception, match=r"must be one of \[rnn, lstm, gru"):
-        models.get("wavenet")
+    with pytest.raises(UserError, match=r"must be one of \[rnn, lstm, gru"):
+        registry.get("wavenet")
 
 
-# Tiny settings for each Keras model; the test below runs every registered one of them.
-TINY_SETTINGS = {
-    "rnn": {"units": 12, "embedding_dim": 8, "layers": 1},
-    "lstm": {"units": 12, "embedding_dim": 8, "layers": 1},
-    "gru": {"units": 12, "embedding_dim": 8, "layers": 1},
-    "cnn": {"embedding_dim": 8, "channels": 8, "skip_channels": 8, "layers": 3, "stacks": 1, "seq_len": 16},
-    "seq2seq": {"phrase_tokens": 6, "seq_len": 12, "embedding_dim": 8, "encoder_units": 8, "units": 12},
-    "transformer": {"embedding_dim": 8, "heads": 2, "layers": 1, "ff_dim": 16, "seq_len": 16},
-    "vae": {"seq_len": 12, "embedding_dim": 8, "encoder_units": 8, "units": 12, "latent_dim": 4},
-    "gan": {"segment_tokens": 6, "seq_len": 12, "embedding_dim": 8, "units": 12, "noise_dim": 4, "critic_filters": 8},
-}
-KERAS_MODELS = [name for name, spec in models.REGISTRY.items() if spec.build is not None]
+def test_the_names_the_scripts_accept_without_tensorflow_are_the_registry_in_its_order():
+    assert models.NAMES == tuple(registry.REGISTRY)
+    assert all(registry.get(name).name == name for name in models.NAMES)
+
+
+KERAS_MODELS = [name for name, spec in registry.REGISTRY.items() if spec.build is not None]
 
 
 def test_every_keras_model_has_tiny_test_settings():
     assert set(KERAS_MODELS) <= set(TINY_SETTINGS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", KERAS_MODELS)
 def test_every_model_trains_saves_reloads_and_generates_midi(name, processed, tmp_path):
     import pretty_midi
@@ -69,25 +41,24 @@ def test_every_model_trains_saves_reloads_and_generates_midi(name, processed, tm
     from musicgen import sampling
     from musicgen.dataset import load_processed
     from musicgen.encoding import events_to_notes
-    from musicgen.generation import generate
     from musicgen.midi import write_midi
     from musicgen.seed import parse_seed
 
     vocabulary, splits = load_processed(processed)
-    spec = models.get(name)
-    config = training.resolve_config(name, overrides={key: value for key, value in TINY_SETTINGS[name].items()
-                                                      if key in {**training.TRAINING_DEFAULTS, **spec.defaults}})
-    run_config = training.train(name, {**config, "epochs": 1}, processed, tmp_path / name, log=lambda *_: None, verbose=0)
+    spec = registry.get(name)
+    run_config = training.train(spec, tiny_settings(name, epochs=1), processed, tmp_path / name, log=lambda *_: None,
+                                verbose=0)
     assert np.isfinite(run_config["progress"]["best_val_loss"])
-    _, _, model = training.load_run(tmp_path / name)  # best.keras, in safe mode
+    run = registry.load_run(tmp_path / name)
+    model = run.model  # best.keras, in safe mode
 
-    training.save_model(model, tmp_path / "again.keras")
-    reloaded = training.load_model(tmp_path / "again.keras")
-    x = splits["validation"].tokens[None, : config["seq_len"]]
+    save_model(model, tmp_path / "again.keras")
+    reloaded = load_model(tmp_path / "again.keras")
+    x = splits["validation"].tokens[None, : TINY_SETTINGS[name].get("seq_len", 16)]
     np.testing.assert_allclose(model.predict(x, verbose=0), reloaded.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
     seed = parse_seed("C4 E4 G4", vocabulary)
-    new = generate(spec.decoder(reloaded), vocabulary, seed[None], 4, sampling.get("sample", seed=0))
+    new = sampling.get("sample", seed=0).generate(spec.decoder(reloaded), vocabulary, seed[None], 4)
     events = vocabulary.decode(np.concatenate([seed, new[0]]))
     assert len(events) == 7
     write_midi(tmp_path / "out.mid", events_to_notes(events), vocabulary.settings.steps_per_quarter, 120)
@@ -108,17 +79,18 @@ def mixed_float16():
 
 
 def test_every_model_claiming_mixed_precision_has_its_code_tested_under_it():
-    claimed = {spec.build.__module__ for spec in models.REGISTRY.values() if spec.build and spec.mixed_precision}
-    assert claimed <= {models.get(name).build.__module__ for name in MIXED_PRECISION_MODELS}
+    claimed = {spec.build.__module__ for spec in registry.REGISTRY.values() if spec.build and spec.mixed_precision}
+    assert claimed <= {registry.get(name).build.__module__ for name in MIXED_PRECISION_MODELS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MIXED_PRECISION_MODELS)
 def test_model_trains_saves_reloads_and_decodes_under_mixed_precision(name, mixed_float16, tmp_path):
-    spec = models.get(name)
-    hp = {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY_SETTINGS[name]}
+    spec = registry.get(name)
+    hp = {**TRAINING_DEFAULTS, **spec.defaults, **TINY_SETTINGS[name]}
     keras.utils.set_random_seed(0)
     model = spec.build(VOCABULARY_SIZE, hp)
-    training.compile_model(model, 1e-2)
+    spec.compile_model(model, 1e-2)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer), "compile wraps it under mixed_float16"
     rng = np.random.default_rng(0)
     x = rng.integers(1, VOCABULARY_SIZE, (4, hp["seq_len"])).astype("int32")
@@ -130,11 +102,11 @@ def test_model_trains_saves_reloads_and_decodes_under_mixed_precision(name, mixe
     logits = model.predict(x, verbose=0)
     assert logits.dtype == np.float32
 
-    training.save_model(model, tmp_path / "m.keras")
-    reloaded = training.load_model(tmp_path / "m.keras")
+    save_model(model, tmp_path / "m.keras")
+    reloaded = load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(logits, reloaded.predict(x, verbose=0), rtol=1e-3, atol=1e-3)
 
-    decoder = models.make_decoder(name, reloaded, random_seed=0)
+    decoder = registry.get(name).decoder(reloaded, seed=0)
     next_logits, state = decoder.start(x[:, :4])
     for t in range(4, 7):
         next_logits, state = decoder.step(x[:, t], state)
@@ -142,10 +114,10 @@ def test_model_trains_saves_reloads_and_decodes_under_mixed_precision(name, mixe
 
 
 def test_mixed_precision_skips_a_step_whose_embedding_gradient_overflows(mixed_float16):
-    """Keras' own loss scaling misses this overflow (see training.SparseSafeLossScaleOptimizer)."""
-    spec = models.get("lstm")
+    """Keras' own loss scaling misses this overflow (see SparseSafeLossScaleOptimizer)."""
+    spec = registry.get("lstm")
     model = spec.build(VOCABULARY_SIZE, {**spec.defaults, **TINY_SETTINGS["lstm"]})
-    training.compile_model(model, 1e-2)
+    spec.compile_model(model, 1e-2)
     model.optimizer.build(model.trainable_variables)
     embedding = model.get_layer("embedding").embeddings
     # Token 3 twice in the batch: one of its two gradient rows overflowed float16.

@@ -5,8 +5,8 @@ import pytest
 import generate
 import train
 from models.ngram import NgramDecoder, NgramModel
-from musicgen import training
 from musicgen.errors import UserError
+from musicgen.runs import read_run_config
 
 PATTERN = np.array([1, 2, 3, 4] * 50 + [1, 2, 5, 4] * 10)
 
@@ -55,7 +55,7 @@ def test_decoder_carries_the_history():
 
 def test_train_chooses_an_order_and_generates(processed, tmp_path, capsys):
     train.main(["--model", "ngram", "--data", str(processed), "--checkpoints", str(tmp_path)])
-    run_config = training.read_run_config(tmp_path / "ngram")
+    run_config = read_run_config(tmp_path / "ngram")
     assert run_config["progress"]["history"][0]["order"] >= 2
     assert run_config["progress"]["best_val_loss"] < 3.0
     generate.main(["--checkpoint", str(tmp_path / "ngram"), "--seed", "C4 E4", "--length", "16",

@@ -13,10 +13,13 @@ from conftest import TINY_LSTM, assert_picture
 
 import generate
 import train
+from models import registry
 from musicgen import training
+from musicgen.config import resolve_config
 from musicgen.encoding import events_to_notes
 from musicgen.errors import UserError
 from musicgen.midi import write_midi
+from musicgen.saving import load_model
 
 
 def test_training_writes_a_complete_run_folder(trained_run):
@@ -79,51 +82,51 @@ def test_seed_midi(trained_run, tune_folder, tmp_path, capsys):
 def test_rerunning_an_interrupted_training_resumes_it(trained_run, processed, tmp_path):
     run = tmp_path / "lstm"
     shutil.copytree(trained_run, run)
-    iterations_after_one_epoch = training.load_model(run / "last.keras").optimizer.iterations.numpy()
+    iterations_after_one_epoch = load_model(run / "last.keras").optimizer.iterations.numpy()
     messages = []
-    config = training.resolve_config("lstm", overrides={**TINY_LSTM, "epochs": 2})
-    run_config = training.train("lstm", config, processed, run, log=messages.append, verbose=0)
+    config = resolve_config(registry.get("lstm"), overrides={**TINY_LSTM, "epochs": 2})
+    run_config = training.train(registry.get("lstm"), config, processed, run, log=messages.append, verbose=0)
     assert any("resuming" in m and "after epoch 1" in m for m in messages)
     assert [row["epoch"] for row in run_config["progress"]["history"]] == [1, 2]
-    resumed = training.load_model(run / "last.keras")
+    resumed = load_model(run / "last.keras")
     assert resumed.optimizer.iterations.numpy() == 2 * iterations_after_one_epoch, "optimizer state carried over"
     # a third run has nothing left to do
     messages.clear()
-    training.train("lstm", config, processed, run, log=messages.append, verbose=0)
+    training.train(registry.get("lstm"), config, processed, run, log=messages.append, verbose=0)
     assert "has finished training" in messages[0]
 
 
 def test_resuming_with_other_settings_or_data_is_refused(trained_run, processed, tmp_path):
     run = tmp_path / "lstm"
     shutil.copytree(trained_run, run)
-    config = training.resolve_config("lstm", overrides={**TINY_LSTM, "units": 32, "epochs": 2})
+    config = resolve_config(registry.get("lstm"), overrides={**TINY_LSTM, "units": 32, "epochs": 2})
     with pytest.raises(UserError, match="units 16 -> 32"):
-        training.train("lstm", config, processed, run)
+        training.train(registry.get("lstm"), config, processed, run)
     run_config = json.loads((run / "run_config.json").read_text())
     run_config["vocabulary_hash"] = "0" * 16
     (run / "run_config.json").write_text(json.dumps(run_config))
     with pytest.raises(UserError, match="another vocabulary"):
-        training.train("lstm", training.resolve_config("lstm", overrides={**TINY_LSTM, "epochs": 2}), processed, run)
+        training.train(registry.get("lstm"), resolve_config(registry.get("lstm"), overrides={**TINY_LSTM, "epochs": 2}), processed, run)
 
 
 def test_mixed_precision_trains_in_float16_and_leaves_the_policy_as_it_was(processed, tmp_path):
     messages = []
-    config = training.resolve_config("lstm", overrides=TINY_LSTM)
-    run_config = training.train("lstm", config, processed, tmp_path / "run", mixed_precision=True,
+    config = resolve_config(registry.get("lstm"), overrides=TINY_LSTM)
+    run_config = training.train(registry.get("lstm"), config, processed, tmp_path / "run", mixed_precision=True,
                                 log=messages.append, verbose=0)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert np.isfinite(run_config["progress"]["best_val_loss"])
-    model = training.load_model(tmp_path / "run" / "best.keras", compile=False)
+    model = load_model(tmp_path / "run" / "best.keras", compile=False)
     recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
     assert recurrent and all(layer.compute_dtype == "float16" for layer in recurrent)
     assert model.output.dtype == "float32", "the logits (and the loss) stay in float32"
     assert any("mixed precision helps on GPUs" in message for message in messages)
-    with pytest.raises(UserError, match="trained with --mixed-precision"):
-        training.train("lstm", {**config, "epochs": 2}, processed, tmp_path / "run", log=messages.append)
+    with pytest.raises(UserError, match="trained with mixed precision"):
+        training.train(registry.get("lstm"), {**config, "epochs": 2}, processed, tmp_path / "run", log=messages.append)
 
 
 def test_mixed_precision_is_refused_for_models_that_train_in_float32_only(processed, tmp_path):
-    with pytest.raises(UserError, match="--mixed-precision is not available for --model gan"):
+    with pytest.raises(UserError, match="mixed precision is not available for the gan model"):
         train.main(["--model", "gan", "--data", str(processed), "--checkpoints", str(tmp_path), "--mixed-precision"])
     assert not (tmp_path / "gan").exists()
 
@@ -136,23 +139,23 @@ def test_generate_refuses_a_vocabulary_that_does_not_match_the_weights(trained_r
     vocabulary.pop("hash")
     (run / "vocab.json").write_text(json.dumps(vocabulary))
     with pytest.raises(UserError, match="does not match"):
-        training.load_run(run)
+        registry.load_run(run)
 
 
 def test_config_file_and_flags_layer_over_the_defaults(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"units": 64, "dropout": 0.5}))
-    config = training.resolve_config("gru", path, {"units": "32"})
+    config = resolve_config(registry.get("gru"), path, {"units": "32"})
     assert config["units"] == 32 and config["dropout"] == 0.5 and config["layers"] == 2
     path.write_text(json.dumps({"unitz": 64}))
     with pytest.raises(UserError, match="'unitz'.*not a setting"):
-        training.resolve_config("gru", path)
+        resolve_config(registry.get("gru"), path)
     with pytest.raises(UserError, match="must be int"):
-        training.resolve_config("gru", None, {"units": "many"})
+        resolve_config(registry.get("gru"), None, {"units": "many"})
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "wavenet"], "--model must be one of"),
+    (["--model", "wavenet"], "model must be one of"),
     (["--data", "/no/such/dir"], "run `python preprocess.py` first"),
     (["--epochs", "0"], "epochs must be at least 1"),
     (["--set", "dropout"], "KEY=VALUE"),
@@ -164,12 +167,12 @@ def test_train_argument_errors(argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["--length", "0"], "--length"),
-    (["--temperature", "-1"], "--temperature"),
-    (["--top-p", "1.5"], "--top-p"),
+    (["--temperature", "-1"], "temperature must be positive"),
+    (["--top-p", "1.5"], "top-p must be in"),
     (["--program", "128"], "--program"),
     (["--checkpoint", "/no/such/run"], "does not exist"),
     (["--seed", "C4", "--seed-midi", "x.mid"], "give one of --seed, --seed-midi"),
-    (["--strategy", "beam", "--num-outputs", "5", "--beam-width", "4"], "at most --beam-width"),
+    (["--strategy", "beam", "--num-outputs", "5", "--beam-width", "4"], "at most beam width"),
 ])
 def test_generate_argument_errors(argv, message, trained_run):
     if "--checkpoint" not in argv:
@@ -179,14 +182,62 @@ def test_generate_argument_errors(argv, message, trained_run):
 
 
 def test_generated_tokens_decode_to_the_written_notes(trained_run):
-    import models
+    from models import registry
     from musicgen import sampling
-    from musicgen.generation import generate as extend
     from musicgen.seed import parse_seed
 
-    _, vocabulary, model = training.load_run(trained_run)
+    run = registry.load_run(trained_run)
+    vocabulary = run.vocabulary
+    model = run.model
     seed = parse_seed("D4 F#4 A4", vocabulary)
-    new = extend(models.get("lstm").decoder(model), vocabulary, seed[None], 10, sampling.get("sample", seed=0))
+    new = sampling.get("sample", seed=0).generate(registry.get("lstm").decoder(model), vocabulary, seed[None], 10)
     events = vocabulary.decode(np.concatenate([seed, new[0]]))
     assert len(events) == 13
     assert events_to_notes(events)[:3].tolist() == [[0, 4, 62], [4, 4, 66], [8, 4, 69]]
+
+
+@pytest.fixture(scope="module")
+def melody_only_run(tune_folder, tmp_path_factory):
+    """An n-gram trained on the tiny corpus preprocessed with --melody-only (counted in a second)."""
+    from conftest import tiny_settings
+
+    import preprocess
+
+    folder = tmp_path_factory.mktemp("melody")
+    preprocess.main(["--input", str(tune_folder), "--output", str(folder / "data"), "--melody-only"])
+    training.train(registry.get("ngram"), tiny_settings("ngram"), folder / "data", folder / "ngram", log=lambda *_: None)
+    return registry.load_run(folder / "ngram")
+
+
+def test_every_seed_of_a_melody_only_run_is_a_melody(melody_only_run, tune_folder, tmp_path):
+    from musicgen.seed import seed_tokens
+
+    assert melody_only_run.recipe.melody_only, "the run keeps the recipe its data was made with"
+    chordal = tune_folder / "tune 01.mid"  # a melody over block chords
+    for tokens, _ in (seed_tokens(melody_only_run, music_file=chordal, events=12),
+                      seed_tokens(melody_only_run, text="C4.E4.G4:2 D4 F3.A3.C4")):
+        events = melody_only_run.vocabulary.decode(tokens)
+        assert events and all(len(event.pitches) == 1 and event.shift > 0 for event in events), events
+    assert [e.pitches for e in melody_only_run.vocabulary.decode(seed_tokens(melody_only_run, text="C4.E4.G4")[0])] \
+        == [(67,)], "a written chord becomes its top note"
+
+    generate.main(["--checkpoint", str(melody_only_run.path), "--seed-midi", str(chordal), "--seed-events", "12",
+                   "--length", "1", "--output", str(tmp_path / "seeded.mid")])
+    onsets = sorted(note.start for note in pretty_midi.PrettyMIDI(str(tmp_path / "seeded.mid")).instruments[0].notes)
+    assert len(onsets[:12]) == len(set(onsets[:12])), "no two seed notes start together"
+
+
+def test_each_epoch_says_how_long_the_run_has_left_at_most():
+    from musicgen.callbacks import TimeLeft
+
+    run_config = {"config": {"epochs": 10, "patience": 3},
+                  "progress": {"epochs_without_improvement": 1, "stopped_early": False}}
+    lines = []
+    callback = TimeLeft(run_config, lines.append)
+    callback.on_train_begin()
+    callback.on_epoch_end(3)  # a resumed run: its fourth epoch, the first of this session
+    assert lines[0].startswith("epoch 4/10 done") and "left (6 epochs)" in lines[0]
+    assert "within 2 epochs without improvement" in lines[0]
+    run_config["progress"]["stopped_early"] = True
+    callback.on_epoch_end(4)
+    assert "left" not in lines[1], "a run that stopped has nothing left"

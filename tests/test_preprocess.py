@@ -10,7 +10,7 @@ from musicgen import readers
 from musicgen.dataset import load_processed, read_index
 from musicgen.errors import UserError
 from musicgen.preprocessing import split_of
-from musicgen.readers import ReadFailure, RawPiece, TrackSelection, read_abc_file, read_midi, split_abc_tunes
+from musicgen.readers import RawPiece, ReadFailure, TrackSelection, read_abc_file, read_midi, split_abc_tunes
 
 GOOD_TUNE = """X:{n}
 T:Tune {n}
@@ -130,7 +130,7 @@ def test_rerun_with_more_files_reads_only_those_and_keeps_every_split(tmp_path, 
     original_read_file = readers.read_file
     monkeypatch.setattr("musicgen.readers.read_file", lambda path, *rest: read.append(path.name) or
                         original_read_file(path, *rest))
-    preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out")])
+    preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--workers", "1"])  # one process
     after = pd.read_csv(tmp_path / "out" / "manifest.csv").set_index("source").split
     assert sorted(read) == [f"tune {i:02d}.mid" for i in range(30, 40)]
     assert len(after) == 40 and (after[before.index] == before).all()

@@ -1,27 +1,24 @@
 """The phrase-to-phrase seq2seq model: scores only the next phrase, reloads, decodes phrase by phrase."""
 
+import conftest
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_SETTINGS
 
-import models
-import models.seq2seq  # noqa: F401  (registers --model seq2seq)
-from musicgen import sampling, training
+from models import registry
+from musicgen import sampling
 from musicgen.encoding import EncodingSettings, Vocabulary
-from musicgen.generation import generate
+from musicgen.errors import UserError
+from musicgen.saving import load_model, save_model
 
-PHRASE = 6
-TINY = {"phrase_tokens": PHRASE, "seq_len": 2 * PHRASE, "embedding_dim": 8, "encoder_units": 8, "units": 12,
-        "dropout": 0.1}
+TINY = TINY_SETTINGS["seq2seq"]
+PHRASE = TINY["phrase_tokens"]
 VOCABULARY = Vocabulary.build(EncodingSettings(), {(60, 64, 67): 5})
 
 
 def tiny_model(vocabulary_size=30, **changes):
-    keras.utils.set_random_seed(0)
-    spec = models.get("seq2seq")
-    model = spec.build(vocabulary_size, {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY, **changes})
-    training.compile_model(model, 1e-2)
-    return model
+    return conftest.tiny_model("seq2seq", vocabulary_size, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +31,12 @@ def trained(tmp_path_factory):
     losses = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(3)]
     assert losses[-1] < losses[0], "training steps on one batch lower its loss"
     path = tmp_path_factory.mktemp("seq2seq") / "m.keras"
-    training.save_model(model, path)
-    return model, training.load_model(path)
+    save_model(model, path)
+    return model, load_model(path)
 
 
 def test_default_window_is_two_phrases():
-    defaults = models.get("seq2seq").defaults
+    defaults = registry.get("seq2seq").defaults
     assert defaults["seq_len"] == 2 * defaults["phrase_tokens"]
 
 
@@ -65,14 +62,14 @@ def test_saved_model_reloads_in_safe_mode_with_identical_predictions(trained):
     model, reloaded = trained
     x = np.random.default_rng(2).integers(1, 30, (3, 2 * PHRASE)).astype("int32")
     np.testing.assert_allclose(model.predict(x, verbose=0), reloaded.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
-    assert reloaded.output_shape[-1] == 30
+    assert registry.get("seq2seq").output_size(reloaded) == 30
 
 
 def test_decoder_steps_equal_recomputing_the_decoder_over_the_phrase_prefix(trained):
     _, model = trained
     x = np.random.default_rng(3).integers(1, 30, (3, 3 * PHRASE + 2)).astype("int32")
     full = keras.ops.convert_to_numpy(model(x))  # the phrase chain: each phrase decoded after encoding the one before
-    decoder = models.get("seq2seq").decoder(model)
+    decoder = registry.get("seq2seq").decoder(model)
     logits, state = decoder.start(x[:, :PHRASE])
     np.testing.assert_allclose(logits, full[:, PHRASE - 1], rtol=1e-4, atol=1e-4)
     for t in range(PHRASE, x.shape[1]):  # crosses two phrase boundaries
@@ -91,7 +88,7 @@ def test_decoder_steps_equal_recomputing_the_decoder_over_the_phrase_prefix(trai
 def test_short_seed_is_left_padded_and_padding_is_masked(trained):
     _, model = trained
     seed = np.array([[4, 9, 11]], "int32")
-    logits, _ = models.get("seq2seq").decoder(model).start(seed)
+    logits, _ = registry.get("seq2seq").decoder(model).start(seed)
     padded = np.concatenate([np.zeros((1, PHRASE - 3), "int32"), seed], axis=1)
     expected = keras.ops.convert_to_numpy(model.decode_phrases(padded, seed[:, -1:]))[:, -1]
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
@@ -103,12 +100,12 @@ def test_short_seed_is_left_padded_and_padding_is_masked(trained):
 
 def test_generation_encodes_each_phrase_it_writes_and_goes_on():
     model = tiny_model(len(VOCABULARY))
-    decoder = models.get("seq2seq").decoder(model)
+    decoder = registry.get("seq2seq").decoder(model)
     encoded = []
     begin_phrase = decoder._begin_phrase
     decoder._begin_phrase = lambda previous: (encoded.append(previous.copy()), begin_phrase(previous))[1]
     prompt = np.array([[VOCABULARY.start_id, 64, 136, 169]] * 2, "int32")
-    generated = generate(decoder, VOCABULARY, prompt, num_events=7, sampler=sampling.get("sample", seed=0))
+    generated = sampling.get("sample", seed=0).generate(decoder, VOCABULARY, prompt, num_events=7)
     assert generated.shape[1] == 21  # 3 tokens per event
     padded_prompt = np.concatenate([np.zeros((2, PHRASE - 4), "int32"), prompt], axis=1)
     np.testing.assert_array_equal(encoded[0], padded_prompt)
@@ -118,5 +115,5 @@ def test_generation_encodes_each_phrase_it_writes_and_goes_on():
 
 
 def test_windows_shorter_than_two_phrases_are_refused():
-    with pytest.raises(Exception, match="seq_len"):
+    with pytest.raises(UserError, match="seq_len"):
         tiny_model(seq_len=PHRASE)

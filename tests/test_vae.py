@@ -1,28 +1,26 @@
 """The sequence VAE: uses its latent, reloads, decodes from the posterior, the prior or a given z, interpolates."""
 
+import conftest
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_SETTINGS
 
-import models
 import models.vae as vae
-from musicgen import sampling, training
+from models import registry
+from musicgen import sampling
 from musicgen.encoding import EncodingSettings, Vocabulary
-from musicgen.generation import generate
+from musicgen.errors import UserError
+from musicgen.saving import load_model, save_model
 
-SEGMENT = 12
-TINY = {"seq_len": SEGMENT, "embedding_dim": 8, "encoder_units": 8, "units": 12, "latent_dim": 4,
-        "kl_anneal_steps": 10, "free_bits": 2.0, "dropout": 0.0}
+TINY = TINY_SETTINGS["vae"]
+SEGMENT = TINY["seq_len"]
 VOCABULARY = Vocabulary.build(EncodingSettings(), {(60, 64, 67): 5})
 SIZE = len(VOCABULARY)
 
 
 def tiny_model(**changes):
-    keras.utils.set_random_seed(0)
-    spec = models.get("vae")
-    model = spec.build(SIZE, {**training.TRAINING_DEFAULTS, **spec.defaults, **TINY, **changes})
-    training.compile_model(model, 1e-2)
-    return model
+    return conftest.tiny_model("vae", SIZE, **changes)
 
 
 def batch(seed, rows=8):
@@ -37,8 +35,8 @@ def trained(tmp_path_factory):
     x, y = batch(0)
     history = [model.train_on_batch(x, y, return_dict=True) for _ in range(40)]
     path = tmp_path_factory.mktemp("vae") / "m.keras"
-    training.save_model(model, path)
-    return model, history, training.load_model(path)
+    save_model(model, path)
+    return model, history, load_model(path)
 
 
 def test_training_reports_loss_reconstruction_kl_and_accuracy_and_the_latent_is_used(trained):
@@ -83,7 +81,7 @@ def test_saved_model_reloads_in_safe_mode_with_identical_predictions(trained):
     first = model.predict(x, verbose=0)
     np.testing.assert_allclose(first, reloaded.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(first, reloaded.predict(x, verbose=0), rtol=0, atol=0)  # z = mu: deterministic
-    assert reloaded.output_shape[-1] == SIZE
+    assert registry.get("vae").output_size(reloaded) == SIZE
 
 
 def test_decoder_with_a_given_z_steps_like_the_full_reconstruction(trained):
@@ -112,7 +110,7 @@ def test_prior_samples_and_seed_continuations_give_finite_logits_past_one_segmen
             return logits, state
 
         decoder.step = step
-        generated = generate(decoder, VOCABULARY, prompt, num_events=8, sampler=sampling.get("sample", seed=0))
+        generated = sampling.get("sample", seed=0).generate(decoder, VOCABULARY, prompt, num_events=8)
         assert prompt.shape[1] + generated.shape[1] > 2 * SEGMENT  # ran past the segment twice: z was re-encoded
         assert np.isfinite(np.stack(seen)).all()
     posterior_z = vae.VAEDecoder(model).start(prompt)[1][2]
@@ -149,5 +147,26 @@ def test_interpolation_runs_between_the_two_encodings(trained):
     start = np.full((5, 1), VOCABULARY.start_id, "int32")
     logits, _ = vae.VAEDecoder(model, z=latents).start(start)
     assert logits.shape == (5, SIZE) and np.isfinite(logits).all()
-    with pytest.raises(Exception, match="steps"):
+    with pytest.raises(UserError, match="steps"):
         vae.interpolate(model, x[0], x[1], 1)
+
+
+def test_the_latent_plans_sample_the_prior_or_walk_between_two_seeds_through_the_spec(trained):
+    from pathlib import Path
+
+    from musicgen.generation import latent_plan
+    from musicgen.runs import Run
+
+    model, _, _ = trained
+    run = Run(Path("vae-run"), registry.get("vae"), {}, VOCABULARY, model)
+    prior, prompt, description = latent_plan(run, prior=True, random_seed=0)
+    assert prompt.tolist() == [VOCABULARY.start_id] and "prior" in description
+    first, _ = prior.start(np.tile(prompt, (2, 1)))
+    again, _ = latent_plan(run, prior=True, random_seed=0)[0].start(np.tile(prompt, (2, 1)))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first[0], first[1]), "each row draws its own latent"
+    walk, prompt, _ = latent_plan(run, interpolate=("C4 E4", "G4 B4"), steps=3)
+    logits, _ = walk.start(np.tile(prompt, (3, 1)))
+    assert logits.shape == (3, SIZE) and not np.allclose(logits[0], logits[2])
+    with pytest.raises(UserError, match="needs a model that has one"):
+        latent_plan(Run(Path("lstm-run"), registry.get("lstm"), {}, VOCABULARY, model), prior=True)

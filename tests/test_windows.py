@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from musicgen import training
-from musicgen.dataset import ShardWriter, read_index, shard_files
+from musicgen import dataset as dataset_module
+from musicgen.dataset import ShardWriter, read_index, read_tokens, shard_files, windows
 
 SEQ_LEN = 8
 PAD = 0
@@ -27,7 +27,7 @@ def _all(dataset):
 
 def test_unshuffled_windows_tile_each_shard_in_order(shards):
     files, arrays = shards
-    dataset = training.windows(files, SEQ_LEN, batch_size=4, pad_id=PAD, shuffle=False)
+    dataset = windows(files, SEQ_LEN, batch_size=4, pad_id=PAD, shuffle=False)
     inputs, targets, weights = _all(dataset)
     expected = [tokens[start: start + SEQ_LEN + 1] for tokens in arrays
                 for start in range(0, len(tokens) - SEQ_LEN, SEQ_LEN)]
@@ -39,7 +39,7 @@ def test_unshuffled_windows_tile_each_shard_in_order(shards):
 
 def test_shuffled_passes_draw_fresh_windows_from_every_shard(shards):
     files, arrays = shards
-    dataset = training.windows(files, SEQ_LEN, batch_size=4, pad_id=PAD, shuffle=True, seed=3)
+    dataset = windows(files, SEQ_LEN, batch_size=4, pad_id=PAD, shuffle=True, seed=3)
     first, second = _all(dataset)[0], _all(dataset)[0]
     expected_count = sum((len(tokens) - 1) // SEQ_LEN for tokens in arrays)
     assert len(first) == len(second) == expected_count
@@ -48,12 +48,12 @@ def test_shuffled_passes_draw_fresh_windows_from_every_shard(shards):
         assert (np.diff(window) == 1).all() and window[0] // 1000 == window[-1] // 1000
     assert {int(w[0]) // 1000 for w in first} == {1, 2, 3, 4, 5}
     assert not np.array_equal(first, second), "each pass draws new offsets in a new order"
-    again = _all(training.windows(files, SEQ_LEN, batch_size=4, pad_id=PAD, shuffle=True, seed=3))[0]
+    again = _all(windows(files, SEQ_LEN, batch_size=4, pad_id=PAD, shuffle=True, seed=3))[0]
     np.testing.assert_array_equal(again, first)
 
 
 def test_short_arrays_are_padded_and_padding_carries_no_weight():
-    inputs, targets, weights = _all(training.windows([np.array([5, 6, 7], np.int32)], SEQ_LEN, 4, PAD,
+    inputs, targets, weights = _all(windows([np.array([5, 6, 7], np.int32)], SEQ_LEN, 4, PAD,
                                                      shuffle=False))
     np.testing.assert_array_equal(inputs[0], [5, 6, 7, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(weights[0], [1, 1, 0, 0, 0, 0, 0, 0])
@@ -61,9 +61,9 @@ def test_short_arrays_are_padded_and_padding_carries_no_weight():
 
 def test_shards_are_read_when_their_turn_comes(shards, monkeypatch):
     files, _ = shards
-    read, read_tokens = [], training.read_tokens
-    monkeypatch.setattr(training, "read_tokens", lambda path: read.append(path) or read_tokens(path))
-    dataset = training.windows(files, SEQ_LEN, batch_size=2, pad_id=PAD, shuffle=False)
+    read = []
+    monkeypatch.setattr(dataset_module, "read_tokens", lambda path: read.append(path) or read_tokens(path))
+    dataset = windows(files, SEQ_LEN, batch_size=2, pad_id=PAD, shuffle=False)
     assert read == [], "making the dataset reads nothing"
     next(iter(dataset))
     assert read[0] == files[0].path
@@ -78,9 +78,9 @@ def test_preprocessed_shards_stream_the_same_windows_as_the_joined_split(tune_fo
     vocabulary, index = read_index(tmp_path)
     files = shard_files(tmp_path, index["train"])
     assert len(files) > 1
-    streamed = _all(training.windows(files, SEQ_LEN, 16, vocabulary.pad_id, shuffle=False))[1]
+    streamed = _all(windows(files, SEQ_LEN, 16, vocabulary.pad_id, shuffle=False))[1]
     _, splits = load_processed(tmp_path, ("train",))
     per_shard = [splits["train"].tokens[start: start + shard.tokens]
                  for start, shard in zip(np.cumsum([0] + [f.tokens for f in files[:-1]]), files)]
-    expected = _all(training.windows(per_shard, SEQ_LEN, 16, vocabulary.pad_id, shuffle=False))[1]
+    expected = _all(windows(per_shard, SEQ_LEN, 16, vocabulary.pad_id, shuffle=False))[1]
     np.testing.assert_array_equal(streamed, expected)

@@ -12,6 +12,9 @@ import numpy as np
 class Decoder:
     """start(prompt) reads a (batch, time) prompt; step(tokens) feeds one (batch,) token each.
 
+    Every model's decoder is made as `spec.decoder(model, seed=None)`; `seed` seeds
+    any noise of the decoder's own (the GAN's, the VAE's prior) and is unused elsewhere.
+
     Both return (logits of the next token as float (batch, vocabulary), new state).
     reorder(state, rows) keeps the given batch rows (for beam search).
     """

@@ -1,0 +1,67 @@
+"""A run's settings: training defaults < the model's defaults < a JSON config file < command-line overrides."""
+
+from musicgen.errors import UserError
+from musicgen.files import read_user_json
+
+TRAINING_DEFAULTS = {
+    "epochs": 50,  # upper bound; early stopping usually ends sooner
+    "batch_size": 64,  # windows per gradient step
+    "seq_len": 128,  # tokens per training window (3 tokens per event)
+    "learning_rate": 1e-3,  # Adam step size
+    "patience": 5,  # epochs without validation improvement before stopping
+    "random_seed": 0,  # weights, window order and dropout
+}
+# Changing these between runs does not change what the model is, so a resume may change them.
+RESUMABLE_CHANGES = {"epochs", "patience"}
+
+
+def defaults(spec):
+    return {**TRAINING_DEFAULTS, **spec.defaults}
+
+
+def resolve_config(spec, config_file=None, overrides=None):
+    """The settings of a run of `spec`'s model; unknown keys and bad values are refused."""
+    config = defaults(spec)
+    layers = []
+    if config_file:
+        file_values = read_user_json(config_file, f"config file {config_file} does not exist")
+        if not isinstance(file_values, dict):
+            raise UserError(f"config file {config_file} must hold a JSON object of settings")
+        file_values.pop("model", None)
+        layers.append((f"config file {config_file}", file_values))
+    layers.append(("the command line", overrides or {}))
+    for origin, values in layers:
+        for key, value in values.items():
+            if key not in config:
+                raise UserError(f"{key!r} (from {origin}) is not a setting of the {spec.name} model; "
+                                f"its settings are: {', '.join(sorted(config))}")
+            config[key] = _coerce(key, value, config[key], origin)
+    for key in ("epochs", "batch_size", "seq_len", "patience"):
+        if config[key] < 1:
+            raise UserError(f"{key} must be at least 1, got {config[key]}")
+    if not config["learning_rate"] > 0:
+        raise UserError(f"learning_rate must be positive, got {config['learning_rate']}")
+    if not 0 <= config.get("dropout", 0) < 1:
+        raise UserError(f"dropout must be in [0, 1), got {config['dropout']}")
+    return config
+
+
+def upgrade(config):
+    """A stored config in today's names: runs made before `seed` became `random_seed` stay resumable."""
+    if "seed" in config and "random_seed" not in config:
+        config = {("random_seed" if key == "seed" else key): value for key, value in config.items()}
+    return config
+
+
+def _coerce(key, value, default, origin):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                value = {"true": True, "false": False}[value.lower()]
+            return bool(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (ValueError, TypeError, KeyError):
+        raise UserError(f"{key} (from {origin}) must be {kind.__name__}, got {value!r}") from None

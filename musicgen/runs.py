@@ -1,0 +1,155 @@
+"""The run folder: what train.py leaves in checkpoints/<run>/, and reading it back with checks.
+
+    run_config.json   model name, settings, vocabulary hash, preprocessing recipe, progress, best validation loss
+    vocab.json        the vocabulary the model was trained with
+    best.keras        weights with the lowest validation loss so far
+    last.keras        the latest epoch, with optimizer state (what a resume starts from)
+    history.csv, loss.png, logs/ (TensorBoard)
+"""
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+from musicgen import config as settings
+from musicgen import plots
+from musicgen.dataset import read_vocabulary
+from musicgen.encoding import Vocabulary
+from musicgen.errors import UserError
+from musicgen.files import atomic_path, read_json, read_user_json
+from musicgen.midi import check_bpm
+from musicgen.recipe import Recipe
+from musicgen.spec import ModelSpec
+
+RUN_CONFIG_FILE = "run_config.json"
+
+
+def new_run_config(spec, config, vocabulary, data_dir, default_bpm, recipe):
+    return {
+        "format": "musicgen-run",
+        "version": 1,
+        "model": spec.name,
+        "config": config,
+        "vocabulary_hash": vocabulary.hash(),
+        "vocabulary_size": len(vocabulary),
+        "data": str(data_dir),
+        "default_bpm": default_bpm,
+        "preprocessing": recipe.to_json(),
+        "progress": {"epochs_completed": 0, "best_val_loss": math.inf, "best_val_accuracy": None, "best_epoch": 0,
+                     "epochs_without_improvement": 0, "stopped_early": False, "history": []},
+    }
+
+
+def read_run_config(run_dir):
+    """Read and validate run_config.json (which may come from someone else's checkpoint)."""
+    if not Path(run_dir).is_dir():
+        raise UserError(f"checkpoint folder {run_dir} does not exist")
+    path = Path(run_dir) / RUN_CONFIG_FILE
+    run_config = read_user_json(
+        path, f"{run_dir} is not a training run (no {RUN_CONFIG_FILE}); pass a folder made by train.py")
+    if not isinstance(run_config, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    expected = {"format": str, "model": str, "config": dict, "vocabulary_hash": str, "vocabulary_size": int,
+                "default_bpm": (int, float), "progress": dict}
+    for key, kind in expected.items():
+        if not isinstance(run_config.get(key), kind):
+            raise UserError(f"{path} is missing {key!r} or it has the wrong type")
+    if run_config["format"] != "musicgen-run":
+        raise UserError(f"{path} is not a musicgen run configuration")
+    check_bpm(run_config["default_bpm"], f"{path}: default_bpm")
+    run_config["config"] = settings.upgrade(run_config["config"])
+    return run_config
+
+
+def recipe_of(run_config):
+    """How the run's training data was preprocessed (runs older than the recipe: preprocess.py's defaults)."""
+    return Recipe.from_json(run_config.get("preprocessing", {}))
+
+
+def check_resumable(run_dir, run_config, spec, config, vocabulary, mixed_precision):
+    """Refuse to resume a run whose model, settings, vocabulary or precision differ from what was asked for."""
+    if run_config["model"] != spec.name:
+        raise UserError(f"{run_dir} holds a {run_config['model']} run, not {spec.name}; "
+                        "choose another run name for a new run, or restart to replace it")
+    if run_config["vocabulary_hash"] != vocabulary.hash():
+        raise UserError(f"{run_dir} was trained on data with another vocabulary (preprocessed again since?); "
+                        "restart it to train afresh or choose another run name")
+    if run_config.get("mixed_precision", False) != mixed_precision:
+        raise UserError(f"{run_dir} was trained {'with' if run_config.get('mixed_precision') else 'without'} "
+                        "mixed precision; ask for the same to resume it, restart it or choose another run name")
+    changed = [f"{key} {run_config['config'].get(key)} -> {value}" for key, value in config.items()
+               if key not in settings.RESUMABLE_CHANGES and run_config["config"].get(key) != value]
+    if changed:
+        raise UserError(f"{run_dir} was trained with other settings ({'; '.join(changed)}); "
+                        "restart it to replace it or choose another run name")
+
+
+def write_history(run_dir, history):
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    with atomic_path(Path(run_dir) / "history.csv") as temporary:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(history)
+    plots.plot_history(history, Path(run_dir) / "loss.png")
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained run, loaded and checked: everything generating or scoring with it needs."""
+
+    path: Path
+    spec: ModelSpec
+    config: dict  # run_config.json
+    vocabulary: Vocabulary
+    model: object  # the Keras model (best.keras), or what spec.load gives
+
+    @property
+    def name(self):
+        return self.path.name
+
+    @property
+    def recipe(self):
+        return recipe_of(self.config)
+
+
+def load_run(run_dir, spec_for):
+    """The Run in `run_dir`; `spec_for(model name)` gives the spec of the model it names."""
+    from musicgen.saving import load_model  # Keras: only once a model is needed
+
+    run_dir = Path(run_dir)
+    run_config = read_run_config(run_dir)
+    spec = spec_for(run_config["model"])
+    vocabulary = read_vocabulary(run_dir / "vocab.json")
+    if vocabulary.hash() != run_config["vocabulary_hash"] or len(vocabulary) != run_config["vocabulary_size"]:
+        raise UserError(f"{run_dir}/vocab.json does not match the vocabulary the model was trained with")
+    if not spec.keras:
+        model = spec.load(run_dir)
+    elif not (run_dir / "best.keras").exists():
+        raise UserError(f"{run_dir} has no best.keras yet (training has not finished an epoch)")
+    else:
+        model = load_model(run_dir / "best.keras", compile=False)
+    if spec.output_size(model) != len(vocabulary):
+        raise UserError(f"{run_dir}: the model predicts {spec.output_size(model)} tokens but vocab.json has "
+                        f"{len(vocabulary)}")
+    return Run(run_dir, spec, run_config, vocabulary, model)
+
+
+def run_folders(checkpoints):
+    """Every folder under `checkpoints` that holds a run, by name."""
+    return sorted(path.parent for path in Path(checkpoints).glob(f"*/{RUN_CONFIG_FILE}"))
+
+
+def newest_run(checkpoints="checkpoints"):
+    runs = [run for run in run_folders(checkpoints) if _epochs_completed(run / RUN_CONFIG_FILE) > 0]
+    if not runs:
+        raise UserError(f"no trained runs in {checkpoints}/ (train one with train.py first)")
+    return max(runs, key=lambda run: (run / RUN_CONFIG_FILE).stat().st_mtime)
+
+
+def _epochs_completed(run_config_path):
+    try:
+        return int(read_json(run_config_path)["progress"]["epochs_completed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
