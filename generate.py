@@ -104,7 +104,7 @@ def main(argv=None):
 
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
-    from musicgen.encoding import events_to_notes
+    from musicgen.encoding import event_notes, normalise_notes
     from musicgen.generation import latent_plan
     from musicgen.midi import write_midi
     from musicgen.seed import seed_tokens
@@ -123,11 +123,13 @@ def main(argv=None):
     print(f"{run.spec.name} from {run_dir}; {description}; {args.strategy} decoding")
     for path, continuation in zip(paths, generated):
         events = run.vocabulary.decode(np.concatenate([seed, continuation]))
-        notes = events_to_notes(events)
+        notes, merged, cut = normalise_notes(event_notes(events))  # one note per key at a time, as in training
         write_midi(path, notes, spq, bpm, args.program)
         pitches = len(set(notes[:, 2].tolist()))
+        repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
+                                                         (cut, "notes cut where their key was struck again")) if count]
         print(f"wrote {path}: {len(events)} events ({len(seed_events)} from the seed), "
-              f"{len(notes)} notes, {pitches} distinct pitches, {bpm:g} bpm")
+              f"{len(notes)} notes, {pitches} distinct pitches, {bpm:g} bpm" + "".join(f"; {r}" for r in repairs))
         write_companions(args, path, notes, spq, bpm, seed_steps=sum(event.shift for event in seed_events),
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding")
 

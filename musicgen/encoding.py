@@ -118,15 +118,7 @@ def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False):
     notes = np.stack([starts, np.maximum(ends - starts, 1), np.asarray(pitches, dtype=np.int64)], axis=1)
     if len(notes) == 0:
         return notes.reshape(0, 3)
-    # One note per (onset, pitch): the longest.
-    notes = notes[np.lexsort((-notes[:, DURATION], notes[:, ONSET], notes[:, PITCH]))]
-    keep = np.ones(len(notes), dtype=bool)
-    keep[1:] = (notes[1:, PITCH] != notes[:-1, PITCH]) | (notes[1:, ONSET] != notes[:-1, ONSET])
-    notes = notes[keep]
-    # A re-struck pitch ends the sounding one (sorted by pitch, then onset).
-    same_pitch_next = np.append(notes[1:, PITCH] == notes[:-1, PITCH], False)
-    gap_to_next = np.append(notes[1:, ONSET] - notes[:-1, ONSET], np.iinfo(np.int64).max)
-    notes[:, DURATION] = np.where(same_pitch_next, np.minimum(notes[:, DURATION], gap_to_next), notes[:, DURATION])
+    notes = normalise_notes(notes)[0]
     if melody_only:
         notes = notes[np.lexsort((-notes[:, PITCH], notes[:, ONSET]))]
         first_at_onset = np.ones(len(notes), dtype=bool)
@@ -136,6 +128,27 @@ def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False):
         notes[:, DURATION] = np.minimum(notes[:, DURATION], gap_to_next)
     notes[:, ONSET] -= notes[:, ONSET].min()
     return sort_notes(notes)
+
+
+def normalise_notes(notes):
+    """(notes, doubled notes merged, notes cut short): one note per key at a time, as MIDI needs.
+
+    One note per (onset, pitch), the longest; and a pitch struck again ends the
+    note still sounding on it. Training data is made this way (quantize), and
+    generated music is written this way, since two note-ons of one key without a
+    note-off between them are ill-formed MIDI. Notes come back sorted.
+    """
+    notes = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
+    notes = notes[np.lexsort((-notes[:, DURATION], notes[:, ONSET], notes[:, PITCH]))]
+    keep = np.ones(len(notes), dtype=bool)
+    keep[1:] = (notes[1:, PITCH] != notes[:-1, PITCH]) | (notes[1:, ONSET] != notes[:-1, ONSET])
+    notes = notes[keep].copy()
+    # Sorted by pitch, then onset: a note is cut where the next note of its pitch starts.
+    same_pitch_next = np.append(notes[1:, PITCH] == notes[:-1, PITCH], False)
+    gap_to_next = np.append(notes[1:, ONSET] - notes[:-1, ONSET], np.iinfo(np.int64).max)
+    cut = same_pitch_next & (gap_to_next < notes[:, DURATION])
+    notes[cut, DURATION] = gap_to_next[cut]
+    return sort_notes(notes), int((~keep).sum()), int(cut.sum())
 
 
 def shorten_silences(notes, max_silence_steps):
@@ -213,7 +226,12 @@ def event_then_rests(pitches, duration, gap, settings):
 
 
 def events_to_notes(events):
-    """Events -> notes (onset, duration, pitch), sorted."""
+    """Events -> notes (onset, duration, pitch), sorted, one per key at a time (see normalise_notes)."""
+    return normalise_notes(event_notes(events))[0]
+
+
+def event_notes(events):
+    """Every note the events hold, as they are: a key may be struck twice at once (see normalise_notes)."""
     rows = []
     time = 0
     for event in events:
@@ -235,6 +253,13 @@ class Vocabulary:
             raise UserError(f"vocabulary must start with {SPECIAL_TOKENS}")
         self.kinds = np.array([KINDS.index(self._kind_of(token)) for token in self.tokens], dtype=np.int64)
         self.chords = {self._pitches_of(t) for t, k in zip(self.tokens, self.kinds) if KINDS[k] == "chord"}
+        # Which keys each token strikes, and which tokens move on to a new onset (a shift > 0, or <start>).
+        self.strikes = np.zeros((len(self.tokens), 128), dtype=bool)
+        for index, (token, kind) in enumerate(zip(self.tokens, self.kinds)):
+            if KINDS[kind] in ("note", "chord"):
+                self.strikes[index, list(self._pitches_of(token))] = True
+        self.moves_on = np.array([KINDS[k] == "start" or (KINDS[k] == "shift" and token != "shift:0")
+                                  for token, k in zip(self.tokens, self.kinds)])
         self._followers = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)
         for kind, followers in _FOLLOWERS.items():
             self._followers[KINDS.index(kind)] = np.isin(self.kinds, [KINDS.index(f) for f in followers])

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from musicgen.encoding import normalise_notes
 from musicgen.files import atomic_path
 
 LOWEST_WRITABLE_PITCH = 12  # C0; MusicXML octaves run 0..9
@@ -55,11 +56,14 @@ def build_score(notes, steps_per_quarter, bpm, program=0, title=None):
 
 
 def notatable(notes):
-    """(notes, how many moved): MusicXML has no octave below 0, so MIDI pitches 0-11 go up an octave."""
+    """(notes, how many moved): MusicXML has no octave below 0, so MIDI pitches 0-11 go up an octave.
+
+    A moved note that lands on a key already struck is merged with it, as everywhere (normalise_notes).
+    """
     notes = np.array(notes, dtype=np.int64).reshape(-1, 3)
     too_low = notes[:, 2] < LOWEST_WRITABLE_PITCH
     notes[too_low, 2] += 12
-    return notes, int(too_low.sum())
+    return normalise_notes(notes)[0], int(too_low.sum())
 
 
 def write_musicxml(path, notes, steps_per_quarter, bpm, program=0, title=None):

@@ -17,12 +17,37 @@ _EVENT_STARTS = [KINDS.index(kind) for kind in ("rest", "note", "chord")]
 _SHIFT = KINDS.index("shift")
 
 
-def grammar_mask(vocabulary, previous):
-    """Tokens the event grammar allows after each of `previous` (batch,), minus <start>, <end> and padding."""
-    allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED)
-    stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
-    allowed[stuck] = np.isin(vocabulary.kinds, _EVENT_STARTS)
-    return allowed
+class Onsets:
+    """The keys struck at each row's current onset, so that no key is struck twice at once.
+
+    Training data never holds such a note (preprocessing keeps one note per onset
+    and key), but a sampler could write one: a note, then with shift 0 a chord
+    that holds it. Such notes would be ill-formed MIDI; here they are never drawn.
+    """
+
+    def __init__(self, vocabulary, prompts):
+        self.vocabulary = vocabulary
+        self.struck = np.zeros((len(prompts), 128), dtype=bool)
+        for tokens in np.asarray(prompts).T:
+            self.advance(tokens)
+
+    def advance(self, tokens):
+        """Each row has taken one more token."""
+        self.struck |= self.vocabulary.strikes[tokens]
+        self.struck[self.vocabulary.moves_on[tokens]] = False
+
+    def reorder(self, rows):
+        self.struck = self.struck[rows]
+
+    def allowed(self, previous):
+        """What may come next in each row (batch, vocabulary): the event grammar, no key struck twice at an onset,
+        and never <start>, <end> or padding."""
+        vocabulary = self.vocabulary
+        unstruck = (self.struck.astype(np.int32) @ vocabulary.strikes.T.astype(np.int32)) == 0
+        allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED) & unstruck
+        stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
+        allowed[stuck] = np.isin(vocabulary.kinds, _EVENT_STARTS) & unstruck[stuck]
+        return allowed
 
 
 class Sampler:
@@ -39,15 +64,17 @@ class Sampler:
 
         Tokens are restricted to what the event grammar allows after the previous
         one, so every output decodes into complete events; <start>, <end> and
-        padding are never produced.
+        padding are never produced, nor a key struck twice at one onset (Onsets).
         """
         prompts = np.asarray(prompts, dtype=np.int32)
         logits, state = decoder.start(prompts)
+        onsets = Onsets(vocabulary, prompts)
         previous = prompts[:, -1]
         events_done = np.zeros(len(prompts), dtype=np.int64)
         generated = []
         while events_done.min() < num_events:
-            tokens = self(logits, grammar_mask(vocabulary, previous)).astype(np.int32)
+            tokens = self(logits, onsets.allowed(previous)).astype(np.int32)
+            onsets.advance(tokens)
             generated.append(tokens)
             events_done += vocabulary.kinds[tokens] == _SHIFT
             previous = tokens
@@ -156,13 +183,14 @@ class BeamSearch(Sampler):
         """
         prompt = np.tile(np.asarray(prompt, dtype=np.int32), (self.width, 1))
         logits, state = decoder.start(prompt)
+        onsets = Onsets(vocabulary, prompt)
         scores = np.full(self.width, -np.inf)
         scores[0] = 0.0  # the beams start identical: expand only one of them
         sequences = np.zeros((self.width, 0), dtype=np.int32)
         previous = prompt[:, -1]
         events_done = 0
         while events_done < num_events:
-            scaled = np.where(grammar_mask(vocabulary, previous), logits / self.temperature, -np.inf)
+            scaled = np.where(onsets.allowed(previous), logits / self.temperature, -np.inf)
             log_probabilities = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
             candidates = (scores[:, None] + log_probabilities).ravel()
             best = np.argsort(-candidates, kind="stable")[:self.width]
@@ -170,6 +198,8 @@ class BeamSearch(Sampler):
             scores = candidates[best]
             sequences = np.concatenate([sequences[rows], tokens[:, None].astype(np.int32)], axis=1)
             state = decoder.reorder(state, rows)
+            onsets.reorder(rows)
+            onsets.advance(tokens)
             previous = tokens
             events_done += int(vocabulary.kinds[tokens[0]] == _SHIFT)
             if events_done < num_events:
