@@ -50,7 +50,7 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    """What can be checked before TensorFlow is imported; every setting is checked once, where it is used."""
+    """Check what can be checked before TensorFlow is imported (each setting once); returns the decoding strategy."""
     from musicgen.audio import find_soundfont
     from musicgen.midi import check_bpm
 
