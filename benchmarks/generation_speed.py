@@ -5,7 +5,7 @@
 
 The models are built from the registry with their default sizes and are NOT trained: their weights are
 random, which does not change the work done per token (every decoder step costs the same whatever
-the weights say). Tokens are chosen greedily through musicgen.generation.generate, so the event grammar
+the weights say). Tokens are chosen greedily through musicgen.sampling.GreedySampler.generate, so the event grammar
 and the sampler cost the same for every approach; an event is 3 tokens (pitch, duration, shift), so one
 event is 3 decoder steps. Every timing is repeated (--repeats) with the approaches interleaved, and the
 median is reported; each approach runs once untimed first, so tf.function traces are not counted.
