@@ -140,7 +140,7 @@ def training_reference(split, vocabulary, count, length, rng):
 
 
 def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, length=128, random_seed=None):
-    """(table of one row per candidate and per real reference, histograms by name) for models on held-out music.
+    """(rows: one per candidate and per real reference, histograms by name, description) for models on held-out music.
 
     `candidates` are (name, spec, decoder). A model with a likelihood is scored on
     every held-out piece; each one continues the openings of `pieces` held-out

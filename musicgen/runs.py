@@ -62,11 +62,6 @@ def read_run_config(run_dir):
     return run_config
 
 
-def recipe_of(run_config):
-    """How the run's training data was preprocessed (runs older than the recipe: preprocess.py's defaults)."""
-    return Recipe.from_json(run_config.get("preprocessing", {}))
-
-
 def check_resumable(run_dir, run_config, spec, config, vocabulary, mixed_precision):
     """Refuse to resume a run whose model, settings, vocabulary or precision differ from what was asked for."""
     if run_config["model"] != spec.name:
@@ -111,7 +106,8 @@ class Run:
 
     @property
     def recipe(self):
-        return recipe_of(self.config)
+        """How the run's training data was preprocessed (runs older than the recipe: preprocess.py's defaults)."""
+        return Recipe.from_json(self.config.get("preprocessing", {}))
 
 
 def load_run(run_dir, spec_for):

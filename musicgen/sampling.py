@@ -27,6 +27,7 @@ class Onsets:
 
     def __init__(self, vocabulary, prompts):
         self.vocabulary = vocabulary
+        self.keys_of_tokens = vocabulary.strikes.T.astype(np.int32)  # (128, vocabulary), for one product a step
         self.struck = np.zeros((len(prompts), 128), dtype=bool)
         for tokens in np.asarray(prompts).T:
             self.advance(tokens)
@@ -43,7 +44,7 @@ class Onsets:
         """What may come next in each row (batch, vocabulary): the event grammar, no key struck twice at an onset,
         and never <start>, <end> or padding."""
         vocabulary = self.vocabulary
-        unstruck = (self.struck.astype(np.int32) @ vocabulary.strikes.T.astype(np.int32)) == 0
+        unstruck = (self.struck.astype(np.int32) @ self.keys_of_tokens) == 0
         allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED) & unstruck
         stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
         allowed[stuck] = np.isin(vocabulary.kinds, _EVENT_STARTS) & unstruck[stuck]
