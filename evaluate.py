@@ -2,12 +2,15 @@
 
     python evaluate.py                                   # every run under checkpoints/
     python evaluate.py --checkpoint checkpoints/lstm --checkpoint checkpoints/transformer --pieces 32
+    python evaluate.py --likelihood-only --per-piece pieces.csv  # seconds, not minutes; one row per piece
 
-Reports, on the test split: negative log-likelihood per token (nats, bits, perplexity), next-token accuracy
-and bits per token kind; then, for pieces generated from the opening of held-out pieces, how close their
-musical statistics come to the real continuations (next to training music, the as-real-as-real mark), how
-much they repeat themselves and how much they copy from the training set. Writes evaluation.csv, report.md
-and histogram plots to --output.
+Reports, on the test split: negative log-likelihood per token and per note (nats, bits, perplexity),
+next-token accuracy and bits per token kind; then, for pieces generated from the opening of held-out
+pieces, how close their musical statistics come to the real continuations (next to training music, the
+as-real-as-real mark), how much they repeat themselves and how much they copy from the training set.
+Every number comes with its 95 % interval from a bootstrap over pieces, and every pair of models with
+the paired interval of their difference. Writes evaluation.csv, differences.csv, report.md and histogram
+plots to --output.
 """
 
 import argparse
@@ -16,10 +19,10 @@ from pathlib import Path
 from musicgen import sampling
 from musicgen.errors import UserError, run_cli
 
-SUMMARY_COLUMNS = [("nll_bits", "bits/token", ".3f"), ("perplexity", "perplexity", ".2f"), ("accuracy", "accuracy", ".3f"),
-                   ("pitch_bits", "pitch bits", ".3f"), ("mean_overlap", "stats overlap", ".3f"),
-                   ("repeated_4gram_share", "repeated 4-grams", ".3f"), ("longest_loop_mean", "loop (events)", ".1f"),
-                   ("copied_events_max", "longest copy", "d")]
+SUMMARY_COLUMNS = [("nll_bits", "bits/token [95 %]", ".3f", True), ("nats_per_note", "nats/note [95 %]", ".3f", True),
+                   ("accuracy", "accuracy", ".3f", False), ("pitch_bits", "pitch bits", ".3f", False),
+                   ("mean_overlap", "stats overlap", ".3f", False), ("repeated_4gram_share", "repeated 4-grams", ".3f", False),
+                   ("longest_loop_mean", "loop (events)", ".1f", False), ("copied_events_max", "longest copy", "d", False)]
 
 
 def parse_args(argv=None):
@@ -30,6 +33,11 @@ def parse_args(argv=None):
     parser.add_argument("--split", default="test", choices=("test", "validation"), help="held-out split (default: test)")
     parser.add_argument("--pieces", type=int, default=16, help="pieces generated per model (default: 16)")
     parser.add_argument("--length", type=int, default=128, help="events per generated piece (default: 128)")
+    parser.add_argument("--likelihood-only", action="store_true", help="score held-out pieces only; generate nothing")
+    parser.add_argument("--per-piece", type=Path, metavar="FILE.csv",
+                        help="also write one row per model and held-out piece: tokens, notes, events, duration and "
+                             "total negative log-likelihood, overall and by token kind")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline fitted on the fly")
     parser.add_argument("--output", type=Path, default=Path("evaluation"), help="report folder (default: evaluation/)")
     sampling.add_arguments(parser)
@@ -38,8 +46,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.pieces < 1 or args.length < 1:
-        raise UserError("--pieces and --length must be at least 1")
+    if args.pieces < 1 or args.length < 1 or args.resamples < 1:
+        raise UserError("--pieces, --length and --resamples must be at least 1")
     strategy = sampling.from_arguments(args)
     from musicgen.runs import read_run_config, run_folders
 
@@ -69,13 +77,21 @@ def main(argv=None):
     if not args.no_baseline and not any(run.spec.counted for run in runs):
         name, spec, model = registry.fit_baseline(splits, vocabulary)
         candidates.insert(0, (name, spec, spec.decoder(model)))
-    rows, histograms, description = evaluation.evaluate(candidates, splits, vocabulary, strategy, args.split,
-                                                        args.pieces, args.length, args.random_seed)
-    table = pd.DataFrame(rows)
-    reports.write_evaluation(args.output, table, histograms, vocabulary.settings,
-                             description={"data": str(data), **description, "decoding": args.strategy})
-    print(reports.summary_table(table, SUMMARY_COLUMNS))
-    print(f"wrote {args.output / 'evaluation.csv'}, {args.output / 'report.md'} and plots in {args.output}/")
+    if args.likelihood_only and not any(spec.likelihood for _, spec, _ in candidates):
+        raise UserError("--likelihood-only needs a model with a likelihood (not only a gan); drop --no-baseline")
+    result = evaluation.evaluate(candidates, splits, vocabulary, strategy, args.split, args.pieces, args.length,
+                                 args.random_seed, likelihood_only=args.likelihood_only, resamples=args.resamples)
+    result.description = {"data": str(data), **result.description}
+    if not args.likelihood_only:
+        result.description["decoding"] = args.strategy
+    reports.write_evaluation(args.output, result, vocabulary.settings)
+    columns = [column for column in SUMMARY_COLUMNS if any(column[0] in row for row in result.rows)]
+    print(reports.summary_table(pd.DataFrame(result.rows), columns))
+    if args.per_piece:
+        reports.write_csv(args.per_piece, result.per_piece)
+        print(f"wrote {len(result.per_piece)} rows to {args.per_piece}")
+    print(f"wrote {args.output / 'evaluation.csv'}, differences.csv, report.md"
+          + ("" if args.likelihood_only else " and plots") + f" in {args.output}/")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python preprocess.py --input ../my_midi --workers 4
     python preprocess.py --corpus essenFolksong --melody-only --transpose -5..6
     python preprocess.py --report                         # also report.png, an overview of the corpus
+    python preprocess.py --corpus bach --melody-only --folds 10 --output data/bach-folds  # for crossval.py
 """
 
 import argparse
@@ -15,7 +16,7 @@ from musicgen import readers
 from musicgen.dataset import DEFAULT_SHARD_TOKENS
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError, run_cli
-from musicgen.preprocessing import PreprocessConfig, ReadLimits, run, write_report
+from musicgen.preprocessing import PreprocessConfig, ReadLimits, run, run_folds, write_report
 from musicgen.recipe import Recipe
 
 DEFAULT_INPUT = Path("data")
@@ -50,8 +51,11 @@ def parse_args(argv=None):
     encoding.add_argument("--min-chord-count", type=int, default=2,
                           help="a chord needs this many occurrences in training data to get a token (default: 2)")
     split = parser.add_argument_group("splits and augmentation")
-    split.add_argument("--val-fraction", type=float, default=0.1, help="share of pieces for validation (default: 0.1)")
-    split.add_argument("--test-fraction", type=float, default=0.1, help="share of pieces for test (default: 0.1)")
+    split.add_argument("--val-fraction", type=float, help="share of pieces for validation (default: 0.1)")
+    split.add_argument("--test-fraction", type=float, help="share of pieces for test (default: 0.1)")
+    split.add_argument("--folds", type=int, metavar="K",
+                       help="instead of one split, K cross-validation folds in <output>/fold-0 .. fold-K-1, "
+                            "each piece tested in one of them (for crossval.py)")
     split.add_argument("--split-seed", type=int, default=0, help="seed of the random split (default: 0)")
     split.add_argument("--transpose", default="0", metavar="LOW..HIGH",
                        help="add training copies transposed by each shift in LOW..HIGH semitones, e.g. -5..6 (default: 0)")
@@ -152,16 +156,29 @@ def main(argv=None):
         raise UserError(f"--shard-tokens must be at least 1000, got {args.shard_tokens}")
     if not (args.timeout > 0 and args.max_file_mb > 0 and args.max_notes > 0 and args.max_silence > 0):
         raise UserError("--timeout, --max-file-mb, --max-notes and --max-silence must be positive")
+    if args.folds is not None and (args.val_fraction is not None or args.test_fraction is not None):
+        raise UserError("--folds decides the validation and test pieces; leave out --val-fraction and --test-fraction")
+    if args.folds is not None and args.report:
+        raise UserError("--report draws one data set: run it without --folds")
     settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
     recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None),
                     args.melody_only, args.max_silence)
     config = PreprocessConfig(
         files=collect_files(args), output=args.output, settings=settings, recipe=recipe,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-        split_seed=args.split_seed, transpositions=parse_transpose(args.transpose), workers=args.workers,
+        val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
+        test_fraction=0.1 if args.test_fraction is None else args.test_fraction,
+        split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
         limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes, shard_tokens=args.shard_tokens,
     )
+    if args.folds is not None:
+        for fold, summary in enumerate(run_folds(config)):
+            counts = summary["pieces_per_split"]
+            print(f"fold {fold}: {counts['test']} test, {counts['validation']} validation and {counts['train']} "
+                  f"training pieces, vocabulary {summary['vocabulary_size']} tokens in {args.output / f'fold-{fold}'}")
+        print(f"{summary['kept']} of {summary['pieces']} pieces kept (reasons in each fold's manifest.csv); "
+              f"cross-validate with: python crossval.py --data {args.output}")
+        return
     summary = run(config)
     print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "
           f"{summary['skipped']} skipped, {summary['failed']} failed (reasons in {args.output / 'manifest.csv'})")
@@ -173,7 +190,6 @@ def main(argv=None):
         print(f"corpus overview in {write_report(args.output)}")
     if summary["pieces_per_split"]["validation"] == 0:
         print("warning: the validation split is empty; train.py needs one (add files or raise --val-fraction)")
-
 
 if __name__ == "__main__":
     run_cli(main)

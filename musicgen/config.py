@@ -1,5 +1,7 @@
 """A run's settings: training defaults < the model's defaults < a JSON config file < command-line overrides."""
 
+from pathlib import Path
+
 from musicgen.errors import UserError
 from musicgen.files import read_user_json
 
@@ -13,6 +15,41 @@ TRAINING_DEFAULTS = {
 }
 # Changing these between runs does not change what the model is, so a resume may change them.
 RESUMABLE_CHANGES = {"epochs", "patience"}
+
+
+# Flags that set one hyperparameter each (train.py, crossval.py); the rest go through --set KEY=VALUE or --config.
+SETTING_FLAGS = {
+    "epochs": (int, "most epochs to train (default 50; early stopping usually ends sooner)"),
+    "batch_size": (int, "windows per gradient step"),
+    "seq_len": (int, "tokens per training window, 3 per event"),
+    "learning_rate": (float, "Adam learning rate"),
+    "units": (int, "recurrent units per layer (rnn, lstm, gru, seq2seq, vae)"),
+    "layers": (int, "stacked layers or blocks (rnn, lstm, gru, cnn, transformer)"),
+    "dropout": (float, "dropout rate"),
+    "embedding_dim": (int, "token embedding size (the transformer's model width)"),
+    "patience": (int, "epochs without validation improvement before stopping (default 5)"),
+    "random_seed": (int, "random seed for weights, window order and dropout (default 0)"),
+}
+
+
+def add_arguments(parser):
+    """--config, --set and one flag per SETTING_FLAGS entry."""
+    parser.add_argument("--config", type=Path, help="JSON file of settings, e.g. {\"units\": 512, \"epochs\": 20}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any model setting (repeatable)")
+    group = parser.add_argument_group("settings (each overrides --config)")
+    for key, (kind, text) in SETTING_FLAGS.items():
+        group.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
+
+
+def overrides(args):
+    """{setting: value} given on the command line by add_arguments' flags and --set."""
+    values = {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key) is not None}
+    for item in args.set:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
+        values[key.strip().replace("-", "_")] = value
+    return values
 
 
 def defaults(spec):

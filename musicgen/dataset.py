@@ -6,6 +6,9 @@
     validation-<run>-00000.npz, test-<run>-00000.npz
     manifest.csv                    one row per piece: kept or why not, and its split
 
+`preprocess.py --folds K` writes K such folders, fold-0 .. fold-<K-1>, and
+folds.json naming them (read_folds).
+
 A shard holds the token ids of whole pieces concatenated (each wrapped in
 <start> ... <end>), where each piece begins, each piece's source and tempo, and
 the hash of the vocabulary it was encoded with. Nothing is pickled: NumPy
@@ -30,6 +33,7 @@ SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
 INDEX_FILE = "shards.json"
 MANIFEST_FILE = "manifest.csv"
+FOLDS_FILE = "folds.json"
 TRANSPOSED_MARK = "(transposed"  # sources of transposed training copies read "<file> (transposed +3)"
 DEFAULT_SHARD_TOKENS = 1_000_000  # 4 MB of int32 ids; a shard closes once it holds this many
 SHARDS_AT_ONCE = 4  # shards a shuffled pass draws windows from at a time
@@ -162,6 +166,25 @@ def _read_index(folder):
         raise UserError(f"{path} was written with another vocabulary than {folder / VOCABULARY_FILE} "
                         "(an interrupted preprocess?); run `python preprocess.py` again")
     return vocabulary, {**index, "splits": splits}
+
+
+def write_folds(folder, names, split_seed):
+    write_json(Path(folder) / FOLDS_FILE, {"format": "musicgen-folds", "version": 1, "split_seed": split_seed,
+                                           "folders": list(names)})
+
+
+def read_folds(folder):
+    """The fold folders of a `preprocess.py --folds K` output, in order."""
+    folder = Path(folder)
+    path = folder / FOLDS_FILE
+    if not path.exists():
+        raise UserError(f"{folder}/ holds no cross-validation folds (make them with `python preprocess.py "
+                        f"--folds 10 --output {folder}`)")
+    data = read_user_json(path, f"{path} does not exist")
+    try:
+        return [folder / str(name) for name in data["folders"]]
+    except (TypeError, KeyError):
+        raise UserError(f"{path} is damaged; run `python preprocess.py --folds K` again") from None
 
 
 class ShardFile(typing.NamedTuple):

@@ -109,8 +109,10 @@ def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False):
 
     Snaps onsets and ends to the nearest step (a note never shrinks below one
     step), keeps one note per (onset, pitch), cuts a note short where the same
-    pitch starts again, and moves the first onset to 0. With `melody_only`, only
-    the highest note at each onset is kept and cut where the next one starts.
+    pitch starts again, and moves the first onset to 0. With `melody_only`, the
+    skyline: the highest note at each onset, unless a higher melody note is still
+    sounding (an alto moving under a held soprano note is not the melody), each
+    cut where the next one starts.
     """
     onsets = np.asarray(onsets, dtype=np.float64)
     starts = np.rint(onsets * steps_per_quarter).astype(np.int64)
@@ -124,6 +126,12 @@ def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False):
         first_at_onset = np.ones(len(notes), dtype=bool)
         first_at_onset[1:] = notes[1:, ONSET] != notes[:-1, ONSET]
         notes = notes[first_at_onset]
+        melody, sounding_until, sounding_pitch = [], -1, -1
+        for index, (onset, duration, pitch) in enumerate(notes):
+            if onset >= sounding_until or pitch >= sounding_pitch:
+                melody.append(index)
+                sounding_until, sounding_pitch = onset + duration, pitch
+        notes = notes[melody]
         gap_to_next = np.append(notes[1:, ONSET] - notes[:-1, ONSET], np.iinfo(np.int64).max)
         notes[:, DURATION] = np.minimum(notes[:, DURATION], gap_to_next)
     notes[:, ONSET] -= notes[:, ONSET].min()

@@ -5,25 +5,56 @@ token by token through the model's decoder (teacher forcing), so every token is
 scored given everything before it in its piece, with the model's own state,
 cache or context window. The same held-out pieces seed the generated ones, whose
 statistics are compared with the real continuations of those seeds and, as the
-"as real as real" reference, with training pieces.
+"as real as real" reference, with training pieces. Every metric is a function of
+the pieces it is computed over, so musicgen.intervals can bootstrap it over pieces.
 """
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
+from musicgen import intervals
 from musicgen.encoding import KINDS, events_to_notes
-from musicgen.metrics import (CopyFinder, corpus_histograms, distinct_ngram_ratio, histogram_overlap, longest_loop,
-                              piece_statistics, repeated_ngram_share, value_distribution_overlap)
+from musicgen.metrics import (CopyFinder, corpus_histograms, distinct_ngram_ratio, duration_counts, histogram_overlap,
+                              longest_loop, pitch_class_counts, piece_statistics, repeated_ngram_share, shares,
+                              value_distribution_overlap)
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
                 "other": ("rest", "start", "end", "pad")}
 SEED_EVENTS = 16
+LN2 = np.log(2)
+# Each likelihood metric is a ratio of sums over pieces: (numerator column, denominator column, scale).
+# Summing before dividing weighs every token (or note) alike, and lets the bootstrap resample whole pieces.
+LIKELIHOOD_METRICS = {
+    "nll_nats": ("nll_nats", "tokens", 1.0),
+    "nll_bits": ("nll_nats", "tokens", 1 / LN2),
+    "nats_per_note": ("nll_nats", "notes", 1.0),
+    "accuracy": ("correct", "tokens", 1.0),
+    "pitch_bits": ("pitch_nll_nats", "pitch_tokens", 1 / LN2),
+    "pitch_bits_per_note": ("pitch_nll_nats", "notes", 1 / LN2),
+    "duration_bits": ("duration_nll_nats", "duration_tokens", 1 / LN2),
+    "shift_bits": ("shift_nll_nats", "shift_tokens", 1 / LN2),
+}
+# Metrics whose paired differences between models are reported ("A beats B" with an interval).
+COMPARED_METRICS = ("nll_nats", "nats_per_note", "pitch_bits_per_note", "accuracy", "mean_overlap",
+                    "repeated_4gram_share")
+
+
+@dataclasses.dataclass
+class Evaluation:
+    rows: list  # one dict per model and per real reference: each metric with its _low and _high bounds
+    per_piece: pd.DataFrame  # one row per model and held-out piece: its likelihood in totals (see likelihood_table)
+    differences: list  # paired differences of COMPARED_METRICS between models, with intervals
+    histograms: dict  # pooled pitch-class and duration histograms by name, for the plots
+    description: dict
 
 
 def score_pieces(decoder, pieces, pad_id, batch_size=32):
-    """(log-probability, correct-guess flag) of every token after the first of each piece, concatenated."""
+    """Per piece, (log-probability, correct-guess flag) of every token after the first."""
     order = np.argsort([len(p) for p in pieces])
-    log_probabilities, correct = [None] * len(pieces), [None] * len(pieces)
+    scored = [None] * len(pieces)
     for begin in range(0, len(pieces), batch_size):
         batch = [pieces[i] for i in order[begin: begin + batch_size]]
         lengths = np.array([len(p) for p in batch])
@@ -40,24 +71,61 @@ def score_pieces(decoder, pieces, pad_id, batch_size=32):
             if t + 1 < tokens.shape[1]:
                 logits, state = decoder.step(tokens[:, t], state)
         for row, index in enumerate(order[begin: begin + batch_size]):
-            log_probabilities[index] = scores[row, 1: lengths[row]]
-            correct[index] = hits[row, 1: lengths[row]]
-    return np.concatenate(log_probabilities), np.concatenate(correct)
+            scored[index] = (scores[row, 1: lengths[row]], hits[row, 1: lengths[row]])
+    return scored
 
 
-def likelihood_summary(log_probabilities, correct, target_kinds):
-    """NLL per token in nats and bits, perplexity, accuracy, and NLL (bits) per token group."""
-    nll = -log_probabilities
-    summary = {
-        "nll_nats": float(nll.mean()),
-        "nll_bits": float(nll.mean() / np.log(2)),
-        "perplexity": float(np.exp(nll.mean())),
-        "accuracy": float(correct.mean()),
-    }
-    for group, kinds in TOKEN_GROUPS.items():
-        selected = np.isin(target_kinds, [KINDS.index(kind) for kind in kinds])
-        summary[f"{group}_bits"] = float(nll[selected].mean() / np.log(2)) if selected.any() else float("nan")
-    return summary
+def describe_pieces(split, vocabulary):
+    """One row per piece of `split`: source, tokens scored (all but the first), notes, events, quarters, seconds."""
+    rows = []
+    steps_per_quarter = vocabulary.settings.steps_per_quarter
+    for index in range(len(split)):
+        piece = split.piece(index)
+        events = vocabulary.decode(piece)
+        end = max([int(sum(event.shift for event in events))]
+                  + [int(onset + duration) for onset, duration, _ in events_to_notes(events)])
+        quarters = end / steps_per_quarter
+        rows.append({"source": str(split.sources[index]), "tokens": len(piece) - 1,
+                     "notes": sum(len(event.pitches) for event in events), "events": len(events),
+                     "quarters": quarters, "seconds": quarters * 60.0 / float(split.tempos[index])})
+    return pd.DataFrame(rows)
+
+
+def likelihood_table(decoder, split, vocabulary, descriptions=None):
+    """describe_pieces' rows with each piece's total NLL (nats), correct guesses, and tokens and NLL per token group.
+
+    Totals, not means, so that any normalisation (per token, note, second or
+    token group) is a ratio of two columns summed over the pieces wanted.
+    """
+    pieces = [split.piece(i) for i in range(len(split))]
+    table = describe_pieces(split, vocabulary) if descriptions is None else descriptions.copy()
+    group_kinds = {group: [KINDS.index(kind) for kind in kinds] for group, kinds in TOKEN_GROUPS.items()}
+    columns = {"nll_nats": [], "correct": [], **{f"{g}_{c}": [] for g in TOKEN_GROUPS for c in ("tokens", "nll_nats")}}
+    for piece, (log_probabilities, correct) in zip(pieces, score_pieces(decoder, pieces, vocabulary.pad_id)):
+        kinds = vocabulary.kinds[piece[1:]]
+        columns["nll_nats"].append(-log_probabilities.sum())
+        columns["correct"].append(int(correct.sum()))
+        for group, members in group_kinds.items():
+            selected = np.isin(kinds, members)
+            columns[f"{group}_tokens"].append(int(selected.sum()))
+            columns[f"{group}_nll_nats"].append(-log_probabilities[selected].sum())
+    for name, values in columns.items():
+        table[name] = values
+    return table
+
+
+def likelihood_statistic(table):
+    """statistic(piece indices) -> LIKELIHOOD_METRICS and perplexity over those rows of a likelihood_table."""
+    needed = {column for numerator, denominator, _ in LIKELIHOOD_METRICS.values() for column in (numerator, denominator)}
+    columns = {name: table[name].to_numpy(dtype=np.float64) for name in needed}
+
+    def statistic(indices):
+        sums = {name: values[indices].sum() for name, values in columns.items()}
+        metrics = {name: sums[numerator] / sums[denominator] * scale if sums[denominator] > 0 else float("nan")
+                   for name, (numerator, denominator, scale) in LIKELIHOOD_METRICS.items()}
+        metrics["perplexity"] = float(np.exp(metrics["nll_nats"]))
+        return metrics
+    return statistic
 
 
 def seed_prompts(split, vocabulary, count):
@@ -84,50 +152,64 @@ def generate_pieces(decoder, vocabulary, prompts, length, strategy):
     return [vocabulary.decode(row) for row in strategy.generate(decoder, vocabulary, prompts, length)]
 
 
-def music_report(pieces, reference, training, steps_per_quarter, max_duration_steps):
-    """Statistics of `pieces` against `reference` (held-out real music); `training` gives the as-real-as-real mark.
+def music_statistic(pieces, reference, settings, copies=None):
+    """statistic(piece indices) -> musical statistics, repetition and copying of those of `pieces` (event lists).
 
-    For each per-piece statistic: the overlap of the kernel-smoothed distribution
-    of its values over the pieces with the reference's (value_distribution_overlap,
-    not Yang & Lerch's distance-based overlapping area; 1 = indistinguishable), for
-    the pieces and for training music. Pooled pitch-class and duration histograms: their overlap.
+    With a `reference` (real held-out music, held fixed while the pieces are
+    resampled), each per-piece statistic's values over the chosen pieces are
+    compared with the reference's by value_distribution_overlap (not Yang &
+    Lerch's distance-based overlapping area; 1 = indistinguishable), and their
+    pooled pitch-class and duration histograms by histogram_overlap. `copies`
+    are the (length, source) of each piece's longest run found in the training set.
     """
-    def statistics(group):
-        rows = [piece_statistics(events_to_notes(events), steps_per_quarter) for events in group if events]
+    def per_piece(group):
+        rows = [piece_statistics(events_to_notes(events), settings.steps_per_quarter) for events in group]
         return {name: np.array([row[name] for row in rows]) for name in rows[0]}
 
-    ours, real, train = statistics(pieces), statistics(reference), statistics(training)
-    report = {}
-    for name in ours:
-        report[f"{name}_mean"] = float(ours[name].mean())
-        report[f"{name}_overlap"] = value_distribution_overlap(ours[name], real[name])
-        report[f"{name}_overlap_train"] = value_distribution_overlap(train[name], real[name])
-    histograms = [corpus_histograms(group, max_duration_steps) for group in (pieces, reference, training)]
-    for position, name in enumerate(("pitch_class_histogram", "duration_histogram")):
-        report[f"{name}_overlap"] = histogram_overlap(histograms[0][position], histograms[1][position])
-        report[f"{name}_overlap_train"] = histogram_overlap(histograms[2][position], histograms[1][position])
-    overlaps = [value for key, value in report.items() if key.endswith("_overlap")]
-    report["mean_overlap"] = float(np.nanmean(overlaps))
-    return report, histograms
+    values = per_piece(pieces)
+    repetition = {"repeated_4gram_share": np.array([repeated_ngram_share(p, 4) for p in pieces]),
+                  "distinct_2": np.array([distinct_ngram_ratio(p, 2) for p in pieces]),
+                  "distinct_4": np.array([distinct_ngram_ratio(p, 4) for p in pieces]),
+                  "longest_loop": np.array([longest_loop(p) for p in pieces], dtype=np.float64)}
+    copied = np.array([length for length, _ in copies], dtype=np.float64) if copies else None
+    if reference is not None:
+        reference_values = per_piece(reference)
+        counts = [np.array([counter(piece) for piece in pieces]) for counter in _histogram_counters(settings)]
+        reference_histograms = [shares(sum(counter(piece) for piece in reference))
+                                for counter in _histogram_counters(settings)]
+
+    def statistic(indices):
+        metrics = {f"{name}_mean": float(values[name][indices].mean()) for name in values}
+        if reference is not None:
+            overlaps = {f"{name}_overlap": value_distribution_overlap(values[name][indices], reference_values[name])
+                        for name in values}
+            for name, piece_counts, real in zip(("pitch_class_histogram", "duration_histogram"), counts,
+                                                reference_histograms):
+                overlaps[f"{name}_overlap"] = histogram_overlap(shares(piece_counts[indices].sum(axis=0)), real)
+            metrics.update(overlaps, mean_overlap=float(np.nanmean(list(overlaps.values()))))
+        metrics.update({name: float(repetition[name][indices].mean()) for name in repetition if name != "longest_loop"})
+        metrics["longest_loop_mean"] = float(repetition["longest_loop"][indices].mean())
+        metrics["longest_loop_max"] = float(repetition["longest_loop"][indices].max())
+        if copied is not None:
+            metrics["copied_events_mean"] = float(copied[indices].mean())
+            metrics["copied_events_max"] = float(copied[indices].max())
+        return metrics
+    return statistic
 
 
-def repetition_report(pieces):
-    """Repeated 4-event patterns, distinct-n ratios and the longest back-to-back loop, averaged over pieces."""
-    return {
-        "repeated_4gram_share": float(np.mean([repeated_ngram_share(p, 4) for p in pieces])),
-        "distinct_2": float(np.mean([distinct_ngram_ratio(p, 2) for p in pieces])),
-        "distinct_4": float(np.mean([distinct_ngram_ratio(p, 4) for p in pieces])),
-        "longest_loop_mean": float(np.mean([longest_loop(p) for p in pieces])),
-        "longest_loop_max": int(max(longest_loop(p) for p in pieces)),
-    }
+def _histogram_counters(settings):
+    """Per piece (events): pitch-class counts and duration counts, which pool by summing."""
+    return (lambda events: pitch_class_counts(events_to_notes(events)),
+            lambda events: duration_counts(events, settings.max_duration_steps))
 
 
-def copying_report(pieces, copy_finder):
-    """The longest run of events each piece shares with the training set; its mean, and the longest and its source."""
-    copies = [copy_finder.longest_copy(p) for p in pieces]
-    longest = max(copies, key=lambda copy: copy[0])
-    return {"copied_events_mean": float(np.mean([length for length, _ in copies])),
-            "copied_events_max": int(longest[0]), "copied_from": longest[1] or ""}
+def copies_of(pieces, copy_finder):
+    """(length, source) of each piece's longest run of events found verbatim in the training set."""
+    return [copy_finder.longest_copy(piece) for piece in pieces]
+
+
+def longest_source(copies):
+    return max(copies, key=lambda copy: copy[0])[1] or ""
 
 
 def training_reference(split, vocabulary, count, length, rng):
@@ -139,49 +221,84 @@ def training_reference(split, vocabulary, count, length, rng):
     return [e for e in excerpts if e], CopyFinder(all_events, list(split.sources))
 
 
-def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, length=128, random_seed=None):
-    """(rows: one per candidate and per real reference, histograms by name, description) for models on held-out music.
+def paired_differences(statistics, count, index_draws):
+    """COMPARED_METRICS of each later model minus each earlier one on the same pieces, with paired intervals."""
+    rows, names = [], list(statistics)
+    for position, other in enumerate(names):
+        for name in names[position + 1:]:
+            differences = intervals.paired_difference(statistics[name], statistics[other], count, index_draws)
+            rows += [{"model": name, "compared_with": other, "metric": metric, "difference": difference,
+                      "low": low, "high": high} for metric, (difference, low, high) in differences.items()
+                     if metric in COMPARED_METRICS]
+    return rows
+
+
+def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, length=128, random_seed=None,
+             likelihood_only=False, resamples=intervals.RESAMPLES):
+    """An Evaluation of models on held-out music: every metric with its 95 % interval over pieces.
 
     `candidates` are (name, spec, decoder). A model with a likelihood is scored on
-    every held-out piece; each one continues the openings of `pieces` held-out
-    pieces with `strategy`, and those continuations are compared with the real
-    ones, with training music as the as-real-as-real mark.
+    every held-out piece; unless `likelihood_only`, each one also continues the
+    openings of `pieces` held-out pieces with `strategy`, and those continuations
+    are compared with the real ones, with training music as the as-real-as-real
+    mark. Likelihood and generation draw their bootstrap resamples from separate
+    generators, so the likelihood numbers are the same with or without generation.
     """
+    random_seed = random_seed or 0
     held_out = splits[split]
-    scored = [held_out.piece(i) for i in range(len(held_out))]
-    target_kinds = np.concatenate([vocabulary.kinds[piece[1:]] for piece in scored])
-    prompts, indices = seed_prompts(held_out, vocabulary, pieces)
-    reference = real_continuations(held_out, vocabulary, indices, length)
-    training_excerpts, copy_finder = training_reference(splits["train"], vocabulary, pieces, length,
-                                                        np.random.default_rng(random_seed or 0))
-    settings = vocabulary.settings
-
-    def music(group):
-        return music_report(group, reference, training_excerpts, settings.steps_per_quarter,
-                            settings.max_duration_steps)
-
-    rows, histograms = [], {}
-    progress = tqdm(total=sum(1 + spec.likelihood for _, spec, _ in candidates), unit="stage", dynamic_ncols=True)
+    descriptions = describe_pieces(held_out, vocabulary)
+    likelihood_draws = intervals.draws(len(held_out), resamples, random_seed)
+    stages = sum(spec.likelihood + (not likelihood_only) for _, spec, _ in candidates)
+    rows, per_piece, histograms = [], [], {}
+    likelihoods, musics = {}, {}
+    if not likelihood_only:
+        prompts, indices = seed_prompts(held_out, vocabulary, pieces)
+        reference = real_continuations(held_out, vocabulary, indices, length)
+        training_excerpts, copy_finder = training_reference(splits["train"], vocabulary, pieces, length,
+                                                            np.random.default_rng(random_seed))
+        generation_draws = intervals.draws(len(prompts), resamples, random_seed + 1)
+    progress = tqdm(total=stages, unit="stage", dynamic_ncols=True)
     for name, spec, decoder in candidates:
         row = {"model": name}
         if spec.likelihood:
-            progress.set_description(f"{name}: likelihood of {len(scored)} pieces")
-            row.update(likelihood_summary(*score_pieces(decoder, scored, vocabulary.pad_id), target_kinds))
+            progress.set_description(f"{name}: likelihood of {len(held_out)} pieces")
+            table = likelihood_table(decoder, held_out, vocabulary, descriptions)
+            per_piece.append(table.assign(model=name))
+            likelihoods[name] = likelihood_statistic(table)
+            row.update(intervals.bootstrap(likelihoods[name], len(held_out), likelihood_draws))
             progress.update()
-        progress.set_description(f"{name}: generating {len(prompts)} pieces")
-        generated = generate_pieces(decoder, vocabulary, prompts, length, strategy)
-        report, (histograms[name], histograms["held-out music"], _) = music(generated)
-        row.update(report)
-        row.update(repetition_report(generated))
-        row.update(copying_report(generated, copy_finder))
+        if not likelihood_only:
+            progress.set_description(f"{name}: generating {len(prompts)} pieces")
+            generated = generate_pieces(decoder, vocabulary, prompts, length, strategy)
+            copies = copies_of(generated, copy_finder)
+            musics[name] = music_statistic(generated, reference, vocabulary.settings, copies)
+            row.update(intervals.bootstrap(musics[name], len(prompts), generation_draws),
+                       copied_from=longest_source(copies))
+            histograms[name] = corpus_histograms(generated, vocabulary.settings.max_duration_steps)
+            progress.update()
         rows.append(row)
-        progress.update()
     progress.close()
-    training_row = {"model": "real: training music", **music(training_excerpts)[0],
-                    **repetition_report(training_excerpts)}
-    # training music trivially 'copies' itself, so only held-out music gets a copying report
-    held_out_row = {"model": "real: held-out music", **repetition_report(reference),
-                    **copying_report(reference, copy_finder)}
-    description = {"split": split, "held-out pieces scored": len(scored), "pieces generated": len(prompts),
-                   "events each": length, "seed": f"the first {SEED_EVENTS} events of held-out pieces"}
-    return rows + [training_row, held_out_row], histograms, description
+    differences = paired_differences(likelihoods, len(held_out), likelihood_draws)
+    description = {"split": split, "held-out pieces scored": len(held_out),
+                   "intervals": f"95 % percentile bootstrap over pieces ({resamples} resamples)"}
+    if not likelihood_only:
+        differences += paired_differences(musics, len(prompts), generation_draws)
+        # training music trivially 'copies' itself, so only held-out music gets a copying report
+        reference_copies = copies_of(reference, copy_finder)
+        real = [("real: training music", training_excerpts,
+                 music_statistic(training_excerpts, reference, vocabulary.settings)),
+                ("real: held-out music", reference, music_statistic(reference, None, vocabulary.settings,
+                                                                    reference_copies))]
+        for name, group, statistic in real:
+            group_draws = intervals.draws(len(group), resamples, random_seed + 1)
+            rows.append({"model": name, **intervals.bootstrap(statistic, len(group), group_draws)})
+        rows[-1]["copied_from"] = longest_source(reference_copies)
+        histograms["held-out music"] = corpus_histograms(reference, vocabulary.settings.max_duration_steps)
+        description.update({"pieces generated": len(prompts), "events each": length,
+                            "seed": f"the first {SEED_EVENTS} events of held-out pieces"})
+    if per_piece:
+        per_piece = pd.concat(per_piece, ignore_index=True)
+        per_piece = per_piece[["model"] + [column for column in per_piece.columns if column != "model"]]
+    else:
+        per_piece = pd.DataFrame(columns=["model", *descriptions.columns])
+    return Evaluation(rows, per_piece, differences, histograms, description)

@@ -25,18 +25,32 @@ HARMONIC_MINOR = np.array([0, 2, 3, 5, 7, 8, 11])
 NATURAL_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 
 
+def pitch_class_counts(notes):
+    """Notes in each of the 12 pitch classes (C, C#, ..., B)."""
+    return np.bincount(np.asarray(notes).reshape(-1, 3)[:, PITCH] % 12, minlength=12).astype(np.float64)
+
+
 def pitch_class_histogram(notes):
-    """Share of notes in each of the 12 pitch classes (C, C#, ..., B)."""
-    counts = np.bincount(np.asarray(notes).reshape(-1, 3)[:, PITCH] % 12, minlength=12).astype(np.float64)
-    return counts / max(counts.sum(), 1.0)
+    """Share of notes in each of the 12 pitch classes."""
+    return shares(pitch_class_counts(notes))
 
 
-def duration_histogram(events, max_steps):
-    """Share of note and chord events with each duration 1..max_steps (rests are left out)."""
+def duration_counts(events, max_steps):
+    """Note and chord events with each duration 1..max_steps (rests are left out)."""
     counts = np.zeros(max_steps, dtype=np.float64)
     for event in events:
         if event.pitches:
             counts[min(event.duration, max_steps) - 1] += 1
+    return counts
+
+
+def duration_histogram(events, max_steps):
+    """Share of note and chord events with each duration 1..max_steps."""
+    return shares(duration_counts(events, max_steps))
+
+
+def shares(counts):
+    """Counts as shares of their total (all zero when there are none)."""
     return counts / max(counts.sum(), 1.0)
 
 

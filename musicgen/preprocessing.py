@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from musicgen import readers
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
-                              remove_other_shards, write_index, write_vocabulary)
+                              remove_other_shards, write_folds, write_index, write_vocabulary)
 from musicgen.encoding import EncodingSettings, Vocabulary, count_chords
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
@@ -39,6 +39,9 @@ class PreprocessConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 0
+    folds: int = 0  # K > 0: the pieces are dealt into K folds (fold_split) instead of split by the fractions
+    test_fold: int = 0  # with folds: the fold held out for testing; the next one validates
+    cache: Path = None  # where readings are cached; None: <output>/.cache
     transpositions: tuple = (0,)  # semitone shifts applied to the training split
     workers: int = 1
     min_notes: int = 8
@@ -73,7 +76,7 @@ def run(config):
     started = time.time()
     check_fractions(config.val_fraction, config.test_fraction)
     output = Path(config.output)
-    cache = output / CACHE_FOLDER
+    cache = Path(config.cache or output / CACHE_FOLDER)
     cache.mkdir(parents=True, exist_ok=True)
     context = _Context(config, cache, config.limits or ReadLimits())
 
@@ -86,7 +89,9 @@ def run(config):
     if not any(row["status"] == "kept" for row in rows):
         _write_manifest(output, rows)
         raise UserError(f"none of the {len(rows)} pieces could be used; see {output / MANIFEST_FILE} for why")
-    if _fill_empty_held_out_splits(rows, config):
+    if config.folds:
+        _check_folds(rows, config)
+    elif _fill_empty_held_out_splits(rows, config):
         chord_counts = sum(_map_files(_count_training_chords, _encoding_jobs(config.files, rows_per_file),
                                       context, config.workers, "recounting"), Counter())
     vocabulary = Vocabulary.build(config.settings, chord_counts, config.max_chords, config.min_chord_count)
@@ -136,6 +141,26 @@ def write_report(output):
     return path
 
 
+def run_folds(config):
+    """Process config.files into config.folds cross-validation folds; returns the summary of each fold.
+
+    Fold i is <output>/fold-<i>, a complete processed data set (train.py and
+    evaluate.py take it as --data) whose test split is fold i and validation split
+    fold i + 1; the rest train, with their own chord vocabulary and transposed
+    copies, so nothing about a fold's test pieces leaks into its training. The
+    files are read once: every fold encodes from the same cache. folds.json,
+    written last, names the folds for crossval.py.
+    """
+    if config.folds < 3:
+        raise UserError(f"--folds must be at least 3 (one to test, one to validate, one to train), got {config.folds}")
+    output = Path(config.output)
+    summaries = [run(dataclasses.replace(config, output=output / f"fold-{fold}", test_fold=fold,
+                                         cache=output / CACHE_FOLDER))
+                 for fold in range(config.folds)]
+    write_folds(output, [f"fold-{fold}" for fold in range(config.folds)], config.split_seed)
+    return summaries
+
+
 def check_fractions(val_fraction, test_fraction):
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise UserError("the validation and test fractions must each be in [0, 1) and sum to less than 1")
@@ -146,13 +171,38 @@ def split_of(source, val_fraction, test_fraction, seed):
 
     Not from a shuffle of the whole corpus: a piece keeps its split when files are
     added or removed, or the collection moves, so a rerun on a grown collection
-    never moves a piece from validation into training. Files of the same name in
-    different folders (often copies of one piece) share a split.
+    never moves a piece from validation into training. The name is taken without
+    its extension, so files of the same name in different folders or formats
+    (often copies of one piece: song.mid and song.musicxml) share a split.
     """
     position = _hash_position(source, seed)
     if position < test_fraction:
         return "test"
     return "validation" if position < test_fraction + val_fraction else "train"
+
+
+def fold_split(source, folds, test_fold, seed):
+    """The split of a piece in cross-validation fold `test_fold` of `folds`: its fold drawn like split_of's split.
+
+    The same hash deals the pieces into `folds` folds of about equal size; the
+    test fold tests, the one after it validates, the others train.
+    """
+    fold = fold_of(_hash_position(source, seed), folds)
+    if fold == test_fold:
+        return "test"
+    return "validation" if fold == (test_fold + 1) % folds else "train"
+
+
+def fold_of(position, folds):
+    return min(int(position * folds), folds - 1)
+
+
+def _check_folds(rows, config):
+    sources = [row["source"] for row in rows if row["status"] == "kept"]
+    held = {fold_of(_hash_position(source, config.split_seed), config.folds) for source in sources}
+    if len(held) < config.folds:
+        raise UserError(f"only {len(held)} of the {config.folds} folds hold a piece of the {len(sources)} kept; "
+                        "use fewer --folds (or another --split-seed)")
 
 
 def _fill_empty_held_out_splits(rows, config):
@@ -174,7 +224,7 @@ def _fill_empty_held_out_splits(rows, config):
 
 def _hash_position(source, seed):
     path, mark, tune = source.partition("#")
-    digest = hashlib.sha1(f"{seed}:{Path(path).name}{mark}{tune}".encode()).digest()
+    digest = hashlib.sha1(f"{seed}:{Path(path).stem}{mark}{tune}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -284,7 +334,8 @@ def _survey(job):
             if len(notes) < config.min_notes:
                 row.update(status="skipped", reason=f"only {len(notes)} notes (--min-notes is {config.min_notes})")
             else:
-                split = split_of(result.source, config.val_fraction, config.test_fraction, config.split_seed)
+                split = (fold_split(result.source, config.folds, config.test_fold, config.split_seed) if config.folds
+                         else split_of(result.source, config.val_fraction, config.test_fraction, config.split_seed))
                 row.update(status="kept", split=split)
                 if split == "train":
                     for _, transposed in _transpositions(notes, config.transpositions):

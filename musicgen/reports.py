@@ -4,12 +4,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from musicgen import plots
 from musicgen.encoding import PITCH_CLASS_NAMES
 from musicgen.files import atomic_path, write_text
 
-LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "pitch_bits", "duration_bits", "shift_bits"]
+LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "nats_per_note", "pitch_bits_per_note",
+                      "pitch_bits", "duration_bits", "shift_bits"]
 STATISTICS = ["pitch_range", "pitches_used", "polyphony", "mean_duration_quarters", "mean_ioi_quarters",
               "pitch_class_entropy", "scale_fit", "silent_beat_rate"]
 REPETITION_COLUMNS = ["repeated_4gram_share", "distinct_2", "distinct_4", "longest_loop_mean", "longest_loop_max",
@@ -24,55 +26,106 @@ def _format(value, spec=".3f"):
     return format(int(value), "d") if spec == "d" else format(float(value), spec)
 
 
+def cell(row, key, spec=".3f", interval=True):
+    """A value with its 95 % interval when the row has one: '2.134 [2.051, 2.220]'."""
+    text = _format(row.get(key), spec)
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if interval and text != "-" and low is not None and not (isinstance(low, float) and math.isnan(low)):
+        text += f" [{_format(low, spec)}, {_format(high, spec)}]"
+    return text
+
+
 def _markdown(table, columns, headers=None):
     headers = headers or columns
     lines = ["| model | " + " | ".join(headers) + " |", "|---" * (len(columns) + 1) + "|"]
     for _, row in table.iterrows():
-        lines.append(f"| {row['model']} | " + " | ".join(_format(row.get(column)) for column in columns) + " |")
+        lines.append(f"| {row['model']} | " + " | ".join(cell(row, column) for column in columns) + " |")
     return "\n".join(lines)
 
 
 def summary_table(table, columns):
-    """A fixed-width text table of the chosen (key, header, format) columns."""
-    widths = [max(len(header), 9) for _, header, _ in columns]
+    """A fixed-width text table of the chosen (key, header, format, with interval) columns."""
+    cells = [[cell(row, key, spec, interval) for key, _, spec, interval in columns] for _, row in table.iterrows()]
+    widths = [max([len(header), 9] + [len(row[i]) for row in cells]) for i, (_, header, _, _) in enumerate(columns)]
     name_width = max(len(str(name)) for name in table["model"])
-    lines = [f"{'model':<{name_width}}  " + "  ".join(f"{h:>{w}}" for (_, h, _), w in zip(columns, widths))]
-    for _, row in table.iterrows():
-        cells = [_format(row.get(key), spec) for key, _, spec in columns]
-        lines.append(f"{row['model']:<{name_width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    lines = [f"{'model':<{name_width}}  " + "  ".join(f"{h:>{w}}" for (_, h, _, _), w in zip(columns, widths))]
+    for name, row in zip(table["model"], cells):
+        lines.append(f"{name:<{name_width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)))
     return "\n".join(lines)
 
 
-def write_evaluation(output, table, histograms, settings, description):
+def differences_markdown(differences):
+    """Paired differences as a Markdown table, each with what its interval says."""
+    lines = ["| model | compared with | metric | difference [95 % interval] | verdict |", "|---|---|---|---|---|"]
+    for row in differences:
+        if row["low"] > 0:
+            verdict = "higher"
+        elif row["high"] < 0:
+            verdict = "lower"
+        else:
+            verdict = "no clear difference"
+        lines.append(f"| {row['model']} | {row['compared_with']} | {row['metric']} | "
+                     f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] | {verdict} |")
+    return "\n".join(lines)
+
+
+def write_csv(path, table):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def write_evaluation(output, evaluation, settings):
+    """evaluation.csv, differences.csv, report.md and (after a generating run) histogram plots in `output`."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output / "evaluation.csv") as temporary:
-        table.to_csv(temporary, index=False)
-    overlap_columns = [f"{name}_overlap" for name in STATISTICS + ["pitch_class_histogram", "duration_histogram"]]
+    table = pd.DataFrame(evaluation.rows)
+    write_csv(output / "evaluation.csv", table)
+    write_csv(output / "differences.csv", pd.DataFrame(evaluation.differences,
+                                                       columns=["model", "compared_with", "metric", "difference",
+                                                                "low", "high"]))
     parts = [
         "# Evaluation\n",
-        "\n".join(f"- {key}: {value}" for key, value in description.items()),
+        "\n".join(f"- {key}: {value}" for key, value in evaluation.description.items()),
         "\n## Likelihood on held-out pieces\n",
-        "Negative log-likelihood per token, each token given everything before it in its piece. "
-        "`*_bits` split it by the kind of token predicted (pitch = note or chord tokens).\n",
+        "Negative log-likelihood of each token given everything before it in its piece, summed over the "
+        "held-out pieces and divided by their tokens (`nll_*`), or by their notes (`*_per_note`: compares across "
+        "encodings, whose tokens differ). `*_bits` split it by the kind of token predicted (pitch = note or "
+        "chord tokens). In brackets: the 95 % interval from a bootstrap over pieces.\n",
         _markdown(table[table["nll_nats"].notna()] if "nll_nats" in table else table.iloc[0:0], LIKELIHOOD_COLUMNS),
+    ]
+    if evaluation.differences:
+        parts += ["\n## Differences between models\n",
+                  "Each model minus each one before it, on the same pieces (held-out pieces for likelihood, the "
+                  "same seeds for generated music), with the interval of a paired bootstrap: where it leaves out "
+                  "0 the difference is clear at the 95 % level.\n",
+                  differences_markdown(evaluation.differences)]
+    if "mean_overlap" in table:
+        parts += _music_sections(table)
+    write_text(output / "report.md", "\n".join(parts) + "\n")
+    if evaluation.histograms:
+        _plot_histograms(output, evaluation.histograms, settings)
+
+
+def _music_sections(table):
+    overlap_columns = [f"{name}_overlap" for name in STATISTICS + ["pitch_class_histogram", "duration_histogram"]]
+    compared = table[table["model"] != "real: held-out music"]
+    return [
         "\n## Musical statistics\n",
         "Overlap of the kernel-smoothed distributions of each statistic's per-piece values over generated pieces "
-        "and over the real "
-        "continuations of the same seeds (1 = indistinguishable). The row *real: training music* is the "
-        "as-real-as-real mark: training pieces against the held-out ones.\n",
-        _markdown(table[table["model"] != "real: held-out music"], overlap_columns,
-                  [c.replace("_overlap", "") for c in overlap_columns]),
+        "and over the real continuations of the same seeds (1 = indistinguishable). The row *real: training "
+        "music* is the as-real-as-real mark: training pieces against the held-out ones. Intervals resample the "
+        "row's pieces, the held-out reference held fixed.\n",
+        _markdown(compared, overlap_columns + ["mean_overlap"],
+                  [c.replace("_overlap", "") for c in overlap_columns] + ["mean"]),
         "\nMean of each statistic:\n",
-        _markdown(table[table["model"] != "real: held-out music"], [f"{name}_mean" for name in STATISTICS], STATISTICS),
+        _markdown(table, [f"{name}_mean" for name in STATISTICS], STATISTICS),
         "\n## Repetition and copying\n",
         "Share of events inside a 4-event pattern that occurs twice or more in the piece, distinct 2- and 4-event "
         "patterns over all, the longest back-to-back loop (events), and the longest run of events found verbatim "
         "in the training set, with its source. Real music repeats too: compare with the *real* rows.\n",
         _markdown(table, REPETITION_COLUMNS),
     ]
-    write_text(output / "report.md", "\n".join(parts) + "\n")
-    _plot_histograms(output, histograms, settings)
 
 
 def _plot_histograms(output, histograms, settings):

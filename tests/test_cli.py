@@ -17,6 +17,7 @@ WITHOUT_TENSORFLOW = [
     (["preprocess.py", "--help"], 0), (["train.py", "--model", "wavenet"], 2),
     (["generate.py", "--checkpoint", "missing/"], 2), (["generate.py", "--temperature", "0"], 2),
     (["evaluate.py", "--checkpoint", "missing/"], 2), (["preprocess.py", "--input", "missing/"], 2),
+    (["crossval.py", "--help"], 0), (["crossval.py", "--data", "missing/"], 2),
 ]
 PROBE = """
 import runpy, sys

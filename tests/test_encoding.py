@@ -75,6 +75,12 @@ def test_melody_only_keeps_the_top_voice():
     np.testing.assert_array_equal(notes, [[0, 4, 67], [4, 4, 69]])
 
 
+def test_melody_only_ignores_a_lower_voice_moving_under_a_held_note():
+    """A soprano half note over alto quarters: the melody is the half note, then what comes after it."""
+    notes = quantize([0, 0, 1, 2, 2], [2, 1, 1, 1, 1], [72, 67, 65, 71, 64], steps_per_quarter=4, melody_only=True)
+    np.testing.assert_array_equal(notes, [[0, 8, 72], [8, 4, 71]])
+
+
 def test_long_notes_are_clipped_and_counted():
     vocabulary = vocabulary_for()
     _, _, clipped = vocabulary.encode_notes(np.array([[0, 40, 60]]))

@@ -9,7 +9,7 @@ import preprocess
 from musicgen import readers
 from musicgen.dataset import load_processed, read_index
 from musicgen.errors import UserError
-from musicgen.preprocessing import split_of
+from musicgen.preprocessing import PreprocessConfig, _fill_empty_held_out_splits, fold_split, split_of
 from musicgen.readers import RawPiece, ReadFailure, TrackSelection, read_abc_file, read_midi, split_abc_tunes
 
 GOOD_TUNE = """X:{n}
@@ -83,9 +83,36 @@ def test_transposition_augments_the_training_split_only(tune_folder, tmp_path):
     assert not any("transposed" in source for source in splits["validation"].sources)
 
 
-def test_every_held_out_split_gets_a_piece_from_a_small_corpus(processed):
-    pieces = pd.read_csv(processed / "manifest.csv").split.value_counts()
-    assert pieces["validation"] >= 1 and pieces["test"] >= 1 and pieces["train"] >= 8
+def test_a_piece_keeps_its_split_whatever_its_file_format():
+    names = [f"piece {i}" for i in range(300)]
+    for seed in (0, 1):
+        splits = [split_of(f"/midi/{name}.mid", 0.1, 0.1, seed) for name in names]
+        assert [split_of(f"/scores/{name}.musicxml", 0.1, 0.1, seed) for name in names] == splits
+        assert [split_of(f"/abc/{name}.abc", 0.1, 0.1, seed) for name in names] == splits
+        assert {"train", "validation", "test"} == set(splits)
+
+
+def test_folds_partition_the_pieces():
+    names = [f"/music/piece {i}.mid" for i in range(2000)]
+    splits = pd.DataFrame({fold: [fold_split(name, 10, fold, seed=0) for name in names] for fold in range(10)})
+    assert ((splits == "test").sum(axis=1) == 1).all(), "every piece is tested in exactly one fold"
+    assert ((splits == "validation").sum(axis=1) == 1).all(), "and validates in exactly one other"
+    assert ((splits == "test").sum(axis=0) / len(names)).between(0.08, 0.12).all(), "folds of about equal size"
+    tested_in = (splits == "test").to_numpy().argmax(axis=1)
+    validates_in = (splits == "validation").to_numpy().argmax(axis=1)
+    assert ((validates_in + 1) % 10 == tested_in).all(), "fold i validates on the pieces fold i + 1 tests"
+    assert [fold_split(name.replace(".mid", ".krn"), 10, 3, seed=0) for name in names] == list(splits[3])
+
+
+def test_every_held_out_split_gets_a_piece_from_a_small_corpus():
+    config = PreprocessConfig(files=[], output=None, val_fraction=0.01, test_fraction=0.01)
+    rows = [{"source": f"tune {i}.mid", "status": "kept"} for i in range(12)]
+    for row in rows:
+        row["split"] = split_of(row["source"], config.val_fraction, config.test_fraction, config.split_seed)
+    assert {row["split"] for row in rows} == {"train"}, "12 pieces drew nothing for 1 % shares"
+    assert _fill_empty_held_out_splits(rows, config)
+    assert pd.Series([row["split"] for row in rows]).value_counts().to_dict() == {"train": 10, "validation": 1,
+                                                                                  "test": 1}
 
 
 def test_the_split_follows_the_file_name_in_the_asked_proportions():
