@@ -64,14 +64,11 @@ def main(argv=None):
     print(f"{'run':<{width}} {'metric':<20} {'pooled [95 %]':>26} {'over folds [95 %]':>26}")
     for row in rows:
         if row["metric"] in crossvalidation.REPORTED:
-            print(f"{row['run']:<{width}} {row['metric']:<20} {_interval(row, 'value', 'low', 'high'):>26} "
-                  f"{_interval(row, 'fold_mean', 'fold_low', 'fold_high'):>26}")
+            pooled = crossvalidation.interval_text(row["value"], row["low"], row["high"])
+            over_folds = crossvalidation.interval_text(row["fold_mean"], row["fold_low"], row["fold_high"])
+            print(f"{row['run']:<{width}} {row['metric']:<20} {pooled:>26} {over_folds:>26}")
     print(f"wrote {args.output / crossvalidation.REPORT_FILE}, {crossvalidation.SUMMARY_FILE} and "
           f"{crossvalidation.DIFFERENCES_FILE}")
-
-
-def _interval(row, value, low, high):
-    return f"{row[value]:.3f} [{row[low]:.3f}, {row[high]:.3f}]"
 
 
 if __name__ == "__main__":

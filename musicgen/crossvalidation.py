@@ -24,7 +24,7 @@ from musicgen.dataset import load_processed, read_index
 from musicgen.errors import UserError
 from musicgen.evaluation import LIKELIHOOD_METRICS, likelihood_statistic, likelihood_table, paired_differences
 from musicgen.files import atomic_path, read_user_json, write_json, write_text
-from musicgen.runs import load_run, read_run_config
+from musicgen.runs import finished, load_run, read_run_config
 
 RUN_FILE = "crossval.json"
 PIECES_FILE = "pieces.csv"
@@ -35,11 +35,10 @@ REPORTED = ("nll_nats", "nats_per_note", "pitch_bits_per_note", "accuracy")  # c
 
 
 def cross_validate(spec, config, fold_folders, run_dir, log=print):
-    """The likelihood_table of every piece, scored by the model of the fold that tests it (column `fold`).
+    """Train (or resume) each fold's run in <run_dir>/fold-<i> and score its test pieces into its pieces.csv.
 
-    Trains (or resumes) each fold's run in <run_dir>/fold-<i> and scores its test
-    split; a fold whose pieces.csv exists is done. Run again after a kill, it goes
-    on where it stopped; with other settings or folds it refuses.
+    A fold whose pieces.csv exists is done (finished_runs reads them). Run again
+    after a kill, it goes on where it stopped; with other settings or folds it refuses.
     """
     if not spec.likelihood:
         raise UserError(f"cross-validation scores held-out likelihood, which the {spec.name} model does not have")
@@ -54,27 +53,20 @@ def cross_validate(spec, config, fold_folders, run_dir, log=print):
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / RUN_FILE, description)
-    tables = []
     for fold, data in enumerate(fold_folders):
         fold_dir = run_dir / f"fold-{fold}"
         path = fold_dir / PIECES_FILE
-        if not path.exists():
-            log(f"fold {fold + 1} of {len(fold_folders)}: {data}")
-            training.train(spec, config, data, fold_dir, log=log)
-            if spec.keras and not _finished(read_run_config(fold_dir)):
-                raise UserError(f"training of {fold_dir} stopped before it finished; run the same command to go on")
-            vocabulary, splits = load_processed(data, ("test",))
-            model = load_run(fold_dir, lambda name: spec).model
-            table = likelihood_table(spec.decoder(model), splits["test"], vocabulary)
-            with atomic_path(path) as temporary:
-                table.to_csv(temporary, index=False)
-        tables.append(pd.read_csv(path, keep_default_na=False).assign(fold=fold))
-    return pd.concat(tables, ignore_index=True)
-
-
-def _finished(run_config):
-    progress = run_config["progress"]
-    return progress["stopped_early"] or progress["epochs_completed"] >= run_config["config"]["epochs"]
+        if path.exists():
+            continue
+        log(f"fold {fold + 1} of {len(fold_folders)}: {data}")
+        training.train(spec, config, data, fold_dir, log=log)
+        if spec.keras and not finished(read_run_config(fold_dir)):
+            raise UserError(f"training of {fold_dir} stopped before it finished; run the same command to go on")
+        vocabulary, splits = load_processed(data, ("test",))
+        model = load_run(fold_dir, lambda name: spec).model
+        table = likelihood_table(spec.decoder(model), splits["test"], vocabulary)
+        with atomic_path(path) as temporary:
+            table.to_csv(temporary, index=False)
 
 
 def finished_runs(output):
@@ -129,25 +121,26 @@ def write_report(output, rows, differences, description):
     from musicgen.reports import differences_markdown, write_csv
 
     output = Path(output)
-    write_csv(output / SUMMARY_FILE, pd.DataFrame(rows))
+    summary = pd.DataFrame(rows)
+    write_csv(output / SUMMARY_FILE, summary)
     write_csv(output / DIFFERENCES_FILE, pd.DataFrame(differences, columns=["model", "compared_with", "metric",
                                                                            "difference", "low", "high"]))
-    summary = pd.DataFrame(rows)
     lines = ["# Cross-validation\n", "\n".join(f"- {key}: {value}" for key, value in description.items()),
              "\nEvery piece scored once, by the model of the fold that held it out. *pooled*: the metric over all "
              "pieces with its 95 % bootstrap interval over pieces; *over folds*: the mean of the per-fold values "
              "with its Student-t 95 % interval (optimistic: the folds share training data).\n",
              "| run | metric | pooled [95 %] | over folds [95 %] | folds | pieces |", "|---|---|---|---|---|---|"]
     for row in summary.itertuples():
-        lines.append(f"| {row.run} | {row.metric} | {_interval(row.value, row.low, row.high)} | "
-                     f"{_interval(row.fold_mean, row.fold_low, row.fold_high)} | {row.folds} | {row.pieces} |")
+        lines.append(f"| {row.run} | {row.metric} | {interval_text(row.value, row.low, row.high)} | "
+                     f"{interval_text(row.fold_mean, row.fold_low, row.fold_high)} | {row.folds} | {row.pieces} |")
     if differences:
         lines += ["\n## Differences between runs\n", "Each run minus each one before it (alphabetically), on the "
                   "same pieces, with the interval of a paired bootstrap over pieces.\n", differences_markdown(differences)]
     write_text(output / REPORT_FILE, "\n".join(lines) + "\n")
 
 
-def _interval(value, low, high):
+def interval_text(value, low, high):
+    """'2.134 [2.051, 2.220]', or the value alone when there is no interval."""
     if math.isnan(low):
         return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"

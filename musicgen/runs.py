@@ -110,6 +110,12 @@ class Run:
         return Recipe.from_json(self.config.get("preprocessing", {}))
 
 
+def finished(run_config):
+    """Whether a run has trained all its epochs or stopped early: resuming it would train nothing."""
+    progress = run_config["progress"]
+    return progress["stopped_early"] or progress["epochs_completed"] >= run_config["config"]["epochs"]
+
+
 def load_run(run_dir, spec_for):
     """The Run in `run_dir`; `spec_for(model name)` gives the spec of the model it names."""
     from musicgen.saving import load_model  # Keras: only once a model is needed

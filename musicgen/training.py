@@ -17,7 +17,7 @@ from musicgen.callbacks import RunCheckpoint, TimeLeft
 from musicgen.dataset import load_processed, read_index, read_recipe, read_shard, shard_files, windows, write_vocabulary
 from musicgen.errors import UserError
 from musicgen.files import write_json
-from musicgen.runs import RUN_CONFIG_FILE, check_resumable, new_run_config, read_run_config, write_history
+from musicgen.runs import RUN_CONFIG_FILE, check_resumable, finished, new_run_config, read_run_config, write_history
 from musicgen.saving import load_model
 
 
@@ -71,7 +71,7 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
             check_resumable(run_dir, run_config, spec, config, vocabulary, mixed_precision)
             run_config["config"] = config
             progress = run_config["progress"]
-            if progress["stopped_early"] or progress["epochs_completed"] >= config["epochs"]:
+            if finished(run_config):
                 log(f"{run_dir} has finished training ({progress['epochs_completed']} epochs, best validation loss "
                     f"{progress['best_val_loss']:.4f}); restart it to train again, or allow more epochs to go on")
                 return run_config
