@@ -37,6 +37,9 @@ def parse_args(argv=None):
     tracks.add_argument("--skip-drums", dest="keep_drums", action="store_false", help="leave drum tracks out (default)")
     tracks.add_argument("--programs", metavar="LIST",
                         help="only these General MIDI programs (0-127), e.g. '0-7,40' for pianos and violin")
+    tracks.add_argument("--no-sustain-pedal", dest="sustain_pedal", action="store_false",
+                        help="take MIDI notes as the keys were released, ignoring the sustain pedal "
+                             "(by default a note held by the pedal lasts until the pedal comes up)")
     tracks.add_argument("--melody-only", action="store_true", help="keep only the top voice (highest note at each onset)")
     tracks.add_argument("--min-notes", type=int, default=8, help="skip pieces with fewer notes (default: 8)")
     encoding = parser.add_argument_group("encoding")
@@ -161,7 +164,8 @@ def main(argv=None):
     if args.folds is not None and args.report:
         raise UserError("--report draws one data set: run it without --folds")
     settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
-    recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None),
+    recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None,
+                                           args.sustain_pedal),
                     args.melody_only, args.max_silence)
     config = PreprocessConfig(
         files=collect_files(args), output=args.output, settings=settings, recipe=recipe,

@@ -26,7 +26,7 @@ from musicgen.recipe import Recipe
 
 CACHE_FOLDER = ".cache"
 REPORT_FILE = "report.png"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the sustain pedal is applied when reading MIDI
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
@@ -384,7 +384,8 @@ def _encode_file(job):
 def _cache_key(path, selection):
     stat = Path(path).stat()
     identity = json.dumps([_CACHE_VERSION, str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns,
-                           selection.keep_drums, sorted(selection.programs) if selection.programs else None])
+                           selection.keep_drums, sorted(selection.programs) if selection.programs else None,
+                           selection.sustain_pedal])
     return hashlib.sha1(identity.encode()).hexdigest()
 
 

@@ -26,10 +26,11 @@ DEFAULT_TEMPO_BPM = 120.0
 
 @dataclasses.dataclass(frozen=True)
 class TrackSelection:
-    """Which MIDI tracks contribute notes. Notation formats have no programs; drums apply to both."""
+    """Which MIDI tracks contribute notes, and how. Notation formats have no programs or pedal; drums apply to both."""
 
     keep_drums: bool = False
     programs: frozenset = None  # General MIDI program numbers 0..127; None keeps all
+    sustain_pedal: bool = True  # notes held by the sustain pedal (CC 64) last as long as a listener hears them
 
 
 @dataclasses.dataclass
@@ -92,14 +93,15 @@ def read_midi(path, selection):
     source = str(path)
     try:
         score = symusic.Score(source)
-        tracks = [(t.program, t.is_drum, t.notes.numpy()) for t in score.tracks]
+        tracks = [(t.program, t.is_drum, _held_notes(t.notes.numpy(), _symusic_pedals(t), selection))
+                  for t in score.tracks]
         ticks_per_quarter = score.tpq
         tempo = score.tempos[0].qpm if len(score.tempos) else DEFAULT_TEMPO_BPM
         signatures = score.time_signatures
         time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if len(signatures) else "4/4"
     except Exception as symusic_error:  # noqa: BLE001 - any parser failure means: try the other reader
         try:
-            tracks, ticks_per_quarter, tempo, time_signature = _read_midi_with_pretty_midi(source)
+            tracks, ticks_per_quarter, tempo, time_signature = _read_midi_with_pretty_midi(source, selection)
         except Exception:  # noqa: BLE001
             return ReadFailure(source, "failed", _explain_midi_error(path, symusic_error))
     if ticks_per_quarter <= 0:
@@ -128,7 +130,7 @@ def read_midi(path, selection):
     )
 
 
-def _read_midi_with_pretty_midi(source):
+def _read_midi_with_pretty_midi(source, selection):
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(source)
@@ -137,11 +139,68 @@ def _read_midi_with_pretty_midi(source):
         starts = np.array([midi.time_to_tick(n.start) for n in instrument.notes], dtype=np.int64)
         ends = np.array([midi.time_to_tick(n.end) for n in instrument.notes], dtype=np.int64)
         pitches = np.array([n.pitch for n in instrument.notes], dtype=np.int64)
-        tracks.append((instrument.program, instrument.is_drum, {"time": starts, "duration": ends - starts, "pitch": pitches}))
+        pedal = [(midi.time_to_tick(c.time), c.value >= SUSTAIN_DOWN_VALUE)
+                 for c in instrument.control_changes if c.number == SUSTAIN_CONTROLLER]
+        notes = {"time": starts, "duration": ends - starts, "pitch": pitches}
+        tracks.append((instrument.program, instrument.is_drum, _held_notes(notes, pedal_intervals(pedal), selection)))
     _, tempi = midi.get_tempo_changes()
     signatures = midi.time_signature_changes
     time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if signatures else "4/4"
     return tracks, midi.resolution, (tempi[0] if len(tempi) else DEFAULT_TEMPO_BPM), time_signature
+
+
+SUSTAIN_CONTROLLER = 64
+SUSTAIN_DOWN_VALUE = 64  # as the General MIDI spec and symusic read it: 0-63 up, 64-127 down
+
+
+def _symusic_pedals(track):
+    """(starts, ends) in ticks of a symusic track's sustain-pedal presses."""
+    pedals = track.pedals.numpy()
+    return pedals["time"].astype(np.int64), (pedals["time"] + pedals["duration"]).astype(np.int64)
+
+
+def pedal_intervals(changes):
+    """[(tick, pedal down?)] in file order -> (starts, ends) of the presses; a press still down at the end is dropped."""
+    starts, ends, down_since = [], [], None
+    for tick, down in sorted(changes, key=lambda change: change[0]):
+        if down and down_since is None:
+            down_since = tick
+        elif not down and down_since is not None:
+            starts.append(down_since)
+            ends.append(tick)
+            down_since = None
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+
+
+def _held_notes(notes, pedals, selection):
+    """A track's notes ({time, duration, pitch} in ticks), with the pedal applied when the selection asks for it."""
+    if not selection.sustain_pedal or len(pedals[0]) == 0 or len(notes["time"]) == 0:
+        return notes
+    starts = np.asarray(notes["time"], dtype=np.int64)
+    ends = sustained_ends(starts, starts + np.asarray(notes["duration"], dtype=np.int64), notes["pitch"], *pedals)
+    return {"time": starts, "duration": ends - starts, "pitch": np.asarray(notes["pitch"])}
+
+
+def sustained_ends(starts, ends, pitches, pedal_starts, pedal_ends):
+    """Note ends as a listener hears them: a key released while the pedal is down sounds until the pedal comes up,
+    or until the same key is struck again, whichever is first. A note never gets shorter than it was played.
+
+    This is why MAESTRO and other performance MIDI need it: pianists hold notes with the pedal, not the keys, so
+    the key releases alone make legato passages staccato. Baked into the note lengths (rather than kept as pedal
+    events) so every model and every output format gets it with no new token kinds.
+    """
+    starts, ends, pitches = (np.asarray(column, dtype=np.int64) for column in (starts, ends, pitches))
+    order = np.argsort(pedal_starts, kind="stable")
+    pedal_starts, pedal_ends = np.asarray(pedal_starts)[order], np.asarray(pedal_ends)[order]
+    press = np.searchsorted(pedal_starts, ends, side="right") - 1
+    held = (press >= 0) & (ends < pedal_ends[np.maximum(press, 0)])
+    sustained = np.where(held, pedal_ends[np.maximum(press, 0)], ends)
+    # The next strike of the same key: sort by (pitch, start) and look one row ahead.
+    by_key = np.lexsort((starts, pitches))
+    next_strike = np.full(len(starts), np.iinfo(np.int64).max)
+    same_key = pitches[by_key][1:] == pitches[by_key][:-1]
+    next_strike[by_key[:-1][same_key]] = starts[by_key][1:][same_key]
+    return np.maximum(ends, np.minimum(sustained, next_strike))
 
 
 _MIDI_ERRORS = [  # what the parsers say -> what a person understands

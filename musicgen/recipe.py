@@ -26,7 +26,8 @@ class Recipe:
     def to_json(self):
         programs = self.selection.programs
         return {"keep_drums": self.selection.keep_drums, "programs": sorted(programs) if programs else None,
-                "melody_only": self.melody_only, "max_silence_quarters": self.max_silence_quarters}
+                "sustain_pedal": self.selection.sustain_pedal, "melody_only": self.melody_only,
+                "max_silence_quarters": self.max_silence_quarters}
 
     @classmethod
     def from_json(cls, values):
@@ -34,11 +35,13 @@ class Recipe:
         defaults = cls().to_json()
         if not isinstance(values, dict) or set(values) - set(defaults):
             raise UserError(f"a preprocessing recipe must be a JSON object with the keys {', '.join(defaults)}")
-        values = {**defaults, **values}
+        # Data preprocessed before the pedal was read had none applied: a seed must be read the same way.
+        values = {**defaults, "sustain_pedal": False, **values}
         programs = values["programs"]
         try:
             selection = readers.TrackSelection(bool(values["keep_drums"]),
-                                               frozenset(int(p) for p in programs) if programs else None)
+                                               frozenset(int(p) for p in programs) if programs else None,
+                                               bool(values["sustain_pedal"]))
             return cls(selection, bool(values["melody_only"]), int(values["max_silence_quarters"]))
         except (TypeError, ValueError):
             raise UserError(f"the preprocessing recipe {values} has a value of the wrong type") from None
