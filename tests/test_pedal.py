@@ -111,3 +111,25 @@ def test_maestro_performances_keep_every_note_and_sound_as_long_as_the_pedal_hol
         longer = heard.durations > played.durations + 1e-9
         assert longer.mean() > 0.3, f"{name}: a pedalled performance holds many of its notes with the pedal"
         assert heard.durations.mean() > 1.5 * played.durations.mean()
+
+
+@pytest.mark.parametrize("reader", ["symusic", "pretty_midi"])
+def test_a_note_on_of_velocity_zero_ends_the_note_even_under_the_pedal(tmp_path, reader, monkeypatch):
+    import mido
+
+    track = mido.MidiTrack([mido.Message("control_change", control=64, value=127, time=0),
+                            mido.Message("note_on", note=60, velocity=90, time=0),
+                            mido.Message("note_on", note=60, velocity=0, time=240),  # a note-off, as many files write it
+                            mido.Message("note_on", note=62, velocity=90, time=0),
+                            mido.Message("note_on", note=62, velocity=0, time=240),
+                            mido.Message("control_change", control=64, value=0, time=480)])
+    path = tmp_path / "running-status.mid"
+    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(str(path))
+    if reader == "pretty_midi":
+        import symusic
+
+        def refuse(*args, **kwargs):
+            raise RuntimeError("symusic refuses this file")
+        monkeypatch.setattr(symusic, "Score", refuse)
+    assert notes_of(readers.read_midi(path, WITH_PEDAL)) == [(0.0, 2.0, 60), (0.5, 2.0, 62)]
+    assert notes_of(readers.read_midi(path, WITHOUT_PEDAL)) == [(0.0, 0.5, 60), (0.5, 1.0, 62)]
