@@ -192,9 +192,9 @@ def sustained_ends(starts, ends, pitches, pedal_starts, pedal_ends):
     starts, ends, pitches = (np.asarray(column, dtype=np.int64) for column in (starts, ends, pitches))
     order = np.argsort(pedal_starts, kind="stable")
     pedal_starts, pedal_ends = np.asarray(pedal_starts)[order], np.asarray(pedal_ends)[order]
-    press = np.searchsorted(pedal_starts, ends, side="right") - 1
-    held = (press >= 0) & (ends < pedal_ends[np.maximum(press, 0)])
-    sustained = np.where(held, pedal_ends[np.maximum(press, 0)], ends)
+    press = np.searchsorted(pedal_starts, ends, side="right") - 1  # the last press begun by each key release
+    release = pedal_ends[np.maximum(press, 0)]
+    sustained = np.where((press >= 0) & (ends < release), release, ends)
     # The next strike of the same key: sort by (pitch, start) and look one row ahead.
     by_key = np.lexsort((starts, pitches))
     next_strike = np.full(len(starts), np.iinfo(np.int64).max)

@@ -24,6 +24,15 @@ def pedalled_file(path, notes, pedal_changes):
     return path
 
 
+def only_the_fallback_reader(monkeypatch):
+    """Make symusic refuse every file, so read_midi falls back to pretty_midi."""
+    import symusic
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("symusic refuses this file")
+    monkeypatch.setattr(symusic, "Score", refuse)
+
+
 def notes_of(piece):
     """(onset, end, pitch) in quarter notes, sorted by onset then pitch."""
     rows = zip(piece.onsets, piece.onsets + piece.durations, piece.pitches)
@@ -60,11 +69,7 @@ def test_both_midi_readers_apply_the_pedal_by_default_and_not_when_asked(tmp_pat
                          notes=[(0.0, 0.25, 60), (0.0, 0.25, 64), (1.0, 1.25, 60), (2.5, 2.75, 67)],
                          pedal_changes=[(0.1, 127), (1.5, 0), (2.0, 100), (2.4, 20)])
     if reader == "pretty_midi":
-        import symusic
-
-        def refuse(*args, **kwargs):
-            raise RuntimeError("symusic refuses this file")
-        monkeypatch.setattr(symusic, "Score", refuse)
+        only_the_fallback_reader(monkeypatch)
     pedalled = notes_of(readers.read_midi(path, WITH_PEDAL))
     assert pedalled == [(0.0, 2.0, 60), (0.0, 3.0, 64), (2.0, 3.0, 60), (5.0, 5.5, 67)], \
         "C4 ends where it is struck again, E4 and the second C4 at the pedal's release, G4 after the pedal is untouched"
@@ -126,10 +131,6 @@ def test_a_note_on_of_velocity_zero_ends_the_note_even_under_the_pedal(tmp_path,
     path = tmp_path / "running-status.mid"
     mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(str(path))
     if reader == "pretty_midi":
-        import symusic
-
-        def refuse(*args, **kwargs):
-            raise RuntimeError("symusic refuses this file")
-        monkeypatch.setattr(symusic, "Score", refuse)
+        only_the_fallback_reader(monkeypatch)
     assert notes_of(readers.read_midi(path, WITH_PEDAL)) == [(0.0, 2.0, 60), (0.5, 2.0, 62)]
     assert notes_of(readers.read_midi(path, WITHOUT_PEDAL)) == [(0.0, 0.5, 60), (0.5, 1.0, 62)]
