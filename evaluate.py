@@ -21,6 +21,7 @@ from musicgen.errors import UserError, run_cli
 
 SUMMARY_COLUMNS = [("nll_bits", "bits/token [95 %]", ".3f", True), ("nats_per_note", "nats/note [95 %]", ".3f", True),
                    ("accuracy", "accuracy", ".3f", False), ("pitch_bits", "pitch bits", ".3f", False),
+                   ("velocity_bits", "velocity bits", ".3f", False), ("instrument_bits", "instrument bits", ".3f", False),
                    ("mean_overlap", "stats overlap", ".3f", False), ("repeated_4gram_share", "repeated 4-grams", ".3f", False),
                    ("longest_loop_mean", "loop (events)", ".1f", False), ("copied_events_max", "longest copy", "d", False)]
 
@@ -85,8 +86,9 @@ def main(argv=None):
     if not args.likelihood_only:
         result.description["decoding"] = args.strategy
     reports.write_evaluation(args.output, result, vocabulary.settings)
-    columns = [column for column in SUMMARY_COLUMNS if any(column[0] in row for row in result.rows)]
-    print(reports.summary_table(pd.DataFrame(result.rows), columns))
+    table = pd.DataFrame(result.rows)
+    columns = [column for column in SUMMARY_COLUMNS if column[0] in table and table[column[0]].notna().any()]
+    print(reports.summary_table(table, columns))
     if args.per_piece:
         reports.write_csv(args.per_piece, result.per_piece)
         print(f"wrote {len(result.per_piece)} rows to {args.per_piece}")

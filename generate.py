@@ -4,11 +4,13 @@
     python generate.py --seed "C4 E4 G4 C4.E4.G4:2 R:1" --strategy top-k --top-k 10 --num-outputs 4
     python generate.py --seed-midi tune.mid --checkpoint checkpoints/gru --length 256
     python generate.py --wav --musicxml --plot        # also audio, sheet music and a piano roll
+    python generate.py --seed "mf C4.E4.G4:2@piano C2:2@bass" --instruments piano,bass,drums
 
 Seed notation: notes with octaves (C4 is middle C; F#3, Bb2), chords joined by
 '.', R for a rest, each optionally followed by ':' and a duration in quarter
-notes (default 1). Exact vocab.json token names work too. With no seed, a random
-passage of the validation split is used.
+notes (default 1); for models that keep them, dynamic marks (p, mf, ff, ...) and
+instruments after '@' (C2:2@bass). Exact vocab.json token names work too. With
+no seed, a random passage of the validation split is used.
 """
 
 import argparse
@@ -24,11 +26,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     seed = parser.add_argument_group("seed (default: a random passage of the validation split)")
     seed.add_argument("--seed", help="events in seed notation, e.g. \"C4 E4 G4 C4.E4.G4:2 R:1\"")
-    seed.add_argument("--seed-midi", type=Path, help="use the start of this MIDI (or ABC, MusicXML) file as the seed")
+    seed.add_argument("--seed-midi", type=Path,
+                      help="use the start of this MIDI (or ABC, MusicXML) file as the seed; the output keeps its tempo map")
     seed.add_argument("--seed-events", type=int, default=16, help="events taken from --seed-midi or the validation split (default: 16)")
     decoding = sampling.add_arguments(parser)
     decoding.add_argument("--length", type=int, default=128, help="events to generate after the seed (default: 128)")
     decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
+    decoding.add_argument("--instruments", metavar="LIST",
+                          help="only these instruments may be generated, e.g. piano,bass,drums (General MIDI names, "
+                               "families or program numbers; for models that keep instruments)")
     latent = parser.add_argument_group("latent space (vae runs)")
     latent.add_argument("--prior", action="store_true", help="sample the latent from the prior instead of encoding a seed")
     latent.add_argument("--interpolate", nargs=2, metavar=("SEED_A", "SEED_B"),
@@ -38,8 +44,10 @@ def parse_args(argv=None):
     output.add_argument("--checkpoint", type=Path, help="a run folder made by train.py (default: the newest under checkpoints/)")
     output.add_argument("--output", type=Path, default=Path("outputs"),
                         help="a .mid file, or a folder for timestamped files (default: outputs/)")
-    output.add_argument("--bpm", type=float, help="tempo (default: the training data's median tempo)")
-    output.add_argument("--program", type=int, default=0, help="General MIDI instrument 0-127 (default: 0, piano)")
+    output.add_argument("--bpm", type=float,
+                        help="tempo (default: the seed file's tempo map, else the training data's median tempo)")
+    output.add_argument("--program", type=int, default=0,
+                        help="General MIDI instrument 0-127 of models that keep no instruments (default: 0, piano)")
     listen = parser.add_argument_group("listen and look (files beside each .mid)")
     listen.add_argument("--wav", action="store_true",
                         help="render audio with FluidSynth and a General MIDI SoundFont (else sine waves, with a warning)")
@@ -68,6 +76,10 @@ def check_args(args):
         raise UserError(f"--program must be a General MIDI program 0..127, got {args.program}")
     if args.bpm is not None:
         check_bpm(args.bpm, "--bpm")
+    if args.instruments is not None:
+        from musicgen.instruments import parse_instrument_list
+
+        args.instruments = parse_instrument_list(args.instruments)
     if args.wav:
         args.soundfont = find_soundfont(args.soundfont)
     return sampling.from_arguments(args)
@@ -104,32 +116,41 @@ def main(argv=None):
 
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
-    from musicgen.encoding import event_notes, normalise_notes
+    from musicgen.encoding import PITCH, PROGRAM, event_notes, normalise_notes
     from musicgen.generation import latent_plan
+    from musicgen.instruments import instrument_name
     from musicgen.midi import write_midi
-    from musicgen.seed import seed_tokens
+    from musicgen.seed import Seed, seed_tokens
 
     run = registry.load_run(run_dir)
+    vocabulary = run.vocabulary.restricted_to(args.instruments) if args.instruments else run.vocabulary
     if args.interpolate or args.prior:
-        decoder, seed, description = latent_plan(run, args.prior, args.interpolate, args.steps, args.random_seed)
+        decoder, *seed = latent_plan(run, args.prior, args.interpolate, args.steps, args.random_seed)
+        seed = Seed(*seed)
     else:
-        seed, description = seed_tokens(run, args.seed, args.seed_midi, args.seed_events,
-                                        np.random.default_rng(args.random_seed))
+        seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events, np.random.default_rng(args.random_seed))
         decoder = run.spec.decoder(run.model, seed=args.random_seed)
-    generated = strategy.generate(decoder, run.vocabulary, np.tile(seed, (len(paths), 1)), args.length)
-    bpm = args.bpm or run.config["default_bpm"]
-    spq = run.vocabulary.settings.steps_per_quarter
-    seed_events = run.vocabulary.decode(seed)
-    print(f"{run.spec.name} from {run_dir}; {description}; {args.strategy} decoding")
+    generated = strategy.generate(decoder, vocabulary, np.tile(seed.tokens, (len(paths), 1)), args.length)
+    bpm = args.bpm or (seed.tempo_changes[0, 1] if seed.tempo_changes is not None else run.config["default_bpm"])
+    tempo_changes = seed.tempo_changes if args.bpm is None else None
+    tempo = f"{bpm:g} bpm" if tempo_changes is None or len(tempo_changes) == 1 else \
+        f"the seed's tempo map ({len(tempo_changes)} tempos from {bpm:g} bpm)"
+    spq = vocabulary.settings.steps_per_quarter
+    seed_events = vocabulary.decode(seed.tokens)
+    print(f"{run.spec.name} from {run_dir}; {seed.description}; {args.strategy} decoding")
     for path, continuation in zip(paths, generated):
-        events = run.vocabulary.decode(np.concatenate([seed, continuation]))
+        events = vocabulary.decode(np.concatenate([seed.tokens, continuation]))
         notes, merged, cut = normalise_notes(event_notes(events))  # one note per key at a time, as in training
-        write_midi(path, notes, spq, bpm, args.program)
-        pitches = len(set(notes[:, 2].tolist()))
+        if not vocabulary.settings.instruments:
+            notes[:, PROGRAM] = args.program
+        write_midi(path, notes, spq, bpm, tempo_changes)
+        pitches = len(set(notes[:, PITCH].tolist()))
+        instruments = ", ".join(instrument_name(p) for p in np.unique(notes[:, PROGRAM]).tolist())
         repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
                                                          (cut, "notes cut where their key was struck again")) if count]
         print(f"wrote {path}: {len(events)} events ({len(seed_events)} from the seed), "
-              f"{len(notes)} notes, {pitches} distinct pitches, {bpm:g} bpm" + "".join(f"; {r}" for r in repairs))
+              f"{len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
+              + "".join(f"; {r}" for r in repairs))
         write_companions(args, path, notes, spq, bpm, seed_steps=sum(event.shift for event in seed_events),
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding")
 
@@ -144,8 +165,7 @@ def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps,
     if args.musicxml:
         from musicgen.notation import write_musicxml
 
-        moved = write_musicxml(midi_path.with_suffix(".musicxml"), notes, steps_per_quarter, bpm, args.program,
-                               midi_path.stem)
+        moved = write_musicxml(midi_path.with_suffix(".musicxml"), notes, steps_per_quarter, bpm, midi_path.stem)
         print(f"  {midi_path.with_suffix('.musicxml')}"
               + (f" ({moved} notes below C0 written an octave up: sheet music has no lower octave)" if moved else ""))
     if args.plot:

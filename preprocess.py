@@ -5,6 +5,12 @@
     python preprocess.py --corpus essenFolksong --melody-only --transpose -5..6
     python preprocess.py --report                         # also report.png, an overview of the corpus
     python preprocess.py --corpus bach --melody-only --folds 10 --output data/bach-folds  # for crossval.py
+    python preprocess.py --input ../maestro --timing seconds --velocity-bins 16   # override the corpus' choice
+
+With no encoding flags the corpus decides (musicgen/encoding_choice.py):
+performances (most onsets off the beat grid) get 10 ms steps, shifts up to 1 s
+and velocities; multitrack songs their instruments and velocities; scores the
+compact beat grid. The summary line and vocab.json say what was chosen.
 """
 
 import argparse
@@ -14,7 +20,7 @@ from pathlib import Path
 
 from musicgen import readers
 from musicgen.dataset import DEFAULT_SHARD_TOKENS
-from musicgen.encoding import EncodingSettings
+from musicgen.encoding_choice import EncodingRequest
 from musicgen.errors import UserError, run_cli
 from musicgen.preprocessing import PreprocessConfig, ReadLimits, run, run_folds, write_report
 from musicgen.recipe import Recipe
@@ -42,13 +48,26 @@ def parse_args(argv=None):
                              "(by default a note held by the pedal lasts until the pedal comes up)")
     tracks.add_argument("--melody-only", action="store_true", help="keep only the top voice (highest note at each onset)")
     tracks.add_argument("--min-notes", type=int, default=8, help="skip pieces with fewer notes (default: 8)")
-    encoding = parser.add_argument_group("encoding")
-    encoding.add_argument("--steps-per-quarter", type=int, default=4,
-                          help="grid resolution: 4 = sixteenth notes (default), 12 also holds triplets")
-    encoding.add_argument("--max-duration", type=int, default=8, metavar="QUARTERS",
-                          help="longest note duration in quarter notes; longer ones are clipped (default: 8)")
-    encoding.add_argument("--max-shift", type=int, default=8, metavar="QUARTERS",
-                          help="largest time step between events; longer gaps become rests (default: 8)")
+    encoding = parser.add_argument_group("encoding (by default chosen from the corpus; each flag overrides its part)")
+    encoding.add_argument("--timing", choices=("auto", "beats", "seconds"), default="auto",
+                          help="beats: a grid of quarter notes; seconds: real time, a 'quarter' being half a second "
+                               "(default auto: seconds when most pieces are performances off the beat grid)")
+    encoding.add_argument("--velocity-bins", type=int, metavar="N",
+                          help="keep dynamics in N velocity bins, 0 for none (default: 32 when most pieces have "
+                               "varied velocities, else 0)")
+    encoding.add_argument("--instruments", action="store_true", default=None,
+                          help="each note names its instrument (default: when most pieces have two or more)")
+    encoding.add_argument("--no-instruments", dest="instruments", action="store_false",
+                          help="merge every instrument into one stream")
+    encoding.add_argument("--steps-per-quarter", type=int,
+                          help="grid resolution: 4 = sixteenth notes (default in beat timing), 12 also holds triplets; "
+                               "in seconds timing 50 (10 ms steps, the default)")
+    encoding.add_argument("--max-duration", type=int, metavar="QUARTERS",
+                          help="longest note duration in quarter notes (half seconds in seconds timing); longer ones "
+                               "are clipped (default: 8)")
+    encoding.add_argument("--max-shift", type=int, metavar="QUARTERS",
+                          help="largest time step between events; longer gaps become rests (default: 8 quarters, "
+                               "in seconds timing 2, i.e. 1 s)")
     encoding.add_argument("--max-chords", type=int, default=1024,
                           help="at most this many chord tokens, the most common ones (default: 1024)")
     encoding.add_argument("--min-chord-count", type=int, default=2,
@@ -163,12 +182,14 @@ def main(argv=None):
         raise UserError("--folds decides the validation and test pieces; leave out --val-fraction and --test-fraction")
     if args.folds is not None and args.report:
         raise UserError("--report draws one data set: run it without --folds")
-    settings = EncodingSettings(args.steps_per_quarter, args.max_duration, args.max_shift).validate()
+    request = EncodingRequest(args.timing, args.velocity_bins, args.instruments, args.steps_per_quarter,
+                              args.max_duration, args.max_shift)
+    request.settings()  # a bad flag is reported before any file is read
     recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None,
                                            args.sustain_pedal),
                     args.melody_only, args.max_silence)
     config = PreprocessConfig(
-        files=collect_files(args), output=args.output, settings=settings, recipe=recipe,
+        files=collect_files(args), output=args.output, settings=request, recipe=recipe,
         val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
         test_fraction=0.1 if args.test_fraction is None else args.test_fraction,
         split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,
@@ -180,10 +201,12 @@ def main(argv=None):
             counts = summary["pieces_per_split"]
             print(f"fold {fold}: {counts['test']} test, {counts['validation']} validation and {counts['train']} "
                   f"training pieces, vocabulary {summary['vocabulary_size']} tokens in {args.output / f'fold-{fold}'}")
+        print(f"encoding: {summary['encoding']} ({summary['encoding_reason']})")
         print(f"{summary['kept']} of {summary['pieces']} pieces kept (reasons in each fold's manifest.csv); "
               f"cross-validate with: python crossval.py --data {args.output}")
         return
     summary = run(config)
+    print(f"encoding: {summary['encoding']} ({summary['encoding_reason']})")
     print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "
           f"{summary['skipped']} skipped, {summary['failed']} failed (reasons in {args.output / 'manifest.csv'})")
     splits = ", ".join(f"{name} {count}" for name, count in summary["pieces_per_split"].items())

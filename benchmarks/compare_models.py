@@ -26,7 +26,7 @@ from musicgen import sampling, training  # noqa: E402
 from musicgen.config import resolve_config  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
 from musicgen.decoding import Decoder  # noqa: E402
-from musicgen.evaluation import seed_prompts  # noqa: E402
+from musicgen.evaluation import generate_pieces, seed_prompts  # noqa: E402
 from musicgen.metrics import corpus_histograms, total_variation  # noqa: E402
 
 
@@ -49,9 +49,8 @@ def unigram_log_probabilities(train_tokens, vocabulary_size):
 
 
 def sample_distances(decoder, vocabulary, prompts, length, reference):
-    new = sampling.get("top-p", top_p=0.9, seed=0).generate(decoder, vocabulary, prompts, length)
-    pitch_classes, durations = corpus_histograms([vocabulary.decode(row) for row in new],
-                                                 vocabulary.settings.max_duration_steps)
+    new = generate_pieces(decoder, vocabulary, prompts, length, sampling.get("top-p", top_p=0.9, seed=0))
+    pitch_classes, durations = corpus_histograms(new, vocabulary.settings.max_duration_steps)
     return total_variation(pitch_classes, reference[0]), total_variation(durations, reference[1])
 
 

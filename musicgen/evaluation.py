@@ -18,11 +18,11 @@ from tqdm import tqdm
 from musicgen import intervals
 from musicgen.encoding import KINDS, events_to_notes
 from musicgen.metrics import (CopyFinder, corpus_histograms, distinct_ngram_ratio, duration_counts, histogram_overlap,
-                              longest_loop, pitch_class_counts, piece_statistics, repeated_ngram_share, shares,
-                              value_distribution_overlap)
+                              instrument_counts, longest_loop, onset_gap_counts, pitch_class_counts, piece_statistics,
+                              repeated_ngram_share, shares, value_distribution_overlap, velocity_counts)
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
-                "other": ("rest", "start", "end", "pad")}
+                "velocity": ("velocity",), "instrument": ("instrument",), "other": ("rest", "start", "end", "pad")}
 SEED_EVENTS = 16
 LN2 = np.log(2)
 # Each likelihood metric is a ratio of sums over pieces: (numerator column, denominator column, scale).
@@ -36,6 +36,8 @@ LIKELIHOOD_METRICS = {
     "pitch_bits_per_note": ("pitch_nll_nats", "notes", 1 / LN2),
     "duration_bits": ("duration_nll_nats", "duration_tokens", 1 / LN2),
     "shift_bits": ("shift_nll_nats", "shift_tokens", 1 / LN2),
+    "velocity_bits": ("velocity_nll_nats", "velocity_tokens", 1 / LN2),  # NaN where the encoding has no velocities
+    "instrument_bits": ("instrument_nll_nats", "instrument_tokens", 1 / LN2),  # or no instruments
 }
 # Metrics whose paired differences between models are reported ("A beats B" with an interval).
 COMPARED_METRICS = ("nll_nats", "nats_per_note", "pitch_bits_per_note", "accuracy", "mean_overlap",
@@ -83,7 +85,7 @@ def describe_pieces(split, vocabulary):
         piece = split.piece(index)
         events = vocabulary.decode(piece)
         end = max([int(sum(event.shift for event in events))]
-                  + [int(onset + duration) for onset, duration, _ in events_to_notes(events)])
+                  + [int(onset + duration) for onset, duration, *_ in events_to_notes(events)])
         quarters = end / steps_per_quarter
         rows.append({"source": str(split.sources[index]), "tokens": len(piece) - 1,
                      "notes": sum(len(event.pitches) for event in events), "events": len(events),
@@ -129,7 +131,11 @@ def likelihood_statistic(table):
 
 
 def seed_prompts(split, vocabulary, count):
-    """The first SEED_EVENTS events of up to `count` pieces long enough to go on: (prompts, their indices)."""
+    """The first SEED_EVENTS events of up to `count` pieces long enough to go on: (prompts, their indices).
+
+    Prompts are a list of token arrays: where the encoding keeps instruments or
+    velocities, events differ in length (a rest has neither), and so do prompts.
+    """
     prompts, indices = [], []
     for index in range(len(split)):
         piece = split.piece(index)
@@ -139,7 +145,7 @@ def seed_prompts(split, vocabulary, count):
             indices.append(index)
         if len(prompts) == count:
             break
-    return np.stack(prompts), indices  # every event is 3 tokens: all prompts have the same length
+    return prompts, indices
 
 
 def real_continuations(split, vocabulary, indices, length):
@@ -148,8 +154,15 @@ def real_continuations(split, vocabulary, indices, length):
 
 
 def generate_pieces(decoder, vocabulary, prompts, length, strategy):
-    """Each prompt continued by `length` events with the decoding strategy, decoded to events."""
-    return [vocabulary.decode(row) for row in strategy.generate(decoder, vocabulary, prompts, length)]
+    """Each prompt (a list of token arrays) continued by `length` events with the decoding strategy, decoded to
+    events. Prompts of one length share a batch."""
+    pieces = [None] * len(prompts)
+    for size in sorted({len(prompt) for prompt in prompts}):
+        rows = [index for index, prompt in enumerate(prompts) if len(prompt) == size]
+        batch = np.stack([prompts[index] for index in rows])
+        for index, continuation in zip(rows, strategy.generate(decoder, vocabulary, batch, length)):
+            pieces[index] = vocabulary.decode(continuation)
+    return pieces
 
 
 def music_statistic(pieces, reference, settings, copies=None):
@@ -174,18 +187,19 @@ def music_statistic(pieces, reference, settings, copies=None):
     copied = np.array([length for length, _ in copies], dtype=np.float64) if copies else None
     if reference is not None:
         reference_values = per_piece(reference)
-        counts = [np.array([counter(piece) for piece in pieces]) for counter in _histogram_counters(settings)]
-        reference_histograms = [shares(sum(counter(piece) for piece in reference))
-                                for counter in _histogram_counters(settings)]
+        counters = histogram_counters(settings)
+        counts = {name: np.array([counter(piece) for piece in pieces]) for name, counter in counters.items()}
+        reference_histograms = {name: shares(sum(counter(piece) for piece in reference))
+                                for name, counter in counters.items()}
 
     def statistic(indices):
         metrics = {f"{name}_mean": float(values[name][indices].mean()) for name in values}
         if reference is not None:
             overlaps = {f"{name}_overlap": value_distribution_overlap(values[name][indices], reference_values[name])
                         for name in values}
-            for name, piece_counts, real in zip(("pitch_class_histogram", "duration_histogram"), counts,
-                                                reference_histograms):
-                overlaps[f"{name}_overlap"] = histogram_overlap(shares(piece_counts[indices].sum(axis=0)), real)
+            for name, piece_counts in counts.items():
+                overlaps[f"{name}_overlap"] = histogram_overlap(shares(piece_counts[indices].sum(axis=0)),
+                                                                reference_histograms[name])
             metrics.update(overlaps, mean_overlap=float(np.nanmean(list(overlaps.values()))))
         metrics.update({name: float(repetition[name][indices].mean()) for name in repetition if name != "longest_loop"})
         metrics["longest_loop_mean"] = float(repetition["longest_loop"][indices].mean())
@@ -197,10 +211,19 @@ def music_statistic(pieces, reference, settings, copies=None):
     return statistic
 
 
-def _histogram_counters(settings):
-    """Per piece (events): pitch-class counts and duration counts, which pool by summing."""
-    return (lambda events: pitch_class_counts(events_to_notes(events)),
-            lambda events: duration_counts(events, settings.max_duration_steps))
+def histogram_counters(settings):
+    """{histogram name: counts of one piece (events)}, which pool by summing: pitch classes and durations, and
+    where the encoding keeps them, velocity bins, instruments and (in real-time steps) the gaps between onsets,
+    whose shape is the timing of a performance (chords spread over a few 10 ms steps, rubato)."""
+    counters = {"pitch_class_histogram": lambda events: pitch_class_counts(events_to_notes(events)),
+                "duration_histogram": lambda events: duration_counts(events, settings.max_duration_steps)}
+    if settings.velocity_bins:
+        counters["velocity_histogram"] = lambda events: velocity_counts(events, settings.velocity_bins)
+    if settings.instruments:
+        counters["instrument_histogram"] = instrument_counts
+    if settings.timing == "seconds":
+        counters["onset_gap_histogram"] = lambda events: onset_gap_counts(events, settings.max_shift_steps)
+    return counters
 
 
 def copies_of(pieces, copy_finder):

@@ -1,6 +1,6 @@
 """Musical statistics of decoded notes and events, for comparing generated music with real music.
 
-Notes are int arrays (onset, duration, pitch) in grid steps; events are lists of
+Notes are int arrays (onset, duration, pitch, velocity, program) in grid steps; events are lists of
 encoding.Event. Every function here is plain NumPy so it can be checked on
 hand-built inputs (tests/test_metrics.py).
 
@@ -18,7 +18,7 @@ evaluation of generative models in music", Neural Computing and Applications
 
 import numpy as np
 
-from musicgen.encoding import DURATION, ONSET, PITCH, events_to_notes
+from musicgen.encoding import DRUMS, DURATION, ONSET, PITCH, as_notes, events_to_notes, velocity_bin
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 HARMONIC_MINOR = np.array([0, 2, 3, 5, 7, 8, 11])
@@ -27,7 +27,7 @@ NATURAL_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 
 def pitch_class_counts(notes):
     """Notes in each of the 12 pitch classes (C, C#, ..., B)."""
-    return np.bincount(np.asarray(notes).reshape(-1, 3)[:, PITCH] % 12, minlength=12).astype(np.float64)
+    return np.bincount(as_notes(notes)[:, PITCH] % 12, minlength=12).astype(np.float64)
 
 
 def pitch_class_histogram(notes):
@@ -42,6 +42,24 @@ def duration_counts(events, max_steps):
         if event.pitches:
             counts[min(event.duration, max_steps) - 1] += 1
     return counts
+
+
+def velocity_counts(events, bins):
+    """Notes in each velocity bin 0..bins-1 (encoding.velocity_bin); notes without a velocity are left out."""
+    velocities = [event.velocity for event in events for _ in event.pitches if event.velocity is not None]
+    return np.bincount(velocity_bin(np.array(velocities, dtype=np.int64), bins), minlength=bins).astype(np.float64)
+
+
+def instrument_counts(events):
+    """Notes on each General MIDI program 0..127 and on the drum kit (DRUMS, the last)."""
+    programs = [event.program for event in events for _ in event.pitches if event.program is not None]
+    return np.bincount(np.array(programs, dtype=np.int64), minlength=DRUMS + 1).astype(np.float64)
+
+
+def onset_gap_counts(events, max_steps):
+    """Gaps between successive distinct onsets, in steps 1..max_steps (longer ones counted as max_steps)."""
+    gaps = inter_onset_intervals(events_to_notes(events))
+    return np.bincount(np.minimum(gaps, max_steps) - 1, minlength=max_steps).astype(np.float64)
 
 
 def duration_histogram(events, max_steps):
@@ -67,7 +85,7 @@ def histogram_overlap(p, q):
 def corpus_histograms(pieces_events, max_steps):
     """Pitch-class and duration histograms of many pieces pooled together."""
     notes = [events_to_notes(events) for events in pieces_events]
-    notes = np.concatenate(notes) if notes else np.zeros((0, 3), int)
+    notes = np.concatenate(notes) if notes else as_notes([])
     events = [event for piece in pieces_events for event in piece]
     return pitch_class_histogram(notes), duration_histogram(events, max_steps)
 
@@ -94,7 +112,7 @@ def scale_fit(notes):
 
 def _coverage(notes):
     """Notes sounding at each grid step, from 0 to the end of the last note."""
-    notes = np.asarray(notes).reshape(-1, 3)
+    notes = as_notes(notes)
     end = int((notes[:, ONSET] + notes[:, DURATION]).max()) if len(notes) else 0
     change = np.zeros(end + 1, dtype=np.int64)
     np.add.at(change, notes[:, ONSET], 1)
@@ -129,13 +147,13 @@ def silent_beat_rate(notes, steps_per_quarter):
 
 def inter_onset_intervals(notes):
     """Steps between successive distinct onsets."""
-    onsets = np.unique(np.asarray(notes).reshape(-1, 3)[:, ONSET])
+    onsets = np.unique(as_notes(notes)[:, ONSET])
     return np.diff(onsets)
 
 
 def piece_statistics(notes, steps_per_quarter):
     """The scalar statistics of one piece, by name."""
-    notes = np.asarray(notes).reshape(-1, 3)
+    notes = as_notes(notes)
     pitches = notes[:, PITCH]
     intervals = inter_onset_intervals(notes)
     return {

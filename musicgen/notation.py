@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from musicgen.encoding import normalise_notes
+from musicgen.encoding import DRUMS, PITCH, PROGRAM, as_notes, normalise_notes
 from musicgen.files import atomic_path
 
 LOWEST_WRITABLE_PITCH = 12  # C0; MusicXML octaves run 0..9
@@ -20,7 +20,7 @@ def voices(notes):
     becomes two voices.
     """
     chords = {}
-    for onset, duration, pitch in notes:
+    for onset, duration, pitch in as_notes(notes)[:, :3].tolist():
         chords.setdefault((int(onset), int(duration)), []).append(int(pitch))
     result, ends = [], []
     for (onset, duration), pitches in sorted(chords.items()):
@@ -34,23 +34,30 @@ def voices(notes):
     return result
 
 
-def build_score(notes, steps_per_quarter, bpm, program=0, title=None):
-    """A music21 Score of one part; bars, ties and rests are added when it is written."""
+def build_score(notes, steps_per_quarter, bpm, title=None):
+    """A music21 Score, one part per instrument (the notes' programs); bars, ties and rests are added when it is
+    written."""
     import music21
 
-    part = music21.stream.Part()
-    instrument = music21.instrument.instrumentFromMidiProgram(program)
-    part.insert(0, instrument)
-    part.insert(0, music21.tempo.MetronomeMark(number=round(bpm, 2)))
-    part.insert(0, music21.meter.TimeSignature("4/4"))
-    for voice_notes in voices(notes):
-        voice = music21.stream.Voice()
-        for onset, duration, pitches in voice_notes:
-            element = music21.note.Note(pitches[0]) if len(pitches) == 1 else music21.chord.Chord(pitches)
-            element.quarterLength = Fraction(duration, steps_per_quarter)
-            voice.insert(Fraction(onset, steps_per_quarter), element)
-        part.insert(0, voice)
-    score = music21.stream.Score([part])
+    notes = as_notes(notes)
+    parts = []
+    for program in np.unique(notes[:, PROGRAM]).tolist():
+        part = music21.stream.Part()
+        instrument = (music21.instrument.Percussion() if program == DRUMS
+                      else music21.instrument.instrumentFromMidiProgram(program))
+        part.insert(0, instrument)
+        if not parts:
+            part.insert(0, music21.tempo.MetronomeMark(number=round(bpm, 2)))
+        part.insert(0, music21.meter.TimeSignature("4/4"))
+        for voice_notes in voices(notes[notes[:, PROGRAM] == program]):
+            voice = music21.stream.Voice()
+            for onset, duration, pitches in voice_notes:
+                element = music21.note.Note(pitches[0]) if len(pitches) == 1 else music21.chord.Chord(pitches)
+                element.quarterLength = Fraction(duration, steps_per_quarter)
+                voice.insert(Fraction(onset, steps_per_quarter), element)
+            part.insert(0, voice)
+        parts.append(part)
+    score = music21.stream.Score(parts)
     score.insert(0, music21.metadata.Metadata(title=title or "", composer="musicgen"))
     return score
 
@@ -60,16 +67,16 @@ def notatable(notes):
 
     A moved note that lands on a key already struck is merged with it, as everywhere (normalise_notes).
     """
-    notes = np.array(notes, dtype=np.int64).reshape(-1, 3)
-    too_low = notes[:, 2] < LOWEST_WRITABLE_PITCH
-    notes[too_low, 2] += 12
+    notes = as_notes(notes).copy()
+    too_low = notes[:, PITCH] < LOWEST_WRITABLE_PITCH
+    notes[too_low, PITCH] += 12
     return normalise_notes(notes)[0], int(too_low.sum())
 
 
-def write_musicxml(path, notes, steps_per_quarter, bpm, program=0, title=None):
+def write_musicxml(path, notes, steps_per_quarter, bpm, title=None):
     """Write notes as an uncompressed MusicXML file, atomically; returns how many notes went up an octave."""
     notes, moved = notatable(notes)
-    score = build_score(notes, steps_per_quarter, bpm, program, title)
+    score = build_score(notes, steps_per_quarter, bpm, title)
     with atomic_path(path) as temporary:
         score.write("musicxml", fp=str(temporary))
     return moved

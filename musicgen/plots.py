@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from musicgen.encoding import KINDS, parse_pitch, pitch_name
+from musicgen.encoding import KINDS, ONSET, PITCH, PROGRAM, VELOCITY, as_notes, parse_pitch, pitch_name
 from musicgen.files import atomic_path
 
 
@@ -45,24 +45,37 @@ def plot_history(history, path):
 
 
 def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title=""):
-    """Notes (onset, duration, pitch in grid steps) as bars over time; the seed's notes grey, behind a line.
+    """Notes (onset, duration, pitch[, velocity, program] in grid steps) as bars over time.
 
-    A note belongs to the seed when it starts before `seed_steps`.
+    The seed's notes are grey, behind a line (a note belongs to the seed when it
+    starts before `seed_steps`); the others take a colour per instrument, named in
+    the legend, and the louder a note the darker its bar.
     """
+    from musicgen.instruments import instrument_name
+
     plt = pyplot()
-    notes = np.asarray(notes).reshape(-1, 3)
+    from matplotlib.colors import to_rgb
+
+    notes = as_notes(notes)
     figure, axis = plt.subplots(figsize=(12, 4.5))
     quarters = notes[:, :2] / steps_per_quarter
-    in_seed = notes[:, 0] < seed_steps
-    for mask, colour, label in ((in_seed, "#9a9a9a", "seed"), (~in_seed, "#1f6fb4", "generated")):
+    in_seed = notes[:, ONSET] < seed_steps
+    loudness = 0.35 + 0.65 * notes[:, VELOCITY] / 127
+    programs = np.unique(notes[~in_seed, PROGRAM]).tolist()
+    layers = [(in_seed, "#9a9a9a", "seed")]
+    layers += [((~in_seed) & (notes[:, PROGRAM] == program), colour,
+                "generated" if len(programs) == 1 else instrument_name(program))
+               for program, colour in zip(programs, INSTRUMENT_COLOURS * (len(programs) // len(INSTRUMENT_COLOURS) + 1))]
+    for mask, colour, label in layers:
         if mask.any():
-            axis.barh(notes[mask, 2], quarters[mask, 1], left=quarters[mask, 0], height=0.85, color=colour,
-                      edgecolor="#0b2f4f" if label == "generated" else "#5a5a5a", linewidth=0.4, label=label)
+            colours = [(*to_rgb(colour), alpha) for alpha in loudness[mask]]
+            axis.barh(notes[mask, PITCH], quarters[mask, 1], left=quarters[mask, 0], height=0.85, color=colours,
+                      edgecolor="#5a5a5a" if label == "seed" else "#0b2f4f", linewidth=0.4, label=label)
     if seed_steps:
         axis.axvline(seed_steps / steps_per_quarter, color="#c0392b", linestyle="--", linewidth=1.2)
     end = max(float((quarters[:, 0] + quarters[:, 1]).max()) if len(notes) else 4.0, 4.0)
     axis.set_xlim(0, end)
-    low, high = (int(notes[:, 2].min()) - 2, int(notes[:, 2].max()) + 2) if len(notes) else (58, 74)
+    low, high = (int(notes[:, PITCH].min()) - 2, int(notes[:, PITCH].max()) + 2) if len(notes) else (58, 74)
     axis.set_ylim(low, high)
     octaves = [p for p in range(low, high + 1) if p % 12 == 0]
     axis.set_yticks(octaves, [pitch_name(p) for p in octaves])
@@ -75,6 +88,10 @@ def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title=""):
     axis.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+INSTRUMENT_COLOURS = ["#1f6fb4", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#d4ac0d", "#7f8c8d",
+                      "#2c3e50", "#e84393"]
 
 
 def plot_corpus_overview(path, vocabulary, splits, manifest, title=""):

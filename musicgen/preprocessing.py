@@ -19,14 +19,15 @@ from tqdm import tqdm
 from musicgen import readers
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
                               remove_other_shards, write_folds, write_index, write_vocabulary)
-from musicgen.encoding import EncodingSettings, Vocabulary, count_chords
+from musicgen.encoding import DRUMS, PITCH, PROGRAM, EncodingSettings, Vocabulary, count_chords
+from musicgen.encoding_choice import EncodingRequest, describe_traits, piece_traits
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
-from musicgen.recipe import Recipe
+from musicgen.recipe import SECONDS_TIMING_BPM, Recipe
 
 CACHE_FOLDER = ".cache"
 REPORT_FILE = "report.png"
-_CACHE_VERSION = 2  # 2: the sustain pedal is applied when reading MIDI
+_CACHE_VERSION = 3  # 2: the sustain pedal is applied when reading MIDI; 3: velocities, programs, tempo maps
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
@@ -34,7 +35,8 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 class PreprocessConfig:
     files: list
     output: Path
-    settings: EncodingSettings = dataclasses.field(default_factory=EncodingSettings)
+    # An EncodingRequest is decided on the corpus by resolve_encoding (run and run_folds do it first).
+    settings: EncodingSettings | EncodingRequest = dataclasses.field(default_factory=EncodingSettings)
     recipe: Recipe = Recipe()  # track selection, melody only, silence shortening
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -50,6 +52,7 @@ class PreprocessConfig:
     limits: "ReadLimits" = None  # per-file size and time limits; None: the defaults
     max_notes: int = 500_000  # larger pieces are skipped, not read into the corpus
     shard_tokens: int = DEFAULT_SHARD_TOKENS  # tokens per shard file
+    encoding_reason: str = "as asked"  # why the settings are what they are, for the summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +78,9 @@ def run(config):
     """
     started = time.time()
     check_fractions(config.val_fraction, config.test_fraction)
+    config = resolve_encoding(config)
     output = Path(config.output)
-    cache = Path(config.cache or output / CACHE_FOLDER)
-    cache.mkdir(parents=True, exist_ok=True)
-    context = _Context(config, cache, config.limits or ReadLimits())
+    context = _context_of(config)
 
     rows_per_file, chord_counts = [None] * len(config.files), Counter()
     for file_index, file_rows, file_chord_counts in _map_files(_survey, list(enumerate(config.files)), context,
@@ -126,8 +128,35 @@ def run(config):
         "shards": sum(len(entries) for entries in index.values()),
         "vocabulary_size": len(vocabulary),
         "chords_in_vocabulary": len(vocabulary.chords),
+        "encoding": config.settings.describe(),
+        "encoding_reason": config.encoding_reason,
         "seconds": round(time.time() - started, 1),
     }
+
+
+def resolve_encoding(config):
+    """`config` with its settings decided: an EncodingRequest left to the corpus is settled on the traits of every
+    piece read (musicgen/encoding_choice.py); EncodingSettings stay as they are."""
+    request = config.settings
+    if isinstance(request, EncodingSettings):
+        return config
+    if not request.needs_corpus:
+        return dataclasses.replace(config, settings=request.settings())
+    traits = []
+    for file_traits in _map_files(_piece_traits, list(enumerate(config.files)), _context_of(config),
+                                  config.workers, "surveying"):
+        traits += file_traits
+    return dataclasses.replace(config, settings=request.settings(traits), encoding_reason=describe_traits(traits))
+
+
+def _context_of(config):
+    cache = Path(config.cache or Path(config.output) / CACHE_FOLDER)
+    cache.mkdir(parents=True, exist_ok=True)
+    return _Context(config, cache, config.limits or ReadLimits())
+
+
+def _piece_traits(job):
+    return [piece_traits(result) for result in _read_cached(job[1], _context) if isinstance(result, readers.RawPiece)]
 
 
 def write_report(output):
@@ -154,8 +183,8 @@ def run_folds(config):
     if config.folds < 3:
         raise UserError(f"--folds must be at least 3 (one to test, one to validate, one to train), got {config.folds}")
     output = Path(config.output)
-    summaries = [run(dataclasses.replace(config, output=output / f"fold-{fold}", test_fold=fold,
-                                         cache=output / CACHE_FOLDER))
+    config = resolve_encoding(dataclasses.replace(config, cache=config.cache or output / CACHE_FOLDER))
+    summaries = [run(dataclasses.replace(config, output=output / f"fold-{fold}", test_fold=fold))
                  for fold in range(config.folds)]
     write_folds(output, [f"fold-{fold}" for fold in range(config.folds)], config.split_seed)
     return summaries
@@ -229,13 +258,14 @@ def _hash_position(source, seed):
 
 
 def _transpositions(notes, shifts):
-    """[(shift, transposed notes)] for each shift that keeps every pitch within 0..127."""
+    """[(shift, transposed notes)] for each shift that keeps every pitch within 0..127; drums are not transposed."""
     copies = []
+    pitched = notes[:, PROGRAM] != DRUMS
     for shift in shifts:
-        pitches = notes[:, 2] + shift
-        if pitches.min() >= 0 and pitches.max() <= 127:
+        pitches = notes[pitched, PITCH] + shift
+        if not len(pitches) or (pitches.min() >= 0 and pitches.max() <= 127):
             copy = notes.copy()
-            copy[:, 2] = pitches
+            copy[pitched, PITCH] = pitches
             copies.append((shift, copy))
     return copies
 
@@ -327,7 +357,7 @@ def _survey(job):
             row.update(status="skipped", notes=len(result.pitches),
                        reason=f"{len(result.pitches):,} notes, more than --max-notes {config.max_notes:,}")
         else:
-            notes, shortened = config.recipe.grid_notes(result, config.settings.steps_per_quarter)
+            notes, shortened, _ = config.recipe.grid_notes(result, config.settings)
             row.update(notes=len(notes), tempo_bpm=round(result.tempo_bpm, 2), time_signature=result.time_signature,
                        silences_shortened=shortened,
                        duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / config.settings.steps_per_quarter))
@@ -339,7 +369,7 @@ def _survey(job):
                 row.update(status="kept", split=split)
                 if split == "train":
                     for _, transposed in _transpositions(notes, config.transpositions):
-                        chord_counts.update(count_chords(transposed))
+                        chord_counts.update(count_chords(transposed, config.settings))
         rows.append(row)
     return file_index, rows, chord_counts
 
@@ -354,21 +384,23 @@ def _kept_copies(job):
     """(reading index, split, shift, source, tempo, notes) of a file's kept pieces; training ones transposed."""
     _, path, splits = job
     config = _context.config
+    seconds = config.settings.timing == "seconds"
     for result_index, (result, split) in enumerate(zip(_read_cached(path, _context), splits)):
         if not split:
             continue
-        notes, _ = config.recipe.grid_notes(result, config.settings.steps_per_quarter)
+        notes = config.recipe.grid_notes(result, config.settings).notes
+        tempo = SECONDS_TIMING_BPM if seconds else result.tempo_bpm  # what plays the steps at their length
         copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
         for shift, copy in copies:
             source = result.source if shift == 0 else f"{result.source} {TRANSPOSED_MARK} {shift:+d})"
-            yield result_index, split, shift, source, result.tempo_bpm, copy
+            yield result_index, split, shift, source, tempo, copy
 
 
 def _count_training_chords(job):
     counts = Counter()
     for _, split, _, _, _, notes in _kept_copies(job):
         if split == "train":
-            counts.update(count_chords(notes))
+            counts.update(count_chords(notes, _context.config.settings))
     return counts
 
 
@@ -434,8 +466,12 @@ def _save_cached(cache_file, results):
     meta, arrays = [], {}
     for i, result in enumerate(results):
         if isinstance(result, readers.RawPiece):
-            meta.append({"source": result.source, "tempo_bpm": result.tempo_bpm, "time_signature": result.time_signature})
-            arrays[f"notes_{i}"] = np.stack([result.onsets, result.durations, result.pitches.astype(np.float64)], axis=1)
+            meta.append({"source": result.source, "tempo_bpm": result.tempo_bpm, "time_signature": result.time_signature,
+                         "velocities": result.velocities is not None})
+            velocities = result.velocities if result.velocities is not None else np.zeros(len(result.pitches))
+            arrays[f"notes_{i}"] = np.stack([result.onsets, result.durations, result.pitches, velocities,
+                                             result.programs], axis=1).astype(np.float64)
+            arrays[f"tempo_{i}"] = result.tempo_changes
         else:
             meta.append(dataclasses.asdict(result))
     with atomic_path(cache_file) as temporary:
@@ -451,6 +487,9 @@ def _load_cached(cache_file):
                 results.append(readers.ReadFailure(**meta))
             else:
                 notes = arrays[f"notes_{i}"]
+                velocities = notes[:, 3].astype(np.int64) if meta.pop("velocities") else None
                 results.append(readers.RawPiece(onsets=notes[:, 0], durations=notes[:, 1],
-                                                pitches=notes[:, 2].astype(np.int64), **meta))
+                                                pitches=notes[:, 2].astype(np.int64), velocities=velocities,
+                                                programs=notes[:, 4].astype(np.int64),
+                                                tempo_changes=arrays[f"tempo_{i}"], **meta))
         return results

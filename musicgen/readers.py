@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musicgen.encoding import DRUMS
 from musicgen.midi import BPM_RANGE
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -41,8 +42,30 @@ class RawPiece:
     onsets: np.ndarray  # quarter notes from the start, float
     durations: np.ndarray  # quarter notes, float
     pitches: np.ndarray  # MIDI pitch numbers
-    tempo_bpm: float
-    time_signature: str
+    tempo_bpm: float  # the first tempo
+    time_signature: str  # the first time signature
+    velocities: np.ndarray = None  # MIDI velocities 1..127; None: the piece has none (a score)
+    programs: np.ndarray = None  # General MIDI program of each note, encoding.DRUMS for drum-kit notes
+    tempo_changes: np.ndarray = None  # (k, 2) float: (quarter note, bpm) of each tempo, the first at 0
+
+    def __post_init__(self):
+        count = len(self.pitches)
+        if self.programs is None:
+            self.programs = np.zeros(count, dtype=np.int64)
+        if self.tempo_changes is None:
+            self.tempo_changes = np.array([[0.0, self.tempo_bpm]])
+
+    def seconds(self, quarters):
+        """Quarter-note positions -> seconds from the start, through the tempo map."""
+        return quarters_to_seconds(quarters, self.tempo_changes)
+
+
+def quarters_to_seconds(quarters, tempo_changes):
+    """Quarter-note positions -> seconds, where tempo_changes[i] = (quarter it starts at, bpm), sorted, first at 0."""
+    starts, bpms = tempo_changes[:, 0], tempo_changes[:, 1]
+    seconds_at_start = np.concatenate([[0.0], np.cumsum(np.diff(starts) * 60.0 / bpms[:-1])])
+    segment = np.maximum(np.searchsorted(starts, quarters, side="right") - 1, 0)
+    return seconds_at_start[segment] + (np.asarray(quarters) - starts[segment]) * 60.0 / bpms[segment]
 
 
 @dataclasses.dataclass
@@ -96,17 +119,19 @@ def read_midi(path, selection):
         tracks = [(t.program, t.is_drum, _held_notes(t.notes.numpy(), _symusic_pedals(t), selection))
                   for t in score.tracks]
         ticks_per_quarter = score.tpq
-        tempo = score.tempos[0].qpm if len(score.tempos) else DEFAULT_TEMPO_BPM
+        tempos = [(tempo.time, tempo.qpm) for tempo in score.tempos]
         signatures = score.time_signatures
         time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if len(signatures) else "4/4"
     except Exception as symusic_error:  # noqa: BLE001 - any parser failure means: try the other reader
         try:
-            tracks, ticks_per_quarter, tempo, time_signature = _read_midi_with_pretty_midi(source, selection)
+            tracks, ticks_per_quarter, tempos, time_signature = _read_midi_with_pretty_midi(source, selection)
         except Exception:  # noqa: BLE001
             return ReadFailure(source, "failed", _explain_midi_error(path, symusic_error))
     if ticks_per_quarter <= 0:
         return ReadFailure(source, "failed", "MIDI file has no ticks-per-quarter (SMPTE timing is not supported)")
-    chosen = [(notes["time"], notes["duration"], notes["pitch"]) for program, is_drum, notes in tracks
+    chosen = [(notes["time"], notes["duration"], notes["pitch"], notes["velocity"],
+               np.full(len(notes["time"]), DRUMS if is_drum else program))
+              for program, is_drum, notes in tracks
               if (selection.keep_drums or not is_drum) and (selection.programs is None or is_drum or program in selection.programs)]
     chosen = [columns for columns in chosen if len(columns[0])]
     if not chosen:
@@ -119,15 +144,35 @@ def read_midi(path, selection):
         else:
             reason = "no notes in the selected programs"
         return ReadFailure(source, "skipped", reason)
-    times, durations, pitches = (np.concatenate(parts) for parts in zip(*chosen))
+    times, durations, pitches, velocities, programs = (np.concatenate(parts) for parts in zip(*chosen))
+    tempo_changes = tempo_map([(tick / ticks_per_quarter, bpm) for tick, bpm in tempos])
     return RawPiece(
         source=source,
         onsets=times / ticks_per_quarter,
         durations=durations / ticks_per_quarter,
         pitches=pitches.astype(np.int64),
-        tempo_bpm=_sane_tempo(tempo),
+        tempo_bpm=float(tempo_changes[0, 1]),
         time_signature=time_signature,
+        velocities=velocities.astype(np.int64),
+        programs=programs.astype(np.int64),
+        tempo_changes=tempo_changes,
     )
+
+
+def tempo_map(changes):
+    """[(quarter, bpm)] as a file states them -> (k, 2) array: sorted, tempos outside BPM_RANGE dropped, one per
+    position (the last stated), repeats of the tempo before merged, and the first at 0 (120 bpm until a file's
+    first tempo, as MIDI has it)."""
+    rows = []
+    for quarter, bpm in sorted(((float(q), float(b)) for q, b in changes if BPM_RANGE[0] <= b <= BPM_RANGE[1]),
+                               key=lambda change: change[0]):
+        if rows and rows[-1][0] == quarter:
+            rows.pop()
+        if not rows or rows[-1][1] != bpm:
+            rows.append((quarter, bpm))
+    if not rows or rows[0][0] > 0:
+        rows.insert(0, (0.0, DEFAULT_TEMPO_BPM))
+    return np.array(rows, dtype=np.float64)
 
 
 def _read_midi_with_pretty_midi(source, selection):
@@ -139,14 +184,16 @@ def _read_midi_with_pretty_midi(source, selection):
         starts = np.array([midi.time_to_tick(n.start) for n in instrument.notes], dtype=np.int64)
         ends = np.array([midi.time_to_tick(n.end) for n in instrument.notes], dtype=np.int64)
         pitches = np.array([n.pitch for n in instrument.notes], dtype=np.int64)
+        velocities = np.array([n.velocity for n in instrument.notes], dtype=np.int64)
         pedal = [(midi.time_to_tick(c.time), c.value >= SUSTAIN_DOWN_VALUE)
                  for c in instrument.control_changes if c.number == SUSTAIN_CONTROLLER]
-        notes = {"time": starts, "duration": ends - starts, "pitch": pitches}
+        notes = {"time": starts, "duration": ends - starts, "pitch": pitches, "velocity": velocities}
         tracks.append((instrument.program, instrument.is_drum, _held_notes(notes, pedal_intervals(pedal), selection)))
-    _, tempi = midi.get_tempo_changes()
+    times, bpms = midi.get_tempo_changes()
+    tempos = [(midi.time_to_tick(time), bpm) for time, bpm in zip(times, bpms)]
     signatures = midi.time_signature_changes
     time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if signatures else "4/4"
-    return tracks, midi.resolution, (tempi[0] if len(tempi) else DEFAULT_TEMPO_BPM), time_signature
+    return tracks, midi.resolution, tempos, time_signature
 
 
 SUSTAIN_CONTROLLER = 64
@@ -178,7 +225,8 @@ def _held_notes(notes, pedals, selection):
         return notes
     starts = np.asarray(notes["time"], dtype=np.int64)
     ends = sustained_ends(starts, starts + np.asarray(notes["duration"], dtype=np.int64), notes["pitch"], *pedals)
-    return {"time": starts, "duration": ends - starts, "pitch": np.asarray(notes["pitch"])}
+    return {"time": starts, "duration": ends - starts, "pitch": np.asarray(notes["pitch"]),
+            "velocity": np.asarray(notes["velocity"])}
 
 
 def sustained_ends(starts, ends, pitches, pedal_starts, pedal_ends):

@@ -6,10 +6,21 @@ goes through the same recipe, so a melody-only model is never seeded with chords
 """
 
 import dataclasses
+from typing import NamedTuple
+
+import numpy as np
 
 from musicgen import readers
 from musicgen.encoding import quantize, shorten_silences
 from musicgen.errors import UserError
+
+SECONDS_TIMING_BPM = 120.0  # in seconds timing a "quarter" is half a second: the quarter note of 120 bpm
+
+
+class GridPiece(NamedTuple):
+    notes: np.ndarray  # (n, 5): onset, duration, pitch, velocity, program; times in grid steps
+    silences_shortened: int
+    tempo_changes: np.ndarray  # (k, 2): (grid step, bpm), the first at step 0; what plays the notes as read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,10 +29,26 @@ class Recipe:
     melody_only: bool = False  # only the highest note at each onset
     max_silence_quarters: int = 16  # longer silences inside a piece are shortened to this
 
-    def grid_notes(self, piece, steps_per_quarter):
-        """(notes (onset, duration, pitch) on the grid, silences shortened) of a readers.RawPiece."""
-        notes = quantize(piece.onsets, piece.durations, piece.pitches, steps_per_quarter, self.melody_only)
-        return shorten_silences(notes, self.max_silence_quarters * steps_per_quarter)
+    def grid_notes(self, piece, settings):
+        """A readers.RawPiece on the grid of `settings` (encoding.EncodingSettings), as a GridPiece.
+
+        In beat timing the notes keep the piece's beats and the tempo map comes
+        with them; in seconds timing they are first put in real time (through the
+        tempo map), then counted at 120 bpm. Without instruments every note is on
+        program 0, one stream, as before instruments were kept.
+        """
+        spq = settings.steps_per_quarter
+        onsets, durations = piece.onsets, piece.durations
+        tempo_changes = piece.tempo_changes
+        if settings.timing == "seconds":
+            starts = piece.seconds(onsets)
+            onsets, durations = starts * SECONDS_TIMING_BPM / 60, (piece.seconds(onsets + durations) - starts) * SECONDS_TIMING_BPM / 60
+            tempo_changes = np.array([[0.0, SECONDS_TIMING_BPM]])
+        programs = piece.programs if settings.instruments else None
+        notes = quantize(onsets, durations, piece.pitches, spq, self.melody_only, piece.velocities, programs)
+        notes, cuts = shorten_silences(notes, self.max_silence_quarters * spq)
+        first_step = np.rint(onsets.min() * spq) if len(onsets) else 0
+        return GridPiece(notes, len(cuts), _grid_tempo_changes(tempo_changes, spq, first_step, cuts))
 
     def to_json(self):
         programs = self.selection.programs
@@ -45,3 +72,13 @@ class Recipe:
             return cls(selection, bool(values["melody_only"]), int(values["max_silence_quarters"]))
         except (TypeError, ValueError):
             raise UserError(f"the preprocessing recipe {values} has a value of the wrong type") from None
+
+
+def _grid_tempo_changes(tempo_changes, steps_per_quarter, first_step, cuts):
+    """(quarter, bpm) tempo changes -> (grid step, bpm), moved as the notes were: the first note to step 0 and the
+    shortened silences taken out. The tempo sounding at the first note starts at step 0."""
+    steps = np.rint(tempo_changes[:, 0] * steps_per_quarter) - first_step
+    steps -= np.array([cuts[cuts[:, 0] <= step, 1].sum() for step in steps]) if len(cuts) else 0
+    sounding = max(int(np.searchsorted(steps, 0, side="right")) - 1, 0)
+    rows = np.column_stack([np.maximum(steps, 0), tempo_changes[:, 1]])[sounding:]
+    return rows[np.append(rows[1:, 0] != rows[:-1, 0], True)]  # at one step, the last tempo

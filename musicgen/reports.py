@@ -11,9 +11,11 @@ from musicgen.encoding import PITCH_CLASS_NAMES
 from musicgen.files import atomic_path, write_text
 
 LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "nats_per_note", "pitch_bits_per_note",
-                      "pitch_bits", "duration_bits", "shift_bits"]
+                      "pitch_bits", "duration_bits", "shift_bits", "velocity_bits", "instrument_bits"]
 STATISTICS = ["pitch_range", "pitches_used", "polyphony", "mean_duration_quarters", "mean_ioi_quarters",
               "pitch_class_entropy", "scale_fit", "silent_beat_rate"]
+HISTOGRAMS = ["pitch_class_histogram", "duration_histogram", "velocity_histogram", "instrument_histogram",
+              "onset_gap_histogram"]  # those the encoding has (evaluation.histogram_counters)
 REPETITION_COLUMNS = ["repeated_4gram_share", "distinct_2", "distinct_4", "longest_loop_mean", "longest_loop_max",
                       "copied_events_mean", "copied_events_max", "copied_from"]
 
@@ -91,8 +93,10 @@ def write_evaluation(output, evaluation, settings):
         "Negative log-likelihood of each token given everything before it in its piece, summed over the "
         "held-out pieces and divided by their tokens (`nll_*`), or by their notes (`*_per_note`: compares across "
         "encodings, whose tokens differ). `*_bits` split it by the kind of token predicted (pitch = note or "
-        "chord tokens). In brackets: the 95 % interval from a bootstrap over pieces.\n",
-        _markdown(table[table["nll_nats"].notna()] if "nll_nats" in table else table.iloc[0:0], LIKELIHOOD_COLUMNS),
+        "chord tokens; velocity and instrument tokens where the encoding has them). In brackets: the 95 % "
+        "interval from a bootstrap over pieces.\n",
+        _markdown(table[table["nll_nats"].notna()] if "nll_nats" in table else table.iloc[0:0],
+                  [column for column in LIKELIHOOD_COLUMNS if column not in table or table[column].notna().any()]),
     ]
     if evaluation.differences:
         parts += ["\n## Differences between models\n",
@@ -108,7 +112,7 @@ def write_evaluation(output, evaluation, settings):
 
 
 def _music_sections(table):
-    overlap_columns = [f"{name}_overlap" for name in STATISTICS + ["pitch_class_histogram", "duration_histogram"]]
+    overlap_columns = [f"{name}_overlap" for name in STATISTICS + HISTOGRAMS if f"{name}_overlap" in table]
     compared = table[table["model"] != "real: held-out music"]
     return [
         "\n## Musical statistics\n",

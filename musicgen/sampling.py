@@ -13,7 +13,6 @@ from musicgen.encoding import KINDS
 from musicgen.errors import UserError
 
 _NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end")]
-_EVENT_STARTS = [KINDS.index(kind) for kind in ("rest", "note", "chord")]
 _SHIFT = KINDS.index("shift")
 
 
@@ -23,31 +22,38 @@ class Onsets:
     Training data never holds such a note (preprocessing keeps one note per onset
     and key), but a sampler could write one: a note, then with shift 0 a chord
     that holds it. Such notes would be ill-formed MIDI; here they are never drawn.
+    Where the encoding keeps instruments, a key is one instrument's: bass and
+    piano may sound the same pitch at once.
     """
 
     def __init__(self, vocabulary, prompts):
         self.vocabulary = vocabulary
         self.keys_of_tokens = vocabulary.strikes.T.astype(np.int32)  # (128, vocabulary), for one product a step
-        self.struck = np.zeros((len(prompts), 128), dtype=bool)
+        self.rows = np.arange(len(prompts))
+        self.struck = np.zeros((len(prompts), vocabulary.program_slots, 128), dtype=bool)
+        self.program = np.zeros(len(prompts), dtype=np.int64)  # each row's current instrument slot
         for tokens in np.asarray(prompts).T:
             self.advance(tokens)
 
     def advance(self, tokens):
         """Each row has taken one more token."""
-        self.struck |= self.vocabulary.strikes[tokens]
-        self.struck[self.vocabulary.moves_on[tokens]] = False
+        vocabulary = self.vocabulary
+        slots = vocabulary.program_slot_of[tokens]
+        self.program = np.where(slots >= 0, slots, self.program)
+        self.struck[self.rows, self.program] |= vocabulary.strikes[tokens]
+        self.struck[vocabulary.moves_on[tokens]] = False
 
     def reorder(self, rows):
-        self.struck = self.struck[rows]
+        self.struck, self.program = self.struck[rows], self.program[rows]
 
     def allowed(self, previous):
         """What may come next in each row (batch, vocabulary): the event grammar, no key struck twice at an onset,
         and never <start>, <end> or padding."""
         vocabulary = self.vocabulary
-        unstruck = (self.struck.astype(np.int32) @ self.keys_of_tokens) == 0
+        unstruck = (self.struck[self.rows, self.program].astype(np.int32) @ self.keys_of_tokens) == 0
         allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED) & unstruck
         stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
-        allowed[stuck] = np.isin(vocabulary.kinds, _EVENT_STARTS) & unstruck[stuck]
+        allowed[stuck] = vocabulary.event_starts & unstruck[stuck]
         return allowed
 
 

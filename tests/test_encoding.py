@@ -67,18 +67,18 @@ def test_quantize_snaps_to_grid_dedupes_and_cuts_restruck_notes():
     notes = quantize(onsets=[0.02, 0.0, 1.0, 2.49], durations=[1.0, 0.5, 3.0, 0.01], pitches=[60, 60, 62, 62],
                      steps_per_quarter=4)
     # the two C4s at onset 0 become one (the longer); D4 at 1.0 is cut where D4 starts again; a tiny note lasts 1 step
-    np.testing.assert_array_equal(notes, [[0, 4, 60], [4, 6, 62], [10, 1, 62]])
+    np.testing.assert_array_equal(notes[:, :3], [[0, 4, 60], [4, 6, 62], [10, 1, 62]])
 
 
 def test_melody_only_keeps_the_top_voice():
     notes = quantize([0, 0, 0, 1], [2, 2, 2, 1], [48, 52, 67, 69], steps_per_quarter=4, melody_only=True)
-    np.testing.assert_array_equal(notes, [[0, 4, 67], [4, 4, 69]])
+    np.testing.assert_array_equal(notes[:, :3], [[0, 4, 67], [4, 4, 69]])
 
 
 def test_melody_only_ignores_a_lower_voice_moving_under_a_held_note():
     """A soprano half note over alto quarters: the melody is the half note, then what comes after it."""
     notes = quantize([0, 0, 1, 2, 2], [2, 1, 1, 1, 1], [72, 67, 65, 71, 64], steps_per_quarter=4, melody_only=True)
-    np.testing.assert_array_equal(notes, [[0, 8, 72], [8, 4, 71]])
+    np.testing.assert_array_equal(notes[:, :3], [[0, 8, 72], [8, 4, 71]])
 
 
 def test_long_notes_are_clipped_and_counted():

@@ -270,7 +270,7 @@ def test_output_in_a_folder_that_cannot_be_written(trained_run, tmp_path):
 
 
 def test_generate_never_leaves_a_partial_midi_under_the_final_name(trained_run, tmp_path, monkeypatch):
-    import pretty_midi
+    import symusic
 
     import generate
 
@@ -278,7 +278,7 @@ def test_generate_never_leaves_a_partial_midi_under_the_final_name(trained_run, 
         Path(path).write_bytes(b"MThd partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pretty_midi.PrettyMIDI, "write", write_then_fail)
+    monkeypatch.setattr(type(symusic.Score(480)), "dump_midi", write_then_fail)
     with pytest.raises(OSError):
         generate.main(["--checkpoint", str(trained_run), "--seed", "C4", "--output", str(tmp_path / "x.mid")])
     assert os.listdir(tmp_path) == []

@@ -21,7 +21,7 @@ def grid_notes(path, steps_per_quarter):
     """The notes of a MIDI or MusicXML file, read back with our own readers, on the grid."""
     piece = readers.read_file(Path(path), readers.TrackSelection())[0]
     assert isinstance(piece, readers.RawPiece), piece
-    return sorted(map(tuple, quantize(piece.onsets, piece.durations, piece.pitches, steps_per_quarter).tolist()))
+    return sorted(map(tuple, quantize(piece.onsets, piece.durations, piece.pitches, steps_per_quarter)[:, :3].tolist()))
 
 
 def assert_audible_and_as_long_as(wav_path, midi_path):
@@ -43,7 +43,7 @@ def test_generate_writes_audio_sheet_music_and_a_piano_roll(trained_run, tmp_pat
     for suffix in (".wav", ".musicxml", ".png"):
         assert str(output.with_suffix(suffix)) in out
     assert_audible_and_as_long_as(output.with_suffix(".wav"), output)
-    in_midi = notatable(grid_notes(output, 4))[0]  # an untrained model may write notes below C0
+    in_midi = notatable(grid_notes(output, 4))[0][:, :3]  # an untrained model may write notes below C0
     assert grid_notes(output.with_suffix(".musicxml"), 4) == sorted(map(tuple, in_midi.tolist()))
     assert_picture(output.with_suffix(".png"), 1200, 450)
 

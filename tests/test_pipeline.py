@@ -16,7 +16,7 @@ import train
 from models import registry
 from musicgen import training
 from musicgen.config import resolve_config
-from musicgen.encoding import events_to_notes
+from musicgen.encoding import DRUMS, events_to_notes
 from musicgen.errors import UserError
 from musicgen.midi import write_midi
 from musicgen.saving import load_model
@@ -51,11 +51,24 @@ def test_generate_writes_midi_that_three_libraries_read(trained_run, tmp_path, c
 
 def test_written_notes_match_the_events(tmp_path):
     notes = np.array([[0, 4, 60], [0, 8, 64], [6, 2, 67], [16, 1, 72]])
-    midi = write_midi(tmp_path / "x.mid", notes, steps_per_quarter=4, bpm=120)
-    read = pretty_midi.PrettyMIDI(str(tmp_path / "x.mid")).instruments[0].notes
-    got = sorted((round(n.start / 0.125), round((n.end - n.start) / 0.125), n.pitch) for n in read)
+    write_midi(tmp_path / "x.mid", notes, steps_per_quarter=4, bpm=120)
+    [instrument] = pretty_midi.PrettyMIDI(str(tmp_path / "x.mid")).instruments
+    got = sorted((round(n.start / 0.125), round((n.end - n.start) / 0.125), n.pitch) for n in instrument.notes)
     assert got == sorted(map(tuple, notes.tolist()))
-    assert midi.instruments[0].program == 0
+    assert instrument.program == 0 and not instrument.is_drum
+    assert {n.velocity for n in instrument.notes} == {80}
+
+
+def test_written_midi_keeps_velocities_instruments_drums_and_the_tempo_map(tmp_path):
+    notes = np.array([[0, 4, 60, 30, 0], [0, 4, 36, 100, DRUMS], [4, 2, 40, 64, 33], [8, 4, 60, 127, 0]])
+    write_midi(tmp_path / "x.mid", notes, steps_per_quarter=4, bpm=120, tempo_changes=[[0, 120], [8, 60]])
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "x.mid"))
+    by_program = {(i.program, i.is_drum): sorted((n.pitch, n.velocity) for n in i.notes) for i in midi.instruments}
+    assert by_program == {(0, False): [(60, 30), (60, 127)], (0, True): [(36, 100)], (33, False): [(40, 64)]}
+    times, tempi = midi.get_tempo_changes()
+    assert times.tolist() == [0.0, 1.0] and np.allclose(tempi, [120, 60])
+    [last] = [n for i in midi.instruments for n in i.notes if n.velocity == 127]
+    assert np.isclose(last.start, 1.0) and np.isclose(last.end, 2.0)  # one quarter at 60 bpm is a second
 
 
 def test_several_outputs_and_a_validation_seed(trained_run, tmp_path, capsys):
@@ -193,7 +206,7 @@ def test_generated_tokens_decode_to_the_written_notes(trained_run):
     new = sampling.get("sample", seed=0).generate(registry.get("lstm").decoder(model), vocabulary, seed[None], 10)
     events = vocabulary.decode(np.concatenate([seed, new[0]]))
     assert len(events) == 13
-    assert events_to_notes(events)[:3].tolist() == [[0, 4, 62], [4, 4, 66], [8, 4, 69]]
+    assert events_to_notes(events)[:3, :3].tolist() == [[0, 4, 62], [4, 4, 66], [8, 4, 69]]
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +227,7 @@ def test_every_seed_of_a_melody_only_run_is_a_melody(melody_only_run, tune_folde
 
     assert melody_only_run.recipe.melody_only, "the run keeps the recipe its data was made with"
     chordal = tune_folder / "tune 01.mid"  # a melody over block chords
-    for tokens, _ in (seed_tokens(melody_only_run, music_file=chordal, events=12),
+    for tokens, *_ in (seed_tokens(melody_only_run, music_file=chordal, events=12),
                       seed_tokens(melody_only_run, text="C4.E4.G4:2 D4 F3.A3.C4")):
         events = melody_only_run.vocabulary.decode(tokens)
         assert events and all(len(event.pitches) == 1 and event.shift > 0 for event in events), events
