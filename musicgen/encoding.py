@@ -108,7 +108,7 @@ def velocity_bin(velocities, bins):
 
 
 def bin_velocity(bins_, bins):
-    """A velocity bin -> the MIDI velocity at its middle, so decoding is off by at most half a bin."""
+    """A velocity bin -> the MIDI velocity at its middle (rounded), so decoding is off by at most half a bin, rounded up."""
     return np.rint(1 + (np.asarray(bins_) + 0.5) * 127 / bins).astype(np.int64)
 
 

@@ -76,9 +76,12 @@ class Recipe:
 
 def _grid_tempo_changes(tempo_changes, steps_per_quarter, first_step, cuts):
     """(quarter, bpm) tempo changes -> (grid step, bpm), moved as the notes were: the first note to step 0 and the
-    shortened silences taken out. The tempo sounding at the first note starts at step 0."""
+    shortened silences taken out (a change inside a cut lands where the cut is). The tempo sounding at the first
+    note starts at step 0."""
     steps = np.rint(tempo_changes[:, 0] * steps_per_quarter) - first_step
-    steps -= np.array([cuts[cuts[:, 0] <= step, 1].sum() for step in steps]) if len(cuts) else 0
+    if len(cuts):  # cuts[i] = (where a cut ends, steps taken out just before it), the first note already at 0
+        cut_starts = cuts[:, 0] - cuts[:, 1]
+        steps -= np.clip(steps[:, None] - cut_starts[None, :], 0, cuts[None, :, 1]).sum(axis=1)
     sounding = max(int(np.searchsorted(steps, 0, side="right")) - 1, 0)
     rows = np.column_stack([np.maximum(steps, 0), tempo_changes[:, 1]])[sounding:]
     return rows[np.append(rows[1:, 0] != rows[:-1, 0], True)]  # at one step, the last tempo

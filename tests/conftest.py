@@ -63,6 +63,49 @@ def write_tune(path, seed, bars=8, with_drums=False, program=0):
     return path
 
 
+def only_the_fallback_reader(monkeypatch):
+    """Make symusic refuse every file, so read_midi falls back to pretty_midi."""
+    import symusic
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("symusic refuses this file")
+    monkeypatch.setattr(symusic, "Score", refuse)
+
+
+def write_band_tune(path, seed, bars=6):
+    """A flute melody played with varied loudness over a bass line and a drum beat, on a 120 bpm grid."""
+    rng = np.random.default_rng(seed)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    flute, bass = pretty_midi.Instrument(program=73), pretty_midi.Instrument(program=33)
+    drums = pretty_midi.Instrument(program=0, is_drum=True)
+    for beat in range(bars * 4):
+        start = beat * 0.5
+        flute.notes.append(pretty_midi.Note(int(rng.integers(30, 120)), int(rng.choice([67, 69, 71, 72, 74])),
+                                            start, start + 0.5))
+        drums.notes.append(pretty_midi.Note(100 if beat % 2 == 0 else 70, 36 if beat % 2 == 0 else 38,
+                                            start, start + 0.1))
+        if beat % 2 == 0:
+            bass.notes.append(pretty_midi.Note(90, int(rng.choice([43, 45, 48])), start, start + 1.0))
+    midi.instruments += [flute, bass, drums]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi.write(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def band(tmp_path_factory):
+    """Ten band tunes with dynamics and three instruments (drums kept), preprocessed with the corpus' own choice."""
+    import preprocess
+
+    folder = tmp_path_factory.mktemp("band")
+    for index in range(10):
+        write_band_tune(folder / f"band {index}.mid", seed=index)
+    output = tmp_path_factory.mktemp("band-processed")
+    preprocess.main(["--input", str(folder), "--output", str(output), "--keep-drums", "--workers", "1",
+                     "--val-fraction", "0.2", "--test-fraction", "0.3"])
+    return output
+
+
 @pytest.fixture(scope="session")
 def tune_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tunes")

@@ -4,7 +4,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from conftest import shared
+from conftest import only_the_fallback_reader, shared
 from musicgen import readers
 from musicgen.recipe import Recipe
 
@@ -22,15 +22,6 @@ def pedalled_file(path, notes, pedal_changes):
     midi.instruments.append(piano)
     midi.write(str(path))
     return path
-
-
-def only_the_fallback_reader(monkeypatch):
-    """Make symusic refuse every file, so read_midi falls back to pretty_midi."""
-    import symusic
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("symusic refuses this file")
-    monkeypatch.setattr(symusic, "Score", refuse)
 
 
 def notes_of(piece):

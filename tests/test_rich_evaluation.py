@@ -4,45 +4,14 @@ instruments and timing of generated music against held-out music."""
 import math
 
 import numpy as np
-import pretty_midi
 import pytest
 
-import preprocess
 from models import registry
 from musicgen import evaluation, sampling
 from musicgen.dataset import load_processed
 from musicgen.encoding import DRUMS, EncodingSettings, Event, Vocabulary
 from musicgen.metrics import instrument_counts, onset_gap_counts, velocity_counts
 from musicgen.seed import parse_seed
-
-
-def write_band_tune(path, seed, bars=6):
-    """A flute melody played with varied loudness over a bass line and a drum beat, on a 120 bpm grid."""
-    rng = np.random.default_rng(seed)
-    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
-    flute, bass = pretty_midi.Instrument(program=73), pretty_midi.Instrument(program=33)
-    drums = pretty_midi.Instrument(program=0, is_drum=True)
-    for beat in range(bars * 4):
-        start = beat * 0.5
-        flute.notes.append(pretty_midi.Note(int(rng.integers(30, 120)), int(rng.choice([67, 69, 71, 72, 74])),
-                                            start, start + 0.5))
-        drums.notes.append(pretty_midi.Note(100 if beat % 2 == 0 else 70, 36 if beat % 2 == 0 else 38,
-                                            start, start + 0.1))
-        if beat % 2 == 0:
-            bass.notes.append(pretty_midi.Note(90, int(rng.choice([43, 45, 48])), start, start + 1.0))
-    midi.instruments += [flute, bass, drums]
-    midi.write(str(path))
-
-
-@pytest.fixture(scope="module")
-def band(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("band")
-    for index in range(10):
-        write_band_tune(folder / f"band {index}.mid", seed=index)
-    output = tmp_path_factory.mktemp("band-processed")
-    preprocess.main(["--input", str(folder), "--output", str(output), "--keep-drums", "--workers", "1",
-                     "--val-fraction", "0.2", "--test-fraction", "0.3"])
-    return load_processed(output)
 
 
 def baseline_evaluation(vocabulary, splits):
@@ -52,7 +21,7 @@ def baseline_evaluation(vocabulary, splits):
 
 
 def test_bits_per_velocity_and_instrument_token_and_their_histograms(band):
-    vocabulary, splits = band
+    vocabulary, splits = load_processed(band)
     assert vocabulary.settings.velocity_bins and vocabulary.settings.instruments, "the corpus chose both"
     result = baseline_evaluation(vocabulary, splits)
     model, held_out = result.rows[0], result.rows[-1]
