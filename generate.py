@@ -152,11 +152,13 @@ def main(argv=None):
               f"{len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
               + "".join(f"; {r}" for r in repairs))
         write_companions(args, path, notes, spq, bpm, seed_steps=sum(event.shift for event in seed_events),
-                         title=f"{path.name}: {run.spec.name}, {args.strategy} decoding")
+                         title=f"{path.name}: {run.spec.name}, {args.strategy} decoding",
+                         seconds=vocabulary.settings.timing == "seconds")
 
 
-def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title):
-    """The --wav, --musicxml and --plot files of one piece, named after its MIDI file."""
+def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title, seconds=False):
+    """The --wav, --musicxml and --plot files of one piece, named after its MIDI file; `seconds`: the encoding
+    counts real time."""
     if args.wav:
         from musicgen.audio import render_wav
 
@@ -171,7 +173,7 @@ def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps,
     if args.plot:
         from musicgen.plots import plot_piano_roll
 
-        plot_piano_roll(midi_path.with_suffix(".png"), notes, steps_per_quarter, seed_steps, title)
+        plot_piano_roll(midi_path.with_suffix(".png"), notes, steps_per_quarter, seed_steps, title, seconds)
         print(f"  {midi_path.with_suffix('.png')}")
 
 

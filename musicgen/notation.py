@@ -4,10 +4,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from musicgen.encoding import DRUMS, PITCH, PROGRAM, as_notes, normalise_notes
+from musicgen.encoding import DRUMS, DURATION, ONSET, PITCH, PROGRAM, as_notes, normalise_notes
 from musicgen.files import atomic_path
 
 LOWEST_WRITABLE_PITCH = 12  # C0; MusicXML octaves run 0..9
+SIXTEENTHS = 4  # steps per quarter of the score of music on a grid sheet music cannot write
 
 
 def voices(notes):
@@ -73,8 +74,21 @@ def notatable(notes):
     return normalise_notes(notes)[0], int(too_low.sum())
 
 
+def notation_grid(notes, steps_per_quarter):
+    """(notes, steps per quarter) on a grid that sheet music can write: the notes' own when it divides 48 (down to
+    64th notes and triplets), else sixteenths, such as a performance in 10 ms steps (50 per "quarter") becomes."""
+    if 48 % steps_per_quarter == 0:
+        return notes, steps_per_quarter
+    notes = as_notes(notes).copy()
+    starts = np.rint(notes[:, ONSET] * SIXTEENTHS / steps_per_quarter).astype(np.int64)
+    ends = np.rint((notes[:, ONSET] + notes[:, DURATION]) * SIXTEENTHS / steps_per_quarter).astype(np.int64)
+    notes[:, ONSET], notes[:, DURATION] = starts, np.maximum(ends - starts, 1)
+    return normalise_notes(notes)[0], SIXTEENTHS
+
+
 def write_musicxml(path, notes, steps_per_quarter, bpm, title=None):
     """Write notes as an uncompressed MusicXML file, atomically; returns how many notes went up an octave."""
+    notes, steps_per_quarter = notation_grid(notes, steps_per_quarter)
     notes, moved = notatable(notes)
     score = build_score(notes, steps_per_quarter, bpm, title)
     with atomic_path(path) as temporary:

@@ -44,8 +44,9 @@ def plot_history(history, path):
     save_figure(figure, path)
 
 
-def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title=""):
-    """Notes (onset, duration, pitch[, velocity, program] in grid steps) as bars over time.
+def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title="", seconds=False):
+    """Notes (onset, duration, pitch[, velocity, program] in grid steps) as bars over time: quarter notes, or
+    with `seconds` (an encoding in real time, whose "quarter" is half a second) seconds.
 
     The seed's notes are grey, behind a line (a note belongs to the seed when it
     starts before `seed_steps`); the others take a colour per instrument, named in
@@ -58,7 +59,8 @@ def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title=""):
 
     notes = as_notes(notes)
     figure, axis = plt.subplots(figsize=(12, 4.5))
-    quarters = notes[:, :2] / steps_per_quarter
+    steps_per_unit = 2 * steps_per_quarter if seconds else steps_per_quarter
+    times = notes[:, :2] / steps_per_unit
     in_seed = notes[:, ONSET] < seed_steps
     loudness = 0.35 + 0.65 * notes[:, VELOCITY] / 127
     programs = np.unique(notes[~in_seed, PROGRAM]).tolist()
@@ -69,20 +71,20 @@ def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title=""):
     for mask, colour, label in layers:
         if mask.any():
             colours = [(*to_rgb(colour), alpha) for alpha in loudness[mask]]
-            axis.barh(notes[mask, PITCH], quarters[mask, 1], left=quarters[mask, 0], height=0.85, color=colours,
+            axis.barh(notes[mask, PITCH], times[mask, 1], left=times[mask, 0], height=0.85, color=colours,
                       edgecolor="#5a5a5a" if label == "seed" else "#0b2f4f", linewidth=0.4, label=label)
     if seed_steps:
-        axis.axvline(seed_steps / steps_per_quarter, color="#c0392b", linestyle="--", linewidth=1.2)
-    end = max(float((quarters[:, 0] + quarters[:, 1]).max()) if len(notes) else 4.0, 4.0)
+        axis.axvline(seed_steps / steps_per_unit, color="#c0392b", linestyle="--", linewidth=1.2)
+    end = max(float((times[:, 0] + times[:, 1]).max()) if len(notes) else 4.0, 4.0)
     axis.set_xlim(0, end)
     low, high = (int(notes[:, PITCH].min()) - 2, int(notes[:, PITCH].max()) + 2) if len(notes) else (58, 74)
     axis.set_ylim(low, high)
     octaves = [p for p in range(low, high + 1) if p % 12 == 0]
     axis.set_yticks(octaves, [pitch_name(p) for p in octaves])
-    axis.set_xticks(np.arange(0, end + 1, 4))  # bar lines of 4/4
+    axis.set_xticks(np.arange(0, end + 1, 4))  # bar lines of 4/4, or every 4 seconds
     axis.grid(axis="x", alpha=0.35)
     axis.grid(axis="y", alpha=0.12)
-    axis.set_xlabel("quarter notes")
+    axis.set_xlabel("seconds" if seconds else "quarter notes")
     axis.set_ylabel("pitch")
     axis.set_title(title)
     axis.legend(loc="upper right", fontsize=8)

@@ -196,3 +196,17 @@ def test_a_multitrack_seed_file_lends_the_output_its_instruments_and_tempo_map(b
     assert np.allclose(tempi, [120, 90]) and np.isclose(times[1], 1.0)
     first_beat = sorted((n.start, n.pitch, i.is_drum) for i in out.instruments for n in i.notes if n.start < 0.01)
     assert {(pitch, is_drum) for _, pitch, is_drum in first_beat} >= {(36, True)}, "the seed's kick drum"
+
+
+def test_a_performance_in_10_ms_steps_is_written_as_sheet_music_in_sixteenths(tmp_path):
+    """music21 cannot write a 50th of a quarter: the score of a performance is snapped to sixteenths."""
+    import music21
+
+    from musicgen.notation import write_musicxml
+
+    notes = np.array([[0, 23, 60, 80, 0], [26, 12, 64, 50, 0], [51, 100, 67, 100, 40]])  # 10 ms steps
+    write_musicxml(tmp_path / "played.musicxml", notes, 50, 120)
+    parts = music21.converter.parse(str(tmp_path / "played.musicxml")).parts
+    written = sorted((float(n.offset), float(n.quarterLength), n.pitch.midi, part.getInstrument().midiProgram)
+                     for part in parts for n in part.recurse().notes)
+    assert written == [(0.0, 0.5, 60, 0), (0.5, 0.25, 64, 0), (1.0, 2.0, 67, 40)]
