@@ -173,14 +173,18 @@ def logits(model, tokens):
     return keras.ops.convert_to_numpy(model(tokens, training=False))
 
 
-@pytest.fixture(scope="session")
-def trained_run(processed, tmp_path_factory):
-    """A tiny LSTM trained for one epoch on the tiny corpus."""
+def train_tiny_lstm(data, checkpoints):
+    """A tiny LSTM trained for one epoch on `data` with train.py; returns its run folder."""
     import train
 
-    checkpoints = tmp_path_factory.mktemp("checkpoints")
-    args = ["--model", "lstm", "--data", str(processed), "--checkpoints", str(checkpoints)]
+    args = ["--model", "lstm", "--data", str(data), "--checkpoints", str(checkpoints)]
     for key, value in TINY_LSTM.items():
         args += ["--" + key.replace("_", "-"), str(value)]
     train.main(args)
     return checkpoints / "lstm"
+
+
+@pytest.fixture(scope="session")
+def trained_run(processed, tmp_path_factory):
+    """A tiny LSTM trained for one epoch on the tiny corpus."""
+    return train_tiny_lstm(processed, tmp_path_factory.mktemp("checkpoints"))

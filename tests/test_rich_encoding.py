@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pretty_midi
 import pytest
-from conftest import TINY_LSTM, write_band_tune
+from conftest import train_tiny_lstm, write_band_tune
 
 from musicgen import readers
 from musicgen.encoding import DRUMS, KINDS, EncodingSettings, Vocabulary, count_chords, events_to_notes
@@ -155,14 +155,7 @@ def test_tempo_changes_follow_the_notes_through_shortened_silences():
 
 @pytest.fixture(scope="module")
 def band_run(band, tmp_path_factory):
-    import train
-
-    checkpoints = tmp_path_factory.mktemp("band-checkpoints")
-    args = ["--model", "lstm", "--data", str(band), "--checkpoints", str(checkpoints)]
-    for key, value in TINY_LSTM.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
-    train.main(args)
-    return checkpoints / "lstm"
+    return train_tiny_lstm(band, tmp_path_factory.mktemp("band-checkpoints"))
 
 
 def test_generate_writes_each_instrument_on_its_program_and_keeps_to_the_instruments_asked_for(band_run, tmp_path,
