@@ -8,7 +8,7 @@ from musicgen.files import read_user_json
 TRAINING_DEFAULTS = {
     "epochs": 50,  # upper bound; early stopping usually ends sooner
     "batch_size": 64,  # windows per gradient step
-    "seq_len": 128,  # tokens per training window (3 tokens per event)
+    "seq_len": 128,  # tokens per training window (3 tokens per event, 5 with instruments and velocities)
     "learning_rate": 1e-3,  # Adam step size
     "patience": 5,  # epochs without validation improvement before stopping
     "random_seed": 0,  # weights, window order and dropout
@@ -21,7 +21,7 @@ RESUMABLE_CHANGES = {"epochs", "patience"}
 SETTING_FLAGS = {
     "epochs": (int, "most epochs to train (default 50; early stopping usually ends sooner)"),
     "batch_size": (int, "windows per gradient step"),
-    "seq_len": (int, "tokens per training window, 3 per event"),
+    "seq_len": (int, "tokens per training window, 3 per event (5 with instruments and velocities)"),
     "learning_rate": (float, "Adam learning rate"),
     "units": (int, "recurrent units per layer (rnn, lstm, gru, seq2seq, vae)"),
     "layers": (int, "stacked layers or blocks (rnn, lstm, gru, cnn, transformer)"),
