@@ -375,6 +375,10 @@ class Vocabulary:
                 self.strikes[index, list(self._pitches_of(token))] = True
         self.moves_on = np.array([KINDS[k] == "start" or (KINDS[k] == "shift" and token != "shift:0")
                                   for token, k in zip(self.tokens, self.kinds)])
+        # The velocity token of each MIDI velocity 0..127, looked up per event when encoding.
+        bins = settings.velocity_bins
+        middles = bin_velocity(velocity_bin(np.arange(128), bins), bins).tolist() if bins else []
+        self._velocity_ids = [self.index[f"{VELOCITY_PREFIX}{middle}"] for middle in middles]
         self._followers = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)
         for kind, followers in self.grammar(settings).items():
             self._followers[KINDS.index(kind)] = np.isin(self.kinds, [KINDS.index(f) for f in followers])
@@ -528,7 +532,7 @@ class Vocabulary:
                     ids.append(self.index[instrument_token(event.program or 0)])
                 if self.settings.velocity_bins:
                     velocity = DEFAULT_VELOCITY if event.velocity is None else event.velocity
-                    ids.append(self.index[f"{VELOCITY_PREFIX}{self.velocity_of_bin(velocity)}"])
+                    ids.append(self._velocity_ids[min(max(int(velocity), 0), 127)])
             what = REST if not event.pitches else chord_name(event.pitches)
             ids += [self.index[what], self.index[f"dur:{event.duration}"], self.index[f"shift:{event.shift}"]]
         if end:
