@@ -87,7 +87,9 @@ def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title="", seco
     axis.set_xlabel("seconds" if seconds else "quarter notes")
     axis.set_ylabel("pitch")
     axis.set_title(title)
-    axis.legend(loc="upper right", fontsize=8)
+    shown = sum(mask.any() for mask, _, _ in layers)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, ncol=1 + shown // 18,
+                title="darker = louder", title_fontsize=8)
     figure.tight_layout()
     save_figure(figure, path)
 
