@@ -23,7 +23,11 @@ SUMMARY_COLUMNS = [("nll_bits", "bits/token [95 %]", ".3f", True), ("nats_per_no
                    ("accuracy", "accuracy", ".3f", False), ("pitch_bits", "pitch bits", ".3f", False),
                    ("velocity_bits", "velocity bits", ".3f", False), ("instrument_bits", "instrument bits", ".3f", False),
                    ("mean_overlap", "stats overlap", ".3f", False), ("repeated_4gram_share", "repeated 4-grams", ".3f", False),
-                   ("longest_loop_mean", "loop (events)", ".1f", False), ("copied_events_max", "longest copy", "d", False)]
+                   ("longest_loop_mean", "loop (events)", ".1f", False),
+                   ("repeated_passage_bars_mean", "repeated bars", ".1f", False),
+                   ("bar_self_similarity", "bar similarity", ".2f", False),
+                   ("form_in_real_range", "form in range", "d", False),
+                   ("copied_events_max", "longest copy", "d", False), ("copied_bars_max", "copy (bars)", ".1f", False)]
 
 
 def parse_args(argv=None):

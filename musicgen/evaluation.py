@@ -1,11 +1,13 @@
-"""Is the music any good? Likelihood on held-out pieces, musical statistics, repetition and copying.
+"""Is the music any good? Likelihood on held-out pieces, musical statistics, repetition, form and copying.
 
 Likelihood is measured the way a model generates: each held-out piece is fed
 token by token through the model's decoder (teacher forcing), so every token is
 scored given everything before it in its piece, with the model's own state,
 cache or context window. The same held-out pieces seed the generated ones, whose
 statistics are compared with the real continuations of those seeds and, as the
-"as real as real" reference, with training pieces. Every metric is a function of
+"as real as real" reference, with training pieces; the statistics of form (how
+much a piece repeats itself, FORM_STATISTICS) are also held against the 10th-90th
+percentile range of the real continuations. Every metric is a function of
 the pieces it is computed over, so musicgen.intervals can bootstrap it over pieces.
 """
 
@@ -17,9 +19,11 @@ from tqdm import tqdm
 
 from musicgen import intervals
 from musicgen.encoding import KINDS, events_to_notes
-from musicgen.metrics import (CopyFinder, corpus_histograms, distinct_ngram_ratio, duration_counts, histogram_overlap,
-                              instrument_counts, longest_loop, onset_gap_counts, pitch_class_counts, piece_statistics,
-                              repeated_ngram_share, shares, value_distribution_overlap, velocity_counts)
+from musicgen.metrics import (QUARTERS_PER_BAR, CopyFinder, bar_self_similarity, corpus_histograms,
+                              distinct_ngram_ratio, duration_counts, histogram_overlap, instrument_counts,
+                              longest_loop, longest_repeated_passage, onset_gap_counts, pitch_class_counts,
+                              piece_statistics, repeated_ngram_share, shares, value_distribution_overlap,
+                              velocity_counts)
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
                 "velocity": ("velocity",), "instrument": ("instrument",), "other": ("rest", "start", "end", "pad")}
@@ -41,7 +45,15 @@ LIKELIHOOD_METRICS = {
 }
 # Metrics whose paired differences between models are reported ("A beats B" with an interval).
 COMPARED_METRICS = ("nll_nats", "nats_per_note", "pitch_bits_per_note", "accuracy", "mean_overlap",
-                    "repeated_4gram_share")
+                    "repeated_4gram_share", "bar_self_similarity")
+# Per-piece lengths reported by their mean and their maximum over pieces (<name>_mean, <name>_max); the other
+# repetition statistics by their mean alone, under their own name.
+LENGTHS = ("longest_loop", "repeated_passage_bars", "copied_events", "copied_bars")
+# The statistics of form held against the 10th-90th percentile range of the real held-out continuations:
+# {per-piece statistic: the column of its mean over pieces}.
+FORM_STATISTICS = {"repeated_4gram_share": "repeated_4gram_share", "distinct_4": "distinct_4",
+                   "repeated_passage_bars": "repeated_passage_bars_mean", "bar_self_similarity": "bar_self_similarity"}
+REAL_PERCENTILES = (10, 90)
 
 
 @dataclasses.dataclass
@@ -166,25 +178,21 @@ def generate_pieces(decoder, vocabulary, prompts, length, strategy):
 
 
 def music_statistic(pieces, reference, settings, copies=None):
-    """statistic(piece indices) -> musical statistics, repetition and copying of those of `pieces` (event lists).
+    """statistic(piece indices) -> musical statistics, repetition, form and copying of `pieces` (event lists).
 
     With a `reference` (real held-out music, held fixed while the pieces are
     resampled), each per-piece statistic's values over the chosen pieces are
     compared with the reference's by value_distribution_overlap (not Yang &
     Lerch's distance-based overlapping area; 1 = indistinguishable), and their
     pooled pitch-class and duration histograms by histogram_overlap. `copies`
-    are the (length, source) of each piece's longest run found in the training set.
+    are the metrics.Copy of each piece's longest run found in the training set.
     """
     def per_piece(group):
         rows = [piece_statistics(events_to_notes(events), settings.steps_per_quarter) for events in group]
         return {name: np.array([row[name] for row in rows]) for name in rows[0]}
 
     values = per_piece(pieces)
-    repetition = {"repeated_4gram_share": np.array([repeated_ngram_share(p, 4) for p in pieces]),
-                  "distinct_2": np.array([distinct_ngram_ratio(p, 2) for p in pieces]),
-                  "distinct_4": np.array([distinct_ngram_ratio(p, 4) for p in pieces]),
-                  "longest_loop": np.array([longest_loop(p) for p in pieces], dtype=np.float64)}
-    copied = np.array([length for length, _ in copies], dtype=np.float64) if copies else None
+    repetition = {**repetition_values(pieces, settings), **(copy_values(pieces, copies, settings) if copies else {})}
     if reference is not None:
         reference_values = per_piece(reference)
         counters = histogram_counters(settings)
@@ -201,14 +209,57 @@ def music_statistic(pieces, reference, settings, copies=None):
                 overlaps[f"{name}_overlap"] = histogram_overlap(shares(piece_counts[indices].sum(axis=0)),
                                                                 reference_histograms[name])
             metrics.update(overlaps, mean_overlap=float(np.nanmean(list(overlaps.values()))))
-        metrics.update({name: float(repetition[name][indices].mean()) for name in repetition if name != "longest_loop"})
-        metrics["longest_loop_mean"] = float(repetition["longest_loop"][indices].mean())
-        metrics["longest_loop_max"] = float(repetition["longest_loop"][indices].max())
-        if copied is not None:
-            metrics["copied_events_mean"] = float(copied[indices].mean())
-            metrics["copied_events_max"] = float(copied[indices].max())
+        for name, per_piece_values in repetition.items():
+            if name in LENGTHS:
+                metrics[f"{name}_mean"] = float(per_piece_values[indices].mean())
+                metrics[f"{name}_max"] = float(per_piece_values[indices].max())
+            else:
+                metrics[name] = float(per_piece_values[indices].mean())
         return metrics
     return statistic
+
+
+def repetition_values(pieces, settings):
+    """{statistic: its value for each of `pieces` (event lists)}: repetition of events and the form of bars."""
+    steps_per_bar = QUARTERS_PER_BAR * settings.steps_per_quarter
+    notes = [events_to_notes(events) for events in pieces]
+    return {"repeated_4gram_share": np.array([repeated_ngram_share(p, 4) for p in pieces]),
+            "distinct_2": np.array([distinct_ngram_ratio(p, 2) for p in pieces]),
+            "distinct_4": np.array([distinct_ngram_ratio(p, 4) for p in pieces]),
+            "longest_loop": np.array([longest_loop(p) for p in pieces], dtype=np.float64),
+            "repeated_passage_bars": np.array([longest_repeated_passage(n, steps_per_bar) for n in notes],
+                                              dtype=np.float64),
+            "bar_self_similarity": np.array([bar_self_similarity(n, steps_per_bar) for n in notes])}
+
+
+def copy_values(pieces, copies, settings):
+    """{statistic: its value for each piece} of each piece's longest copy (a metrics.Copy) from the training set:
+    its length in events, and in bars (the time from its first event's onset to the onset after its last,
+    the sum of the copied events' shifts, which are copied too)."""
+    steps_per_bar = QUARTERS_PER_BAR * settings.steps_per_quarter
+    return {"copied_events": np.array([copy.length for copy in copies], dtype=np.float64),
+            "copied_bars": np.array([sum(event.shift for event in piece[copy.start: copy.start + copy.length])
+                                     for piece, copy in zip(pieces, copies)], dtype=np.float64) / steps_per_bar}
+
+
+def real_ranges(reference, settings):
+    """{form statistic: (10th, 90th percentile) of its per-piece values over the real continuations `reference`}."""
+    values = repetition_values(reference, settings)
+    return {name: tuple(float(p) for p in np.percentile(values[name], REAL_PERCENTILES)) for name in FORM_STATISTICS}
+
+
+def range_columns(ranges):
+    """The real range of each form statistic as columns <statistic>_real_p10 and <statistic>_real_p90."""
+    return {f"{name}_real_p{percentile}": bound for name, bounds in ranges.items()
+            for percentile, bound in zip(REAL_PERCENTILES, bounds)}
+
+
+def in_real_range(row, ranges):
+    """Whether each form statistic's mean in `row` lies inside the real range (<statistic>_in_real_range), and
+    how many do (form_in_real_range)."""
+    flags = {f"{name}_in_real_range": bool(low <= row[FORM_STATISTICS[name]] <= high)
+             for name, (low, high) in ranges.items()}
+    return {**flags, "form_in_real_range": sum(flags.values())}
 
 
 def histogram_counters(settings):
@@ -227,12 +278,13 @@ def histogram_counters(settings):
 
 
 def copies_of(pieces, copy_finder):
-    """(length, source) of each piece's longest run of events found verbatim in the training set."""
-    return [copy_finder.longest_copy(piece) for piece in pieces]
+    """The metrics.Copy (length, source, start) of each piece's longest run of events found verbatim in the
+    training set."""
+    return [copy_finder.longest_copy_at(piece) for piece in pieces]
 
 
 def longest_source(copies):
-    return max(copies, key=lambda copy: copy[0])[1] or ""
+    return max(copies, key=lambda copy: copy.length).source or ""
 
 
 def training_reference(split, vocabulary, count, length, rng):
@@ -264,8 +316,10 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
     every held-out piece; unless `likelihood_only`, each one also continues the
     openings of `pieces` held-out pieces with `strategy`, and those continuations
     are compared with the real ones, with training music as the as-real-as-real
-    mark. Likelihood and generation draw their bootstrap resamples from separate
-    generators, so the likelihood numbers are the same with or without generation.
+    mark; the mean of each form statistic is also checked against the real
+    continuations' 10th-90th percentile range. Likelihood and generation draw
+    their bootstrap resamples from separate generators, so the likelihood
+    numbers are the same with or without generation.
     """
     random_seed = random_seed or 0
     held_out = splits[split]
@@ -277,6 +331,7 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
     if not likelihood_only:
         prompts, indices = seed_prompts(held_out, vocabulary, pieces)
         reference = real_continuations(held_out, vocabulary, indices, length)
+        ranges = real_ranges(reference, vocabulary.settings)
         training_excerpts, copy_finder = training_reference(splits["train"], vocabulary, pieces, length,
                                                             np.random.default_rng(random_seed))
         generation_draws = intervals.draws(len(prompts), resamples, random_seed + 1)
@@ -297,6 +352,7 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
             musics[name] = music_statistic(generated, reference, vocabulary.settings, copies)
             row.update(intervals.bootstrap(musics[name], len(prompts), generation_draws),
                        copied_from=longest_source(copies))
+            row.update(in_real_range(row, ranges))
             histograms[name] = corpus_histograms(generated, vocabulary.settings.max_duration_steps)
             progress.update()
         rows.append(row)
@@ -315,10 +371,14 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
         for name, group, statistic in real:
             group_draws = intervals.draws(len(group), resamples, random_seed + 1)
             rows.append({"model": name, **intervals.bootstrap(statistic, len(group), group_draws)})
-        rows[-1]["copied_from"] = longest_source(reference_copies)
+        training_row, held_out_row = rows[-2:]
+        training_row.update(in_real_range(training_row, ranges))
+        held_out_row.update(copied_from=longest_source(reference_copies), **range_columns(ranges))
         histograms["held-out music"] = corpus_histograms(reference, vocabulary.settings.max_duration_steps)
         description.update({"pieces generated": len(prompts), "events each": length,
-                            "seed": f"the first {SEED_EVENTS} events of held-out pieces"})
+                            "seed": f"the first {SEED_EVENTS} events of held-out pieces",
+                            "bars": f"{QUARTERS_PER_BAR} quarters each, counted from the first event after the seed "
+                                    "(the encoding keeps no time signature)"})
     if per_piece:
         per_piece = pd.concat(per_piece, ignore_index=True)
         per_piece = per_piece[["model"] + [column for column in per_piece.columns if column != "model"]]

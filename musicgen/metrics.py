@@ -1,8 +1,8 @@
 """Musical statistics of decoded notes and events, for comparing generated music with real music.
 
 Notes are int arrays (onset, duration, pitch, velocity, program) in grid steps; events are lists of
-encoding.Event. Every function here is plain NumPy so it can be checked on
-hand-built inputs (tests/test_metrics.py).
+encoding.Event. Bars are always QUARTERS_PER_BAR quarters long (see bar_contents). Every function here
+is plain NumPy so it can be checked on hand-built inputs (tests/test_metrics.py, tests/test_form.py).
 
 Three of them resemble published metrics but are not computed the same way, so
 they have names of their own and their values are not comparable with numbers
@@ -16,10 +16,13 @@ evaluation of generative models in music", Neural Computing and Applications
 32, 2020 (online 2018; code: github.com/RichardYang40148/mgeval).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from musicgen.encoding import DRUMS, DURATION, ONSET, PITCH, as_notes, events_to_notes, velocity_bin
 
+QUARTERS_PER_BAR = 4  # the encoding keeps no time signature, so every bar is taken to be 4/4
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 HARMONIC_MINOR = np.array([0, 2, 3, 5, 7, 8, 11])
 NATURAL_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
@@ -222,13 +225,77 @@ def longest_loop(sequence, max_period=64):
     sequence = np.asarray([hash(item) for item in sequence])
     best = 0
     for period in range(1, min(max_period, len(sequence) - 1) + 1):
-        same = np.concatenate([[False], sequence[period:] == sequence[:-period], [False]])
-        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
-        if len(edges):
-            longest_run = int((edges[1::2] - edges[::2]).max())
-            if longest_run >= period:
-                best = max(best, longest_run + period)
+        run = longest_true_run(sequence[period:] == sequence[:-period])
+        if run >= period:
+            best = max(best, run + period)
     return best
+
+
+def longest_true_run(flags):
+    """Length of the longest run of consecutive True values."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(flags, dtype=np.int8), [0]])))
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+
+
+def bar_contents(notes, steps_per_bar):
+    """Each bar's notes relative to its start: rows (onset within the bar, pitch, duration), sorted, no doubles.
+
+    Bars run from bar 0 to the bar of the last onset, `steps_per_bar` grid steps each from step 0 of the notes
+    (for a generated continuation, its first event). The encoding keeps no time signature, so bars are always
+    QUARTERS_PER_BAR quarters (music in 3/4 is cut into 4/4 bars) and their lines need not fall on the
+    music's own; repeats a whole number of these bars apart are still found. A note belongs to the bar it
+    starts in: a bar in which nothing starts (silence, or notes held over from before) is empty. Velocity
+    and instrument are left out.
+    """
+    notes = as_notes(notes)
+    if not len(notes):
+        return []
+    bar_of = notes[:, ONSET] // steps_per_bar
+    rows = np.column_stack([notes[:, ONSET] % steps_per_bar, notes[:, PITCH], notes[:, DURATION]])
+    return [np.unique(rows[bar_of == bar], axis=0) for bar in range(int(bar_of.max()) + 1)]
+
+
+def longest_repeated_passage(notes, steps_per_bar):
+    """The longest run of consecutive bars that comes back later in the piece, in bars; 0 when no bar does.
+
+    Two bars are the same when their bar_contents are (each note's onset within the bar, pitch and duration),
+    wherever they stand. The passage must end before it comes back (no overlap): a bar played four times in a
+    row is a 2-bar passage played twice, 'A A A A' gives 2, so the value is at most half the bars. Empty
+    bars never match: silence is not repetition.
+    """
+    identities = {}
+    bars = np.array([identities.setdefault(content.tobytes(), len(identities)) if len(content) else -1
+                     for content in bar_contents(notes, steps_per_bar)], dtype=np.int64)
+    best = 0
+    for distance in range(1, len(bars)):  # the passage comes back `distance` bars after it started
+        same = (bars[distance:] == bars[:-distance]) & (bars[distance:] >= 0)
+        best = max(best, min(longest_true_run(same), distance))
+    return best
+
+
+def bar_self_similarity(notes, steps_per_bar):
+    """How much each bar repeats an earlier one: the mean over bars (from the second) of its best Jaccard
+    similarity to any earlier bar, both taken as sets of (onset within the bar, pitch) (durations aside).
+
+    1.0 when every bar after the first has the onsets and pitches of an earlier bar, 0.0 when no bar shares
+    one with an earlier bar (or fewer than two bars have notes). Empty bars (see bar_contents) are left out.
+    """
+    bars = [content[:, :2] for content in bar_contents(notes, steps_per_bar) if len(content)]
+    if len(bars) < 2:
+        return 0.0
+    _, keys = np.unique(np.concatenate(bars), axis=0, return_inverse=True)
+    members = np.zeros((len(bars), keys.max() + 1), dtype=np.int64)
+    members[np.repeat(np.arange(len(bars)), [len(bar) for bar in bars]), keys.ravel()] = 1
+    shared = members @ members.T
+    sizes = np.diag(shared)
+    jaccard = shared / (sizes[:, None] + sizes[None, :] - shared)
+    return float(np.tril(jaccard, -1)[1:].max(axis=1).mean())
+
+
+class Copy(NamedTuple):
+    length: int  # items in the longest run shared with a reference piece (0: none)
+    source: str  # the name of that reference piece, or None
+    start: int  # where the run starts in the sequence searched (0 when nothing is shared)
 
 
 class CopyFinder:
@@ -247,15 +314,23 @@ class CopyFinder:
 
     def longest_copy(self, sequence):
         """(length, name of the reference piece it comes from, or None) of the longest shared run."""
+        copy = self.longest_copy_at(sequence)
+        return copy.length, copy.source
+
+    def longest_copy_at(self, sequence):
+        """The Copy (length, source, start) of the longest run of `sequence` found in a reference piece.
+
+        Of several runs that long, the first in `sequence`.
+        """
         sequence = list(sequence)
-        low, high, found = 0, len(sequence), None
+        low, high, found = 0, len(sequence), Copy(0, None, 0)
         while low < high:  # a run of length L shared means every shorter one is shared too
             length = (low + high + 1) // 2
             table = self._grams(length)
-            hit = next((table[g] for g in (tuple(sequence[i: i + length]) for i in range(len(sequence) - length + 1))
-                        if g in table), None)
+            hit = next(((start, table[gram]) for start in range(len(sequence) - length + 1)
+                        if (gram := tuple(sequence[start: start + length])) in table), None)
             if hit is None:
                 high = length - 1
             else:
-                low, found = length, hit
-        return low, (self.names[found] if found is not None else None)
+                low, found = length, Copy(length, self.names[hit[1]], hit[0])
+        return found

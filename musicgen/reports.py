@@ -8,6 +8,7 @@ import pandas as pd
 
 from musicgen import plots
 from musicgen.encoding import PITCH_CLASS_NAMES
+from musicgen.evaluation import FORM_STATISTICS, REAL_PERCENTILES
 from musicgen.files import atomic_path, write_text
 
 LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "nats_per_note", "pitch_bits_per_note",
@@ -16,8 +17,9 @@ STATISTICS = ["pitch_range", "pitches_used", "polyphony", "mean_duration_quarter
               "pitch_class_entropy", "scale_fit", "silent_beat_rate"]
 HISTOGRAMS = ["pitch_class_histogram", "duration_histogram", "velocity_histogram", "instrument_histogram",
               "onset_gap_histogram"]  # those the encoding has (evaluation.histogram_counters)
-REPETITION_COLUMNS = ["repeated_4gram_share", "distinct_2", "distinct_4", "longest_loop_mean", "longest_loop_max",
-                      "copied_events_mean", "copied_events_max", "copied_from"]
+REPETITION_COLUMNS = ["distinct_2", "longest_loop_mean", "longest_loop_max", "repeated_passage_bars_max",
+                      "copied_events_mean", "copied_events_max", "copied_bars_mean", "copied_bars_max", "copied_from"]
+HELD_OUT = "real: held-out music"
 
 
 def _format(value, spec=".3f"):
@@ -113,7 +115,7 @@ def write_evaluation(output, evaluation, settings):
 
 def _music_sections(table):
     overlap_columns = [f"{name}_overlap" for name in STATISTICS + HISTOGRAMS if f"{name}_overlap" in table]
-    compared = table[table["model"] != "real: held-out music"]
+    compared = table[table["model"] != HELD_OUT]
     return [
         "\n## Musical statistics\n",
         "Overlap of the kernel-smoothed distributions of each statistic's per-piece values over generated pieces "
@@ -124,12 +126,44 @@ def _music_sections(table):
                   [c.replace("_overlap", "") for c in overlap_columns] + ["mean"]),
         "\nMean of each statistic:\n",
         _markdown(table, [f"{name}_mean" for name in STATISTICS], STATISTICS),
+        "\n## Form against real music\n",
+        "How much each piece repeats itself: the share of events inside a 4-event pattern that occurs twice or "
+        "more (`repeated_4gram_share`), distinct 4-event patterns over all (`distinct_4`), the longest run of "
+        "bars that comes back later in the piece (`repeated_passage_bars`, the mean over pieces) and each bar's "
+        "best Jaccard similarity to an earlier bar, by onsets and pitches, averaged over bars "
+        "(`bar_self_similarity`). Each mean is marked *below* or *above* where it falls outside the 10th-90th "
+        "percentile range of the real held-out continuations (the last row); the last column counts the "
+        "statistics inside it.\n",
+        _form_markdown(table),
         "\n## Repetition and copying\n",
-        "Share of events inside a 4-event pattern that occurs twice or more in the piece, distinct 2- and 4-event "
-        "patterns over all, the longest back-to-back loop (events), and the longest run of events found verbatim "
-        "in the training set, with its source. Real music repeats too: compare with the *real* rows.\n",
+        "Distinct 2-event patterns over all, the longest back-to-back loop (events), the longest repeated passage "
+        "(bars), and the longest run of events found verbatim in the training set, in events and in bars, with "
+        "its source. Real music repeats too: compare with the *real* rows.\n",
         _markdown(table, REPETITION_COLUMNS),
     ]
+
+
+def _form_markdown(table):
+    """The means of FORM_STATISTICS, each marked where it leaves the real range, and a last row with that range."""
+    held_out = table[table["model"] == HELD_OUT].iloc[0]
+    low, high = (f"real_p{percentile}" for percentile in REAL_PERCENTILES)
+    lines = ["| model | " + " | ".join(FORM_STATISTICS) + " | in real range |",
+             "|---" * (len(FORM_STATISTICS) + 2) + "|"]
+    for _, row in table.iterrows():
+        cells = []
+        for name, column in FORM_STATISTICS.items():
+            text, inside = cell(row, column), row.get(f"{name}_in_real_range")
+            if not (pd.isna(inside) or inside):
+                text += " *below*" if row[column] < held_out[f"{name}_{low}"] else " *above*"
+            cells.append(text)
+        count = row.get("form_in_real_range")
+        cells.append("-" if pd.isna(count) else f"{int(count)} of {len(FORM_STATISTICS)}")
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    ranges = [f"{_format(held_out[f'{name}_{low}'])} to {_format(held_out[f'{name}_{high}'])}"
+              for name in FORM_STATISTICS]
+    percentiles = "-".join(f"{percentile}th" for percentile in REAL_PERCENTILES)
+    lines.append(f"| {HELD_OUT}, {percentiles} percentile | " + " | ".join(ranges) + " | |")
+    return "\n".join(lines)
 
 
 def _plot_histograms(output, histograms, settings):
