@@ -6,7 +6,8 @@
 Each folder (piano-performance: 5 MAESTRO and 2 POP909 performances; pop-multitrack: 6 pop songs, one from
 Lakh) is one corpus. Ours gets the encoding preprocess.py would choose for the folder (performances: 10 ms
 steps, notes up to 4 s, 32 velocity bins; songs: 4 steps per quarter, notes up to 8 quarters, 32 velocity
-bins, instruments) and a vocabulary built from the chords of all its files. MidiTok (miditok==3.1.0) gets
+bins, instruments), twice: every chord note by note, as preprocess.py writes it by default, and with up to
+--chord-tokens chord tokens (preprocess.py --max-chords), built from the chords of all its files. MidiTok (miditok==3.1.0) gets
 one configuration per folder, shared by its three tokenizers and chosen to keep what ours keeps:
 
     pitch_range=(0, 127), drums_pitch_range=(0, 127)   every note (its defaults drop pitches outside 21-108)
@@ -239,14 +240,13 @@ def tempo_fidelity(file_tempo_changes, decoded_tempo_changes, onsets, timing):
 class Ours:
     """Our encoding as preprocess.py would choose it for the folder, with a vocabulary from all its files."""
 
-    name = "ours"
-
-    def __init__(self, paths):
+    def __init__(self, paths, max_chords):
+        self.name = f"ours, {max_chords} chord tokens" if max_chords else "ours"
         pieces = {path: readers.read_file(path, WHOLE_PIECE.selection)[0] for path in paths}
         self.settings = EncodingRequest().settings([piece_traits(piece) for piece in pieces.values()])
         self.grids = {path: WHOLE_PIECE.grid_notes(piece, self.settings) for path, piece in pieces.items()}
         chords = sum((count_chords(grid.notes, self.settings) for grid in self.grids.values()), Counter())
-        self.vocabulary = Vocabulary.build(self.settings, chords)
+        self.vocabulary = Vocabulary.build(self.settings, chords, max_chords)
         self.first_steps = {path: self.first_step(piece) for path, piece in pieces.items()}
         self.timing = PERFORMANCE_TIMING if self.settings.timing == "seconds" else SONG_TIMING
 
@@ -351,13 +351,13 @@ def time_tokenizers(tokenizers, paths, repeats):
     return encode_seconds, decode_seconds, tokens
 
 
-def measure_folder(folder, repeats):
+def measure_folder(folder, repeats, chord_token_counts):
     """(number of MIDI files in `folder`, a table row (dict) per tokenizer)."""
     import symusic
 
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in readers.MIDI_SUFFIXES)
-    ours = Ours(paths)
-    tokenizers = [ours] + [MidiTok(name, ours) for name in MIDITOK_TOKENIZERS]
+    ours, *others = [Ours(paths, max_chords) for max_chords in chord_token_counts]
+    tokenizers = [ours, *others] + [MidiTok(name, ours) for name in MIDITOK_TOKENIZERS]
     encode_seconds, decode_seconds, tokens = time_tokenizers(tokenizers, paths, repeats)
     timing = ours.timing
     scores = {path: symusic.Score(str(path)) for path in paths}
@@ -430,6 +430,9 @@ def main():
                         help=f"folder holding {' and '.join(FOLDERS)} (default: ../shared/data/real-midi)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed runs of each tokenizer, interleaved; the fastest counts (default: 5)")
+    parser.add_argument("--chord-tokens", type=int, default=1024,
+                        help="ours is measured as preprocess.py writes it by default (every chord note by note) "
+                             "and with this many chord tokens, as --max-chords N (default: 1024)")
     parser.add_argument("--output", type=Path, metavar="FILE.md", help="also write the table to this file")
     args = parser.parse_args()
     missing = [name for name in FOLDERS if not (args.data / name).is_dir()]
@@ -440,7 +443,7 @@ def main():
     except ModuleNotFoundError:
         sys.exit("error: MidiTok is not installed: pip install -r benchmarks/requirements.txt")
     started = time.perf_counter()
-    results = {name: measure_folder(args.data / name, args.repeats) for name in FOLDERS}
+    results = {name: measure_folder(args.data / name, args.repeats, (0, args.chord_tokens)) for name in FOLDERS}
     report = "\n".join([markdown_table(results), "", *tempo_notes(results),
                         f"miditok {version('miditok')}, symusic {version('symusic')}; speeds: best of {args.repeats} "
                         f"interleaved runs; {time.perf_counter() - started:.0f} s in all."])

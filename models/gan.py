@@ -73,6 +73,11 @@ DEFAULTS = {
     "condition_dropout": 0.2,  # share of conditions whose beginning is replaced by padding (short seeds)
     "adam_beta_1": 0.5,  # Adam's first-moment decay for both optimizers (WGAN-GP uses 0.5 or 0)
     "adam_beta_2": 0.9,  # Adam's second-moment decay for both optimizers
+    # WGAN-GP's critic is kept in check by its gradient penalty, not by weight decay, clipping or a decaying rate:
+    # the plain Adam it was measured with.
+    "schedule": "constant",
+    "weight_decay": 0.0,
+    "clipnorm": 0.0,
 }
 
 PAD_ID = 0  # musicgen.encoding.SPECIAL_TOKENS starts with <pad>
@@ -427,10 +432,10 @@ def build(vocabulary_size, hp):
     return model
 
 
-def compile_gan(model, learning_rate):
-    """Two Adams of the run's learning rate with the GAN's own betas: one for the generator, one for the critic."""
+def compile_gan(model, optimizer_settings):
+    """Two optimizers of the run's settings with the GAN's own betas: one for the generator, one for the critic."""
     def adam(name):
-        return keras.optimizers.Adam(learning_rate, beta_1=model.adam_beta_1, beta_2=model.adam_beta_2, name=name)
+        return optimizer_settings.build(model, beta_1=model.adam_beta_1, beta_2=model.adam_beta_2, name=name)
 
     model.compile(optimizer=adam("generator_adam"), critic_optimizer=adam("critic_adam"))
 

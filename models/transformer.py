@@ -32,7 +32,14 @@ DEFAULTS = {
     "layers": 4,  # Transformer blocks
     "ff_dim": 512,  # hidden units of each block's feed-forward network
     "dropout": 0.1,  # dropout on the embeddings and on each residual branch, training only
-    "learning_rate": 5e-4,  # Adam step size (no warm-up); lower than the recurrent models'
+    # The recipe measured on the Bach chorales (README, "A training recipe"): 15 epochs of warm-up then cosine
+    # decay from 1.5e-3, with AdamW and clipping, reached a validation loss of 1.615 where Adam at a constant 5e-4
+    # (the default before) reached 1.653, and the same recipe from 5e-4 only 1.774.
+    "learning_rate": 1.5e-3,  # the peak
+    "schedule": "cosine",
+    "warmup_steps": 200,
+    "weight_decay": 0.01,
+    "clipnorm": 1.0,
     "batch_size": 16,  # windows per step: the corpus is small, so more, smaller steps per epoch
 }
 

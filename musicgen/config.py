@@ -9,10 +9,19 @@ TRAINING_DEFAULTS = {
     "epochs": 50,  # upper bound; early stopping usually ends sooner
     "batch_size": 64,  # windows per gradient step
     "seq_len": 128,  # tokens per training window (3 tokens per event, 5 with instruments and velocities)
-    "learning_rate": 1e-3,  # Adam step size
+    "learning_rate": 1e-3,  # the peak step size (musicgen.optimizer.OptimizerSettings)
+    # Adam at a constant rate, gradients unclipped, unless a model's measured defaults say otherwise (the
+    # transformer's do). cosine: a linear warm-up, then down to a tenth of the peak by the last epoch.
+    "schedule": "constant",
+    "warmup_steps": 0,  # steps of linear warm-up (at most a tenth of the run's steps)
+    "weight_decay": 0.0,  # AdamW's decoupled weight decay (0: Adam)
+    "clipnorm": 0.0,  # gradients clipped to this norm (0: not clipped)
     "patience": 5,  # epochs without validation improvement before stopping
     "random_seed": 0,  # weights, window order and dropout
 }
+SCHEDULES = ("constant", "cosine")
+# What runs made before these settings existed trained with.
+BEFORE_OPTIMIZER_SETTINGS = {"schedule": "constant", "warmup_steps": 0, "weight_decay": 0.0, "clipnorm": 0.0}
 # Changing these between runs does not change what the model is, so a resume may change them.
 RESUMABLE_CHANGES = {"epochs", "patience"}
 
@@ -22,7 +31,7 @@ SETTING_FLAGS = {
     "epochs": (int, "most epochs to train (default 50; early stopping usually ends sooner)"),
     "batch_size": (int, "windows per gradient step"),
     "seq_len": (int, "tokens per training window, 3 per event (5 with instruments and velocities)"),
-    "learning_rate": (float, "Adam learning rate"),
+    "learning_rate": (float, "peak learning rate"),
     "units": (int, "recurrent units per layer (rnn, lstm, gru, seq2seq, vae)"),
     "layers": (int, "stacked layers or blocks (rnn, lstm, gru, cnn, transformer)"),
     "dropout": (float, "dropout rate"),
@@ -44,7 +53,13 @@ def add_arguments(parser):
 def overrides(args):
     """{setting: value} given on the command line by add_arguments' flags and --set."""
     values = {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key) is not None}
-    for item in args.set:
+    return {**values, **set_values(args.set)}
+
+
+def set_values(items):
+    """{setting: value as written} of --set KEY=VALUE items."""
+    values = {}
+    for item in items:
         key, separator, value = item.partition("=")
         if not separator:
             raise UserError(f"--set takes KEY=VALUE, got {item!r}")
@@ -80,14 +95,20 @@ def resolve_config(spec, config_file=None, overrides=None):
         raise UserError(f"learning_rate must be positive, got {config['learning_rate']}")
     if not 0 <= config.get("dropout", 0) < 1:
         raise UserError(f"dropout must be in [0, 1), got {config['dropout']}")
+    if config["schedule"] not in SCHEDULES:
+        raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {config['schedule']!r}")
+    for key in ("warmup_steps", "weight_decay", "clipnorm"):
+        if config[key] < 0:
+            raise UserError(f"{key} must be 0 or more, got {config[key]}")
     return config
 
 
 def upgrade(config):
-    """A stored config in today's names: runs made before `seed` became `random_seed` stay resumable."""
+    """A stored config in today's names: runs made before `seed` became `random_seed` stay resumable, and runs
+    made before the optimizer settings say how they trained."""
     if "seed" in config and "random_seed" not in config:
         config = {("random_seed" if key == "seed" else key): value for key, value in config.items()}
-    return config
+    return {**BEFORE_OPTIMIZER_SETTINGS, **config}
 
 
 def _coerce(key, value, default, origin):

@@ -47,7 +47,7 @@ class PreprocessConfig:
     transpositions: tuple = (0,)  # semitone shifts applied to the training split
     workers: int = 1
     min_notes: int = 8
-    max_chords: int = 1024
+    max_chords: int = 0  # every chord note by note (README, "The encoding of harmony")
     min_chord_count: int = 2
     limits: "ReadLimits" = None  # per-file size and time limits; None: the defaults
     max_notes: int = 500_000  # larger pieces are skipped, not read into the corpus

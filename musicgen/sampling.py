@@ -226,11 +226,19 @@ def get(name, temperature=1.0, top_k=20, top_p=0.9, beam_width=4, seed=None):
     return STRATEGIES[name](temperature=temperature, seed=seed, **extra)
 
 
+# The scripts' temperature: on the Bach chorales (README, "Music with form") top-p at 0.8 came closest to real
+# continuations (statistics overlap 0.67 against 0.61 at 1.0) with every form statistic inside the real range;
+# at 1.0 the continuations never repeated a 4-event pattern, at 0.6 they did as often as real music but their
+# statistics overlapped less.
+SCRIPT_TEMPERATURE = 0.8
+
+
 def add_arguments(parser):
     """The decoding options, shared by generate.py and evaluate.py."""
     group = parser.add_argument_group("decoding")
     group.add_argument("--strategy", default="top-p", help=f"{', '.join(STRATEGIES)} (default: top-p)")
-    group.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
+    group.add_argument("--temperature", type=float, default=SCRIPT_TEMPERATURE,
+                       help=f"below 1 is safer, above 1 wilder (default: {SCRIPT_TEMPERATURE})")
     group.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")
     group.add_argument("--top-p", type=float, default=0.9, help="probability mass kept by top-p (default: 0.9)")
     group.add_argument("--beam-width", type=int, default=4, help="sequences kept by beam search (default: 4)")

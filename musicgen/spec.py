@@ -21,7 +21,7 @@ class ModelSpec:
     defaults: dict  # this model's hyperparameters, plus any training defaults it overrides
     decoder: Callable  # (model, seed=None) -> musicgen.decoding.Decoder; `seed` seeds any noise of its own
     build: Callable = None  # (vocabulary_size, hyperparameters) -> keras.Model; None for a model with its own `train`
-    compile: Callable = None  # (model, learning_rate) -> None; None: musicgen.optimizer.compile_model
+    compile: Callable = None  # (model, musicgen.optimizer.OptimizerSettings) -> None; None: optimizer.compile_model
     # The size of the model's output (its vocabulary); subclassed Keras models have no output_shape of their own.
     output_size: Callable = _functional_output_size
     likelihood: bool = True  # False where val_loss is not a next-token negative log-likelihood (the GAN)
@@ -34,11 +34,11 @@ class ModelSpec:
     prior_decoder: Callable = None
     interpolation_decoder: Callable = None
 
-    def compile_model(self, model, learning_rate):
+    def compile_model(self, model, optimizer_settings):
         """Compile a model of this spec for training, with its own compile or the standard one."""
         from musicgen.optimizer import compile_model  # Keras: only once there is a model
 
-        (self.compile or compile_model)(model, learning_rate)
+        (self.compile or compile_model)(model, optimizer_settings)
 
     @property
     def keras(self):

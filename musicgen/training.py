@@ -17,15 +17,20 @@ from musicgen.callbacks import RunCheckpoint, TimeLeft
 from musicgen.dataset import load_processed, read_index, read_recipe, read_shard, shard_files, windows, write_vocabulary
 from musicgen.errors import UserError
 from musicgen.files import write_json
+from musicgen.optimizer import OptimizerSettings
 from musicgen.runs import RUN_CONFIG_FILE, check_resumable, finished, new_run_config, read_run_config, write_history
 from musicgen.saving import load_model
 
 
-def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False, log=print, verbose=None):
+def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False, log=print, verbose=None,
+          callbacks=()):
     """Train (or resume) a run of `spec`'s model; returns the run configuration with its progress.
 
     On every GPU there is, or on every machine TF_CONFIG names (see
-    musicgen/distributed.py); only the chief writes the run folder.
+    musicgen/distributed.py); only the chief writes the run folder. `callbacks`
+    are more Keras callbacks, called after the run's own (which have written the
+    epoch's checkpoint and progress by then): a search can stop a run early with
+    `model.stop_training`.
     """
     if mixed_precision and not spec.mixed_precision:
         raise UserError(f"mixed precision is not available for the {spec.name} model, which trains in float32 only")
@@ -48,18 +53,22 @@ def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False,
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose)
+        return _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose,
+                      list(callbacks))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose):
+def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose, extra_callbacks):
     mixed_precision = keras.mixed_precision.global_policy().name == "mixed_float16"
     train_shards, validation_shards = (shard_files(data_dir, index[name]) for name in ("train", "validation"))
     # Read before training starts so that a shard of another vocabulary is refused with a message, not midway.
     tempos = [read_shard(shard.path, vocabulary, fields=("tempos",)).tempos for shard in train_shards]
     for shard in validation_shards:
         read_shard(shard.path, vocabulary, fields=())
+    batch_size = distributed.global_batch_size(config["batch_size"], strategy)
+    steps_per_epoch = int(windows(train_shards, config["seq_len"], batch_size, vocabulary.pad_id,
+                                  shuffle=True).cardinality())
     local_run = (run_dir / RUN_CONFIG_FILE).exists() and (run_dir / "last.keras").exists()
     resuming = distributed.any_worker(strategy, local_run)
     if resuming and not local_run:
@@ -83,7 +92,7 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
                                         read_recipe(data_dir))
             run_config["mixed_precision"] = mixed_precision
             model = spec.build(len(vocabulary), config)
-            spec.compile_model(model, config["learning_rate"])
+            spec.compile_model(model, OptimizerSettings.from_config(config, steps_per_epoch))
             if chief:
                 write_vocabulary(run_dir, vocabulary)
                 write_json(run_dir / RUN_CONFIG_FILE, run_config)
@@ -94,7 +103,6 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
     tokens = {name: sum(entry["tokens"] for entry in index[name]) for name in ("train", "validation")}
     log(f"{spec.name}: {model.count_params():,} parameters; vocabulary {len(vocabulary)} tokens; "
         f"{tokens['train']:,} training tokens, {tokens['validation']:,} validation tokens")
-    batch_size = distributed.global_batch_size(config["batch_size"], strategy)
     epochs_completed = run_config["progress"]["epochs_completed"]
     train_data = windows(train_shards, config["seq_len"], batch_size, vocabulary.pad_id, shuffle=True,
                          seed=config["random_seed"] + epochs_completed)
@@ -102,6 +110,7 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
     callbacks = [RunCheckpoint(run_dir, run_config, write_files=chief), TimeLeft(run_config, log)]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    callbacks += extra_callbacks
     if distributed.needs_fit_multi_worker(strategy):
         distributed.fit_multi_worker(model, strategy, train_data, validation_data, epochs=config["epochs"],
                                      initial_epoch=epochs_completed, callbacks=callbacks, log=log)

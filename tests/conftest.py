@@ -158,11 +158,12 @@ def tiny_model(name, vocabulary_size=30, **changes):
     import keras
 
     from models import registry
+    from musicgen.optimizer import OptimizerSettings
 
     keras.utils.set_random_seed(0)
     spec = registry.get(name)
     model = spec.build(vocabulary_size, tiny_settings(name, **changes))
-    spec.compile_model(model, 1e-2)
+    spec.compile_model(model, OptimizerSettings(learning_rate=1e-2))
     return model
 
 

@@ -22,6 +22,7 @@ from musicgen import distributed  # noqa: E402
 from musicgen.callbacks import RunCheckpoint
 from musicgen.dataset import windows
 from musicgen.config import TRAINING_DEFAULTS
+from musicgen.optimizer import OptimizerSettings
 
 VOCABULARY_SIZE = 50
 TRAINING_WINDOWS = 67  # 5 global batches of 16, the last holding 3 windows: 2 once cut to whole shares
@@ -56,7 +57,7 @@ def main(output, model_name, changes):
         keras.utils.set_random_seed(index)  # a seed of its own: the chief's initial weights must reach every worker
         spec = registry.get(model_name)
         model = spec.build(VOCABULARY_SIZE, hp)
-        spec.compile_model(model, learning_rate=0.01)
+        spec.compile_model(model, OptimizerSettings(learning_rate=0.01))
     initial_weights = model.get_weights()
 
     callbacks = []

@@ -9,7 +9,7 @@ import models.cnn
 from models import registry
 from musicgen.decoding import WindowDecoder
 from musicgen.errors import UserError
-from musicgen.optimizer import compile_model
+from musicgen.optimizer import OptimizerSettings, compile_model
 from musicgen.saving import load_model, save_model
 
 TINY = TINY_SETTINGS["cnn"]
@@ -30,7 +30,7 @@ def trained():
     """
     keras.utils.set_random_seed(0)
     model = registry.get("cnn").build(VOCABULARY_SIZE, tiny_config())
-    compile_model(model, 1e-2)
+    compile_model(model, OptimizerSettings(learning_rate=1e-2))
     rng = np.random.default_rng(0)
     x = rng.integers(0, VOCABULARY_SIZE, (3, 40)).astype("int32")
     losses = [float(model.train_on_batch(x[:, :-1], x[:, 1:])[0]) for _ in range(3)]

@@ -19,7 +19,7 @@ from musicgen import distributed
 from musicgen.config import TRAINING_DEFAULTS
 from musicgen.dataset import windows
 from musicgen.errors import UserError
-from musicgen.optimizer import compile_model
+from musicgen.optimizer import OptimizerSettings, compile_model
 from musicgen.runs import RUN_CONFIG_FILE
 from musicgen.saving import load_model
 
@@ -204,7 +204,7 @@ def test_fit_multi_worker_drives_the_callbacks_and_stops_when_one_asks():
     validation_data = windows([tokens[:100]], hp["seq_len"], 4, pad_id=0, shuffle=False)
     with strategy.scope():
         model = registry.get("lstm").build(30, hp)
-        compile_model(model, hp["learning_rate"])
+        compile_model(model, OptimizerSettings(learning_rate=hp["learning_rate"]))
     recorder, lines = _Recorder(stop_after_epoch=2), []
 
     history = distributed.fit_multi_worker(model, strategy, train_data, validation_data, epochs=5, initial_epoch=1,
@@ -222,7 +222,7 @@ def test_build_for_training_creates_model_metric_and_optimizer_variables_before_
     """The one private Keras call (see distributed.build_for_training): this fails on a Keras without it."""
     hp = {**TRAINING_DEFAULTS, **registry.get("lstm").defaults, **TINY_LSTM}
     model = registry.get("lstm").build(30, hp)
-    compile_model(model, hp["learning_rate"])
+    compile_model(model, OptimizerSettings(learning_rate=hp["learning_rate"]))
     data = windows([np.arange(1, 200) % 29 + 1], hp["seq_len"], 4, pad_id=0, shuffle=False)
     assert not model.optimizer.built and not all(metric.variables for metric in model.metrics)
     distributed.build_for_training(model, data.element_spec)

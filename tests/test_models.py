@@ -11,6 +11,7 @@ from models import registry
 from musicgen import training
 from musicgen.config import TRAINING_DEFAULTS
 from musicgen.errors import UserError
+from musicgen.optimizer import OptimizerSettings
 from musicgen.saving import load_model, save_model
 
 VOCABULARY_SIZE = 30
@@ -90,7 +91,7 @@ def test_model_trains_saves_reloads_and_decodes_under_mixed_precision(name, mixe
     hp = {**TRAINING_DEFAULTS, **spec.defaults, **TINY_SETTINGS[name]}
     keras.utils.set_random_seed(0)
     model = spec.build(VOCABULARY_SIZE, hp)
-    spec.compile_model(model, 1e-2)
+    spec.compile_model(model, OptimizerSettings(learning_rate=1e-2))
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer), "compile wraps it under mixed_float16"
     rng = np.random.default_rng(0)
     x = rng.integers(1, VOCABULARY_SIZE, (4, hp["seq_len"])).astype("int32")
@@ -117,7 +118,7 @@ def test_mixed_precision_skips_a_step_whose_embedding_gradient_overflows(mixed_f
     """Keras' own loss scaling misses this overflow (see SparseSafeLossScaleOptimizer)."""
     spec = registry.get("lstm")
     model = spec.build(VOCABULARY_SIZE, {**spec.defaults, **TINY_SETTINGS["lstm"]})
-    spec.compile_model(model, 1e-2)
+    spec.compile_model(model, OptimizerSettings(learning_rate=1e-2))
     model.optimizer.build(model.trainable_variables)
     embedding = model.get_layer("embedding").embeddings
     # Token 3 twice in the batch: one of its two gradient rows overflowed float16.

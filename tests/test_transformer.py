@@ -6,7 +6,7 @@ from conftest import TINY_SETTINGS, logits, tiny_settings
 
 from models import registry
 from musicgen.errors import UserError
-from musicgen.optimizer import compile_model
+from musicgen.optimizer import OptimizerSettings, compile_model
 from musicgen.saving import load_model, save_model
 
 TINY = TINY_SETTINGS["transformer"]
@@ -22,7 +22,7 @@ def tiny_config(**changes):
 def trained():
     """A tiny transformer after a few optimizer steps, and a batch of tokens longer than its context."""
     model = registry.get("transformer").build(VOCABULARY_SIZE, tiny_config())
-    compile_model(model, 1e-2)
+    compile_model(model, OptimizerSettings(learning_rate=1e-2))
     rng = np.random.default_rng(0)
     x = rng.integers(0, VOCABULARY_SIZE, (3, 30)).astype("int32")
     losses = [float(model.train_on_batch(x[:, :CONTEXT], x[:, 1:CONTEXT + 1])[0]) for _ in range(3)]
