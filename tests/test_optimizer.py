@@ -57,3 +57,27 @@ def test_runs_made_before_the_recipe_read_as_what_they_trained_with():
 def test_the_gan_keeps_the_plain_adam_it_was_measured_with():
     config = resolve_config(registry.get("gan"))
     assert (config["schedule"], config["weight_decay"], config["clipnorm"]) == ("constant", 0.0, 0.0)
+
+
+def test_a_run_saves_its_schedule_and_a_resume_goes_on_along_it(processed, tmp_path):
+    from conftest import tiny_settings
+
+    from musicgen import training
+    from musicgen.saving import load_model
+
+    spec = registry.get("transformer")
+    config = {**tiny_settings("transformer", epochs=1), "schedule": "cosine", "warmup_steps": 2,
+              "weight_decay": 0.01, "clipnorm": 1.0}
+    run = tmp_path / "run"
+    training.train(spec, config, processed, run, verbose=0)
+    optimizer = load_model(run / "last.keras").optimizer
+    steps_per_epoch = int(optimizer.iterations.numpy())
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.clipnorm == 1.0
+    schedule = optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    laid_out = schedule["config"]["warmup_steps"] + schedule["config"]["decay_steps"]
+    assert laid_out == steps_per_epoch, "laid out over the run's steps"
+    training.train(spec, {**config, "epochs": 2}, processed, run, verbose=0)
+    resumed = load_model(run / "last.keras").optimizer
+    assert resumed.iterations.numpy() == 2 * steps_per_epoch
+    assert resumed.get_config()["learning_rate"] == schedule, "the resume goes on along the saved schedule"
