@@ -237,6 +237,21 @@ def remove_other_shards(folder, index):
             path.unlink(missing_ok=True)
 
 
+def _padded_lengths(shards, seq_len):
+    """Each shard's length in tokens, at least one window (shorter arrays are padded)."""
+    return [max(shard.tokens if isinstance(shard, ShardFile) else len(shard), seq_len + 1) for shard in shards]
+
+
+def _window_count(length, seq_len, shuffle):
+    return max(1, (length - 1) // seq_len) if shuffle else (length - seq_len - 1) // seq_len + 1
+
+
+def batch_count(shards, seq_len, batch_size, shuffle):
+    """How many batches windows() yields per pass over `shards`, read from their lengths alone."""
+    counts = (_window_count(length, seq_len, shuffle) for length in _padded_lengths(shards, seq_len))
+    return math.ceil(sum(counts) / batch_size)
+
+
 def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
     """Batches of (inputs, targets, weights) cut on the fly from token arrays, streamed one shard at a time.
 
@@ -251,10 +266,7 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
     import tensorflow as tf  # here, not at the top: preprocessing reads this module and needs no TensorFlow
 
     shards = list(shards)
-    lengths = [max(shard.tokens if isinstance(shard, ShardFile) else len(shard), seq_len + 1) for shard in shards]
-
-    def window_count(length):
-        return max(1, (length - 1) // seq_len) if shuffle else (length - seq_len - 1) // seq_len + 1
+    lengths = _padded_lengths(shards, seq_len)
 
     def cut_windows(index, random_seed):
         shard = shards[index]
@@ -263,9 +275,9 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
         last_start = len(tokens) - seq_len - 1
         if shuffle:
             random = np.random.default_rng(random_seed & (2**63 - 1))
-            starts = random.integers(0, last_start + 1, window_count(len(tokens)))
+            starts = random.integers(0, last_start + 1, _window_count(len(tokens), seq_len, shuffle))
         else:
-            starts = np.arange(window_count(len(tokens))) * seq_len
+            starts = np.arange(_window_count(len(tokens), seq_len, shuffle)) * seq_len
         return tokens[starts[:, None] + np.arange(seq_len + 1)]
 
     def shard_windows(index, random_seed):
@@ -286,6 +298,6 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
         targets = window[:, 1:]
         return window[:, :-1], targets, tf.cast(targets != pad_id, tf.float32)
 
-    batches = math.ceil(sum(window_count(length) for length in lengths) / batch_size)
+    batches = batch_count(shards, seq_len, batch_size, shuffle)
     return (cut.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
             .map(as_example, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))

@@ -27,7 +27,8 @@ class OptimizerSettings:
     """How a run steps: the peak learning rate, its schedule, weight decay and gradient clipping.
 
     With the cosine schedule the rate climbs linearly from a tenth of its peak over
-    `warmup_steps` (at most a tenth of the run's steps, so a short run is not all warm-up), then falls along a cosine to a tenth of it at the last step of
+    `warmup_steps` (at most a tenth of the run's steps, so a short run is not all
+    warm-up), then falls along a cosine to a tenth of it at the last step of
     `total_steps` (the run's epochs times its steps per epoch), so a run that stops
     early has stopped while the rate was still falling. Everything here is saved with
     the optimizer in last.keras, so a resumed run goes on along the same schedule.

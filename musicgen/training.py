@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from musicgen import distributed
 from musicgen.callbacks import RunCheckpoint, TimeLeft
-from musicgen.dataset import load_processed, read_index, read_recipe, read_shard, shard_files, windows, write_vocabulary
+from musicgen.dataset import (batch_count, load_processed, read_index, read_recipe, read_shard, shard_files, windows,
+                              write_vocabulary)
 from musicgen.errors import UserError
 from musicgen.files import write_json
 from musicgen.optimizer import OptimizerSettings
@@ -67,8 +68,7 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
     for shard in validation_shards:
         read_shard(shard.path, vocabulary, fields=())
     batch_size = distributed.global_batch_size(config["batch_size"], strategy)
-    steps_per_epoch = int(windows(train_shards, config["seq_len"], batch_size, vocabulary.pad_id,
-                                  shuffle=True).cardinality())
+    steps_per_epoch = batch_count(train_shards, config["seq_len"], batch_size, shuffle=True)
     local_run = (run_dir / RUN_CONFIG_FILE).exists() and (run_dir / "last.keras").exists()
     resuming = distributed.any_worker(strategy, local_run)
     if resuming and not local_run:
