@@ -5,6 +5,9 @@
     python generate.py --seed-midi tune.mid --checkpoint checkpoints/gru --length 256
     python generate.py --wav --musicxml --plot        # also audio, sheet music and a piano roll
     python generate.py --seed "mf C4.E4.G4:2@piano C2:2@bass" --instruments piano,bass,drums
+    python generate.py --condition key="D minor" --condition density=high   # a model trained on labels
+    python generate.py --infill song.mid --bars 5-8        # new bars 5-8 (a model trained with --infilling)
+    python generate.py --harmonize melody.mid              # voices under a melody (the default chorale model)
 
 Seed notation: notes with octaves (C4 is middle C; F#3, Bb2), chords joined by
 '.', R for a rest, each optionally followed by ':' and a duration in quarter
@@ -32,9 +35,20 @@ def parse_args(argv=None):
     decoding = sampling.add_arguments(parser)
     decoding.add_argument("--length", type=int, default=128, help="events to generate after the seed (default: 128)")
     decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
+    decoding.add_argument("--condition", action="append", default=[], metavar="LABEL=VALUE",
+                          help="steer a model trained on labelled music (preprocess.py --compute-labels, "
+                               "--label-from, --labels), e.g. key=\"D minor\", density=high (repeatable)")
     decoding.add_argument("--instruments", metavar="LIST",
                           help="only these instruments may be generated, e.g. piano,bass,drums (General MIDI names, "
                                "families or program numbers; for models that keep instruments)")
+    fill = parser.add_argument_group("fill in bars (runs trained on preprocess.py --infilling data)")
+    fill.add_argument("--infill", type=Path, metavar="FILE",
+                      help="a MIDI (or ABC, MusicXML) file whose --bars are written anew, leading from what comes "
+                           "before them into what comes after")
+    fill.add_argument("--bars", metavar="FIRST-LAST", help="the bars to fill, counted from 1, e.g. 5-8")
+    fill.add_argument("--harmonize", type=Path, metavar="FILE",
+                      help="keep the melody of this file (its highest note at each onset) as the top voice and "
+                           "write the voices under it")
     latent = parser.add_argument_group("latent space (vae runs)")
     latent.add_argument("--prior", action="store_true", help="sample the latent from the prior instead of encoding a seed")
     latent.add_argument("--interpolate", nargs=2, metavar=("SEED_A", "SEED_B"),
@@ -62,8 +76,18 @@ def check_args(args):
     from musicgen.audio import find_soundfont
     from musicgen.midi import check_bpm
 
-    if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior))) > 1:
-        raise UserError("give one of --seed, --seed-midi, --interpolate and --prior")
+    if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior, args.infill, args.harmonize))) > 1:
+        raise UserError("give one of --seed, --seed-midi, --infill, --harmonize, --interpolate and --prior")
+    if args.harmonize and args.strategy == "beam":
+        raise UserError("--harmonize samples under the melody; use a strategy other than beam")
+    if bool(args.infill) != bool(args.bars):
+        raise UserError("--infill FILE and --bars FIRST-LAST go together")
+    if args.infill:
+        from musicgen.infilling import parse_bars
+
+        args.bars = parse_bars(args.bars)
+        if args.strategy == "beam":
+            raise UserError("--infill samples until the bars are full; use a strategy other than beam")
     if (args.interpolate or args.prior) and args.strategy == "beam":
         raise UserError("--interpolate and --prior sample; use a strategy other than beam")
     if args.length < 1:
@@ -76,6 +100,9 @@ def check_args(args):
         raise UserError(f"--program must be a General MIDI program 0..127, got {args.program}")
     if args.bpm is not None:
         check_bpm(args.bpm, "--bpm")
+    args.conditions = parse_conditions(args.condition)
+    if args.conditions and (args.interpolate or args.prior):
+        raise UserError("--condition steers a seed's continuation; it does not apply to --interpolate or --prior")
     if args.instruments is not None:
         from musicgen.instruments import parse_instrument_list
 
@@ -83,6 +110,19 @@ def check_args(args):
     if args.wav:
         args.soundfont = find_soundfont(args.soundfont)
     return sampling.from_arguments(args)
+
+
+def parse_conditions(items):
+    """['key=D minor', 'density=high'] -> {'key': 'D minor', 'density': 'high'}."""
+    conditions = {}
+    for item in items:
+        name, separator, value = item.partition("=")
+        if not separator or not name.strip() or not value.strip():
+            raise UserError(f"--condition takes LABEL=VALUE, e.g. key=\"D minor\"; got {item!r}")
+        if name.strip() in conditions:
+            raise UserError(f"--condition gives {name.strip()} twice")
+        conditions[name.strip()] = value.strip()
+    return conditions
 
 
 def output_paths(output, run_name, count):
@@ -117,29 +157,49 @@ def main(argv=None):
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
     from musicgen.encoding import PITCH, PROGRAM, event_notes, normalise_notes
-    from musicgen.generation import latent_plan
+    from musicgen.generation import conditioned, harmonize_plan, infill_plan, latent_plan
     from musicgen.instruments import instrument_name
     from musicgen.midi import write_midi
     from musicgen.seed import Seed, seed_tokens
 
     run = registry.load_run(run_dir)
     vocabulary = run.vocabulary.restricted_to(args.instruments) if args.instruments else run.vocabulary
-    if args.interpolate or args.prior:
-        decoder, *seed = latent_plan(run, args.prior, args.interpolate, args.steps, args.random_seed)
-        seed = Seed(*seed)
+    given_from = None  # where the given music starts again after an infilled gap
+    melody = None  # the notes of a melody to harmonize
+    if args.harmonize:
+        pieces, melody, file_tempo_changes, description = harmonize_plan(
+            run, vocabulary, strategy, args.harmonize, args.conditions, len(paths), args.random_seed)
+        seed = Seed(np.zeros(0, np.int32), description, file_tempo_changes)
+        given_events, seed_steps = len(melody), 0
+    elif args.infill:
+        pieces, gap, file_tempo_changes, description = infill_plan(run, vocabulary, strategy, args.infill, args.bars,
+                                                                   args.conditions, len(paths), args.random_seed)
+        seed = Seed(np.zeros(0, np.int32), description, file_tempo_changes)
+        given_events, seed_steps, given_from = len(gap.before) + len(gap.after), gap.start, gap.start + gap.length
     else:
-        seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events, np.random.default_rng(args.random_seed))
-        decoder = run.spec.decoder(run.model, seed=args.random_seed)
-    generated = strategy.generate(decoder, vocabulary, np.tile(seed.tokens, (len(paths), 1)), args.length)
+        if args.interpolate or args.prior:
+            decoder, *seed = latent_plan(run, args.prior, args.interpolate, args.steps, args.random_seed)
+            seed = Seed(*seed)
+        else:
+            seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events,
+                               np.random.default_rng(args.random_seed))
+            seed = seed._replace(tokens=conditioned(seed.tokens, vocabulary, args.conditions))
+            decoder = run.spec.decoder(run.model, seed=args.random_seed)
+            decoder.pin(vocabulary.opening_length(seed.tokens))
+        generated = strategy.generate(decoder, vocabulary, np.tile(seed.tokens, (len(paths), 1)), args.length)
+        pieces = [vocabulary.decode(np.concatenate([seed.tokens, continuation])) for continuation in generated]
+        seed_events = vocabulary.decode(seed.tokens)
+        given_events, seed_steps = len(seed_events), sum(event.shift for event in seed_events)
+        opening = seed.tokens[1:vocabulary.opening_length(seed.tokens)]
+        description = seed.description + (f"; labels {', '.join(vocabulary.tokens[i] for i in opening)}"
+                                          if len(opening) else "")
     bpm = args.bpm or (seed.tempo_changes[0, 1] if seed.tempo_changes is not None else run.config["default_bpm"])
     tempo_changes = seed.tempo_changes if args.bpm is None else None
     tempo = f"{bpm:g} bpm" if tempo_changes is None or len(tempo_changes) == 1 else \
         f"the seed's tempo map ({len(tempo_changes)} tempos from {bpm:g} bpm)"
     spq = vocabulary.settings.steps_per_quarter
-    seed_events = vocabulary.decode(seed.tokens)
-    print(f"{run.spec.name} from {run_dir}; {seed.description}; {args.strategy} decoding")
-    for path, continuation in zip(paths, generated):
-        events = vocabulary.decode(np.concatenate([seed.tokens, continuation]))
+    print(f"{run.spec.name} from {run_dir}; {description}; {args.strategy} decoding")
+    for path, events in zip(paths, pieces):
         notes, merged, cut = normalise_notes(event_notes(events))  # one note per key at a time, as in training
         if not vocabulary.settings.instruments:
             notes[:, PROGRAM] = args.program
@@ -148,17 +208,31 @@ def main(argv=None):
         instruments = ", ".join(instrument_name(p) for p in np.unique(notes[:, PROGRAM]).tolist())
         repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
                                                          (cut, "notes cut where their key was struck again")) if count]
-        print(f"wrote {path}: {len(events)} events ({len(seed_events)} from the seed), "
+        given = "given" if args.infill or args.harmonize else "from the seed"
+        print(f"wrote {path}: {len(events)} events ({given_events} {given}), "
               f"{len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
               + "".join(f"; {r}" for r in repairs))
-        write_companions(args, path, notes, spq, bpm, seed_steps=sum(event.shift for event in seed_events),
+        write_companions(args, path, notes, spq, bpm, seed_steps=seed_steps,
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding",
-                         seconds=vocabulary.settings.timing == "seconds")
+                         seconds=vocabulary.settings.timing == "seconds", given_from=given_from,
+                         given=None if melody is None else given_notes(notes, melody))
 
 
-def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title, seconds=False):
+def given_notes(notes, melody):
+    """Which of the notes are the melody's (same onset and pitch)."""
+    import numpy as np
+
+    from musicgen.encoding import ONSET, PITCH
+
+    keys = set(zip(melody[:, ONSET].tolist(), melody[:, PITCH].tolist()))
+    return np.array([key in keys for key in zip(notes[:, ONSET].tolist(), notes[:, PITCH].tolist())], dtype=bool)
+
+
+def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title, seconds=False,
+                     given_from=None, given=None):
     """The --wav, --musicxml and --plot files of one piece, named after its MIDI file; `seconds`: the encoding
-    counts real time."""
+    counts real time; `given_from`: where given music resumes after an infilled gap; `given`: which notes were
+    given (a harmonized melody)."""
     if args.wav:
         from musicgen.audio import render_wav
 
@@ -173,7 +247,8 @@ def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps,
     if args.plot:
         from musicgen.plots import plot_piano_roll
 
-        plot_piano_roll(midi_path.with_suffix(".png"), notes, steps_per_quarter, seed_steps, title, seconds)
+        plot_piano_roll(midi_path.with_suffix(".png"), notes, steps_per_quarter, seed_steps, title, seconds,
+                        given_from, given)
         print(f"  {midi_path.with_suffix('.png')}")
 
 

@@ -6,6 +6,7 @@
     python preprocess.py --report                         # also report.png, an overview of the corpus
     python preprocess.py --corpus bach --melody-only --folds 10 --output data/bach-folds  # for crossval.py
     python preprocess.py --input ../maestro --timing seconds --velocity-bins 16   # override the corpus' choice
+    python preprocess.py --input ../by_composer --label-from folders=composer --compute-labels key,density
 
 With no encoding flags the corpus decides (musicgen/encoding_choice.py):
 performances (most onsets off the beat grid) get 10 ms steps, shifts up to 1 s
@@ -74,6 +75,26 @@ def parse_args(argv=None):
                                "better for the transformer on the Bach chorales; 1024 was the default before)")
     encoding.add_argument("--min-chord-count", type=int, default=2,
                           help="a chord needs this many occurrences in training data to get a token (default: 2)")
+    labels = parser.add_argument_group("labels: control tokens at the start of each piece, for generate.py --condition")
+    labels.add_argument("--label-from", metavar="folders[=NAME]",
+                        help="label each file by the first folder below its --input: data/chopin/x.mid -> "
+                             "folder=chopin (or NAME=chopin)")
+    labels.add_argument("--label-pattern", action="append", default=[], metavar="NAME=REGEX",
+                        help="label each file by the start of its name that REGEX matches (its first group if it "
+                             "has one), e.g. 'style=^(jigs|reels|waltzes)' (repeatable)")
+    labels.add_argument("--labels", type=Path, metavar="CSV",
+                        help="a CSV with a column naming each file (midi_filename, filename, file or path) and "
+                             "label columns, e.g. MAESTRO's maestro-v3.0.0.csv")
+    labels.add_argument("--label-columns", metavar="LIST", help="the --labels columns to use, e.g. canonical_composer")
+    labels.add_argument("--label-file-column", metavar="NAME", help="the --labels column naming each file")
+    labels.add_argument("--compute-labels", metavar="LIST",
+                        help="labels measured on the music: any of key (estimated from the notes), tempo (slow "
+                             "below 76 bpm, moderate, fast from 120), density (thirds of the training pieces' "
+                             "notes per quarter)")
+    parser.add_argument("--infilling", action="store_true",
+                        help="add the fill-in-the-middle markers to the vocabulary, so that models trained on it "
+                             "learn to fill in bars (generate.py --infill); half the training windows are "
+                             "then shown in that order")
     split = parser.add_argument_group("splits and augmentation")
     split.add_argument("--val-fraction", type=float, help="share of pieces for validation (default: 0.1)")
     split.add_argument("--test-fraction", type=float, help="share of pieces for test (default: 0.1)")
@@ -172,6 +193,30 @@ def collect_files(args):
     return files
 
 
+def collect_labels(args, files):
+    """{file: {label: value}} from --label-from, --label-pattern and --labels (musicgen/labels.py)."""
+    from musicgen import labels
+
+    sources = []
+    if args.label_from:
+        kind, _, name = args.label_from.partition("=")
+        if kind != "folders":
+            raise UserError(f"--label-from takes folders or folders=NAME, got {args.label_from!r}")
+        if not args.input:
+            raise UserError("--label-from folders needs --input folders to name the labels after")
+        sources.append(labels.folder_labels(files, args.input, labels.check_name(name or "folder", "--label-from")))
+    sources += [labels.pattern_labels(files, spec) for spec in args.label_pattern]
+    if args.labels or args.label_columns:
+        if not (args.labels and args.label_columns):
+            raise UserError("--labels and --label-columns go together: the CSV and which of its columns to use")
+        columns = [c.strip() for c in args.label_columns.split(",") if c.strip()]
+        found, unlisted = labels.csv_labels(files, args.labels, columns, args.label_file_column)
+        if unlisted:
+            print(f"{len(unlisted)} files are not listed in {args.labels} and get no label from it, e.g. {unlisted[0]}")
+        sources.append(found)
+    return labels.merge(*sources)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.workers < 1:
@@ -190,8 +235,15 @@ def main(argv=None):
     recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None,
                                            args.sustain_pedal),
                     args.melody_only, args.max_silence)
+    computed = ()
+    if args.compute_labels:
+        from musicgen.labels import parse_computed
+
+        computed = parse_computed(args.compute_labels)
+    files = collect_files(args)
     config = PreprocessConfig(
-        files=collect_files(args), output=args.output, settings=request, recipe=recipe,
+        files=files, output=args.output, settings=request, recipe=recipe,
+        labels=collect_labels(args, files), computed_labels=computed, infilling=args.infilling,
         val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
         test_fraction=0.1 if args.test_fraction is None else args.test_fraction,
         split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,
@@ -215,6 +267,10 @@ def main(argv=None):
     print(f"{summary['events']} events; pieces per split: {splits}; vocabulary {summary['vocabulary_size']} tokens "
           f"({summary['chords_in_vocabulary']} chords); {summary['clipped_notes']} notes clipped to --max-duration; "
           f"{summary['shards']} shard files; {summary['seconds']} s")
+    if summary["labels"]:
+        print("labels (values): " + ", ".join(f"{name} ({count})" for name, count in summary["labels"].items())
+              + ("; density: low below {:.2f}, high from {:.2f} notes per quarter".format(*summary["density_edges"])
+                 if summary["density_edges"] else ""))
     if args.report:
         print(f"corpus overview in {write_report(args.output)}")
     if summary["pieces_per_split"]["validation"] == 0:

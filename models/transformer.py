@@ -12,7 +12,9 @@ TransformerDecoder keeps every layer's keys and values in a fixed-size cache, so
 each new token costs one step through the blocks. When the cache is full it
 re-primes: it reruns the model on the most recent `keep` tokens (3/4 of the
 context) and goes on from there, so the model never sees a longer context than it
-was trained on, and generation can go on for any length.
+was trained on, and generation can go on for any length. Pinned tokens (a
+piece's <start> and labels, see Decoder.pin) stay in front of those, as in
+training (musicgen.dataset.pin_controls).
 """
 
 import math
@@ -194,8 +196,9 @@ def build(vocabulary_size, hp):
 class TransformerDecoder(Decoder):
     """Per-layer key/value caches of `context` slots; re-primes from the last `keep` tokens when full.
 
-    The state is (tokens held in the cache, [(keys, values) per block]). The
-    logits of every step equal a full run of the model over the tokens held.
+    The state is (tokens held in the cache, [(keys, values) per block], pinned
+    tokens). The logits of every step equal a full run of the model over the
+    tokens held.
     """
 
     def __init__(self, model, seed=None, *, context=None, keep=None):  # deterministic: `seed` is unused
@@ -207,6 +210,7 @@ class TransformerDecoder(Decoder):
         self.keep = min(keep or max(1, self.context * 3 // 4), self.context - 1) if self.context > 1 else 1
         self._prime = tf.function(self._prime_graph, reduce_retracing=True)
         self._step = tf.function(self._step_graph, reduce_retracing=True)
+        self.pinned = 0
 
     def _head(self, x):
         return self.logits(self.final_norm(x))
@@ -229,24 +233,38 @@ class TransformerDecoder(Decoder):
             new_caches.append((keys, values))
         return self._head(x[:, 0]), new_caches
 
+    def pin(self, count):
+        self.pinned = min(count, self.keep - 1)
+
     def start(self, prompt):
-        held = np.asarray(prompt, dtype=np.int32)[:, -self.context:]
+        prompt = np.asarray(prompt, dtype=np.int32)
+        pinned = prompt[:, :self.pinned]
+        return self._restart(self._recent(prompt, pinned, self.context), pinned)
+
+    @staticmethod
+    def _recent(held, pinned, size):
+        """At most `size` tokens: the pinned ones, then the most recent."""
+        if held.shape[1] <= size:
+            return held
+        return np.concatenate([pinned, held[:, held.shape[1] - (size - pinned.shape[1]):]], axis=1)
+
+    def _restart(self, held, pinned):
         logits, caches = self._prime(tf.constant(held))
-        return logits.numpy().astype(np.float64), (held, caches)
+        return logits.numpy().astype(np.float64), (held, caches, pinned)
 
     def step(self, tokens, state):
-        held, caches = state
+        held, caches, pinned = state
         tokens = np.asarray(tokens, dtype=np.int32)
         held = np.concatenate([held, tokens[:, None]], axis=1)
-        if held.shape[1] > self.context:  # cache full: start again from the most recent tokens
-            return self.start(held[:, -self.keep:])
+        if held.shape[1] > self.context:  # cache full: start again from the pinned and the most recent tokens
+            return self._restart(self._recent(held, pinned, self.keep), pinned)
         index = tf.constant(held.shape[1] - 1, dtype=tf.int32)
         logits, caches = self._step(tf.constant(tokens), caches, index)
-        return logits.numpy().astype(np.float64), (held, caches)
+        return logits.numpy().astype(np.float64), (held, caches, pinned)
 
     def reorder(self, state, rows):
-        held, caches = state
-        return held[rows], [(tf.gather(keys, rows), tf.gather(values, rows)) for keys, values in caches]
+        held, caches, pinned = state
+        return held[rows], [(tf.gather(keys, rows), tf.gather(values, rows)) for keys, values in caches], pinned[rows]
 
 
 SPEC = ModelSpec(

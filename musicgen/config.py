@@ -18,10 +18,18 @@ TRAINING_DEFAULTS = {
     "clipnorm": 0.0,  # gradients clipped to this norm (0: not clipped)
     "patience": 5,  # epochs without validation improvement before stopping
     "random_seed": 0,  # weights, window order and dropout
+    # The share of training windows shown without their labels' control tokens, so that a model trained on a
+    # labelled corpus also plays unconditioned (only where the data has labels).
+    "label_dropout": 0.2,
+    # The share of training windows put in fill-in-the-middle order, where the data has the infilling markers
+    # (preprocess.py --infilling); the others keep teaching plain continuation.
+    "infill_rate": 0.5,
 }
 SCHEDULES = ("constant", "cosine")
 # What runs made before these settings existed trained with.
 BEFORE_OPTIMIZER_SETTINGS = {"schedule": "constant", "warmup_steps": 0, "weight_decay": 0.0, "clipnorm": 0.0}
+# Runs made before labels and infilling had neither to drop or rearrange; any value reads the same.
+BEFORE_LABELS = {"label_dropout": 0.2, "infill_rate": 0.5}
 # Changing these between runs does not change what the model is, so a resume may change them.
 RESUMABLE_CHANGES = {"epochs", "patience"}
 
@@ -100,15 +108,18 @@ def resolve_config(spec, config_file=None, overrides=None):
     for key in ("warmup_steps", "weight_decay", "clipnorm"):
         if config[key] < 0:
             raise UserError(f"{key} must be 0 or more, got {config[key]}")
+    for key in ("label_dropout", "infill_rate"):
+        if not 0 <= config[key] <= 1:
+            raise UserError(f"{key} must be in [0, 1], got {config[key]}")
     return config
 
 
 def upgrade(config):
     """A stored config in today's names: runs made before `seed` became `random_seed` stay resumable, and runs
-    made before the optimizer settings say how they trained."""
+    made before the optimizer settings (or labels) say how they trained."""
     if "seed" in config and "random_seed" not in config:
         config = {("random_seed" if key == "seed" else key): value for key, value in config.items()}
-    return {**BEFORE_OPTIMIZER_SETTINGS, **config}
+    return {**BEFORE_OPTIMIZER_SETTINGS, **BEFORE_LABELS, **config}
 
 
 def _coerce(key, value, default, origin):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.encoding import Vocabulary
+from musicgen.encoding import FILL, HOLE, KINDS, Vocabulary
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_user_json, write_json
 from musicgen.recipe import Recipe
@@ -252,7 +252,89 @@ def batch_count(shards, seq_len, batch_size, shuffle):
     return math.ceil(sum(counts) / batch_size)
 
 
-def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
+@dataclasses.dataclass(frozen=True)
+class ControlPrefix:
+    """How windows keep each piece's control tokens (its labels) in view; see pin_controls."""
+
+    start_id: int
+    pad_id: int
+    is_control: np.ndarray  # bool per token id
+    dropout: float = 0.0  # the share of training windows whose controls are all left out
+
+    @classmethod
+    def of(cls, vocabulary, dropout=0.0):
+        """The ControlPrefix of a vocabulary with control tokens, else None."""
+        if not vocabulary.is_control.any():
+            return None
+        return cls(vocabulary.start_id, vocabulary.pad_id, vocabulary.is_control, dropout)
+
+
+def pin_controls(tokens, starts, length, prefix, rng=None):
+    """Windows of `length` tokens from `tokens` at `starts`, each opening with its piece's <start> and controls,
+    and the number of leading targets (window[1:]) that are not to be learned.
+
+    A window that begins inside a piece after its controls becomes <start>, the controls, then the piece from
+    the window's start on: the labels stay in view however far into the piece a window lies, as they do for
+    generate.py (TransformerDecoder.pin). The target right after that prefix (a token cut from its event)
+    and the controls themselves carry no loss. With `rng`, a share `prefix.dropout` of the windows have every
+    control taken out instead, so one model also learns to play without labels.
+    """
+    piece_starts = np.flatnonzero(tokens == prefix.start_id)
+    controls = prefix.is_control[tokens]
+    windows = np.empty((len(starts), length), dtype=np.int32)
+    unlearned = np.zeros(len(starts), dtype=np.int64)
+    for row, begin in enumerate(starts.tolist()):
+        if rng is not None and rng.random() < prefix.dropout:
+            ahead = slice(begin, begin + 2 * length)  # a window's worth of tokens, and room for the controls dropped
+            kept = tokens[ahead][~controls[ahead]][:length]
+            windows[row] = np.concatenate([kept, np.full(length - len(kept), prefix.pad_id, np.int32)])
+            continue
+        owner = np.searchsorted(piece_starts, begin, side="right") - 1
+        opening = piece_starts[owner] if owner >= 0 else -1
+        end_of_controls = opening + 1
+        while opening >= 0 and end_of_controls < len(tokens) and controls[end_of_controls]:
+            end_of_controls += 1
+        if opening < 0 or begin < end_of_controls or end_of_controls == opening + 1:
+            windows[row] = tokens[begin: begin + length]
+            continue
+        pinned = tokens[opening:end_of_controls]
+        windows[row] = np.concatenate([pinned, tokens[begin: begin + length - len(pinned)]])
+        unlearned[row] = len(pinned)
+    return windows, unlearned
+
+
+@dataclasses.dataclass(frozen=True)
+class Infilling:
+    """How a share of training windows is put in fill-in-the-middle order; see fill_in_the_middle."""
+
+    hole_id: int
+    fill_id: int
+    ends_event: np.ndarray  # bool per token id: shift tokens, after which a new event begins
+    rate: float  # the share of training windows rearranged
+
+    @classmethod
+    def of(cls, vocabulary, rate):
+        """The Infilling of a vocabulary with the infilling markers, else None."""
+        if not vocabulary.infilling:
+            return None
+        return cls(vocabulary.index[HOLE], vocabulary.index[FILL], vocabulary.kinds == KINDS.index("shift"), rate)
+
+
+def fill_in_the_middle(window, skip, infilling, rng):
+    """`window` with its tokens after the first `skip` (a pinned prefix) rearranged as
+    before <hole> after <fill> middle, as long as it was (its last two tokens make room for the markers), the
+    middle being a run of whole events drawn at random; None where the window holds fewer than three event
+    boundaries."""
+    body = window[skip: len(window) - 2]
+    boundaries = np.flatnonzero(infilling.ends_event[body[:-1]]) + 1
+    if len(boundaries) < 3:
+        return None
+    first, second = np.sort(rng.choice(boundaries, 2, replace=False))
+    return np.concatenate([window[:skip], body[:first], [infilling.hole_id], body[second:], [infilling.fill_id],
+                           body[first:second]]).astype(np.int32)
+
+
+def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, infilling=None):
     """Batches of (inputs, targets, weights) cut on the fly from token arrays, streamed one shard at a time.
 
     `shards` are ShardFiles (each read when its turn comes, so a corpus need not
@@ -261,7 +343,10 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
     a few at a time, and cuts about len(tokens) / seq_len windows from each at
     random offsets, mixed in a buffer of SHUFFLE_WINDOWS; unshuffled, the windows
     tile each shard in order. Arrays shorter than one window are padded, and
-    padding gets weight 0 in the loss and the metrics.
+    padding gets weight 0 in the loss and the metrics. With a ControlPrefix,
+    every window keeps its piece's controls in view (pin_controls), and control
+    tokens are never targets. With an Infilling, a share of the training windows
+    is in fill-in-the-middle order (fill_in_the_middle), learned throughout.
     """
     import tensorflow as tf  # here, not at the top: preprocessing reads this module and needs no TensorFlow
 
@@ -273,16 +358,30 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
         tokens = read_tokens(shard.path) if isinstance(shard, ShardFile) else np.asarray(shard, dtype=np.int32)
         tokens = np.concatenate([tokens, np.full(lengths[index] - len(tokens), pad_id, np.int32)])
         last_start = len(tokens) - seq_len - 1
+        random = np.random.default_rng(random_seed & (2**63 - 1)) if shuffle else None
         if shuffle:
-            random = np.random.default_rng(random_seed & (2**63 - 1))
             starts = random.integers(0, last_start + 1, _window_count(len(tokens), seq_len, shuffle))
         else:
             starts = np.arange(_window_count(len(tokens), seq_len, shuffle)) * seq_len
-        return tokens[starts[:, None] + np.arange(seq_len + 1)]
+        if prefix is None:
+            cut, unlearned = tokens[starts[:, None] + np.arange(seq_len + 1)], np.zeros(len(starts), np.int64)
+        else:
+            cut, unlearned = pin_controls(tokens, starts, seq_len + 1, prefix, random)
+        if infilling is not None and shuffle:
+            for row in np.flatnonzero(random.random(len(cut)) < infilling.rate):
+                rearranged = fill_in_the_middle(cut[row], unlearned[row], infilling, random)
+                if rearranged is not None:
+                    cut[row] = rearranged
+        targets = cut[:, 1:]
+        learned = (targets != pad_id) & (np.arange(seq_len)[None, :] >= unlearned[:, None])
+        if prefix is not None:
+            learned &= ~prefix.is_control[targets]
+        return cut, learned.astype(np.float32)
 
     def shard_windows(index, random_seed):
-        cut = tf.numpy_function(cut_windows, [index, random_seed], tf.int32, stateful=False)
-        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(cut, [None, seq_len + 1]))
+        cut, weights = tf.numpy_function(cut_windows, [index, random_seed], (tf.int32, tf.float32), stateful=False)
+        return tf.data.Dataset.from_tensor_slices((tf.ensure_shape(cut, [None, seq_len + 1]),
+                                                   tf.ensure_shape(weights, [None, seq_len])))
 
     order = tf.data.Dataset.range(len(shards))
     if shuffle:
@@ -294,9 +393,8 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0):
     else:
         cut = order.flat_map(lambda index: shard_windows(index, tf.constant(0, tf.int64)))
 
-    def as_example(window):
-        targets = window[:, 1:]
-        return window[:, :-1], targets, tf.cast(targets != pad_id, tf.float32)
+    def as_example(window, weights):
+        return window[:, :-1], window[:, 1:], weights
 
     batches = batch_count(shards, seq_len, batch_size, shuffle)
     return (cut.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))

@@ -28,6 +28,11 @@ class Decoder:
     def reorder(self, state, rows):
         raise NotImplementedError
 
+    def pin(self, count):
+        """Keep the first `count` tokens of the prompt (a piece's <start> and its labels' control tokens) in view
+        however long generation goes on. Decoders whose state holds the whole past (recurrent ones) see them
+        anyway; those that forget the distant past override this."""
+
 
 class WindowDecoder(Decoder):
     """Reruns the whole model over the last `context` tokens for every new token.
@@ -38,17 +43,27 @@ class WindowDecoder(Decoder):
     def __init__(self, model, context):
         self.model = model
         self.context = context
+        self.pinned = 0
+
+    def pin(self, count):
+        self.pinned = min(count, self.context - 1)
+
+    def _trim(self, window):
+        """The last `context` tokens, the pinned ones first."""
+        if window.shape[1] <= self.context:
+            return window
+        return np.concatenate([window[:, :self.pinned], window[:, window.shape[1] - self.context + self.pinned:]],
+                              axis=1)
 
     def _logits(self, window):
-        window = window[:, -self.context:]
         return keras.ops.convert_to_numpy(self.model(window, training=False))[:, -1].astype(np.float64)
 
     def start(self, prompt):
-        prompt = np.asarray(prompt, dtype=np.int32)
-        return self._logits(prompt), prompt
+        window = self._trim(np.asarray(prompt, dtype=np.int32))
+        return self._logits(window), window
 
     def step(self, tokens, state):
-        window = np.concatenate([state, np.asarray(tokens, dtype=np.int32)[:, None]], axis=1)[:, -self.context:]
+        window = self._trim(np.concatenate([state, np.asarray(tokens, dtype=np.int32)[:, None]], axis=1))
         return self._logits(window), window
 
     def reorder(self, state, rows):

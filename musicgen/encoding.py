@@ -29,6 +29,21 @@ The vocabulary stays compact: 128 single-note tokens, the most common chords of
 the training split, and one token per duration and per shift value. A chord
 outside the vocabulary is written as its notes, one event each with shift 0, so
 encoding is lossless either way (up to durations clipped at the maximum).
+
+A corpus with labels (musicgen/labels.py) adds one control token per label,
+`name=value`, right after <start>, in the vocabulary's order:
+
+    <start> density=high key=D minor C4 dur:4 shift:4 ...
+
+Controls are never generated: they come from the user (generate.py --condition).
+
+A vocabulary made for infilling (preprocess.py --infilling) has two markers
+more, for the fill-in-the-middle order that language models use (Bavarian et
+al. 2022): a passage is trained, and asked for, as
+
+    <start> [controls] before <hole> after <fill> middle
+
+so a model that only reads left to right writes the middle knowing what follows it.
 """
 
 import copy
@@ -50,9 +65,11 @@ _LETTER_TO_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 1
 
 PAD, START, END, REST = "<pad>", "<start>", "<end>", "R"
 SPECIAL_TOKENS = [PAD, START, END, REST]
+HOLE, FILL = "<hole>", "<fill>"  # the infilling markers (see the module docstring)
 
 # Token kinds, and which kinds may follow which (the event grammar).
-KINDS = ["pad", "start", "end", "rest", "note", "chord", "duration", "shift", "instrument", "velocity"]
+KINDS = ["pad", "start", "end", "rest", "note", "chord", "duration", "shift", "instrument", "velocity", "control",
+         "hole", "fill"]
 _EVENT_KINDS = ("rest", "note", "chord")
 _PITCHED_KINDS = ("note", "chord")
 
@@ -62,6 +79,11 @@ NOTE_COLUMNS = 5
 DEFAULT_VELOCITY = 80  # for notes that have none (scores), and what a model without velocities plays at
 DRUMS = 128  # the PROGRAM of drum-kit notes (MIDI channel 10), apart from the 128 General MIDI programs
 INSTRUMENT_PREFIX, VELOCITY_PREFIX = "inst:", "vel:"
+CONTROL_SEPARATOR = "="  # control tokens are label=value; no other token holds "="
+
+
+def control_token(name, value):
+    return f"{name}{CONTROL_SEPARATOR}{value}"
 
 
 def pitch_name(pitch):
@@ -375,6 +397,8 @@ class Vocabulary:
                 self.strikes[index, list(self._pitches_of(token))] = True
         self.moves_on = np.array([KINDS[k] == "start" or (KINDS[k] == "shift" and token != "shift:0")
                                   for token, k in zip(self.tokens, self.kinds)])
+        self.shift_steps = np.array([int(token[len("shift:"):]) if KINDS[k] == "shift" else 0
+                                     for token, k in zip(self.tokens, self.kinds)], dtype=np.int64)
         # The velocity token of each MIDI velocity 0..127, looked up per event when encoding.
         bins = settings.velocity_bins
         middles = bin_velocity(velocity_bin(np.arange(128), bins), bins).tolist() if bins else []
@@ -410,7 +434,8 @@ class Vocabulary:
         event_start = (("instrument",) if settings.instruments else pitched) + ("rest", "end")
         return {
             "pad": ("start",),
-            "start": event_start,
+            "start": event_start + ("control",),
+            "control": event_start + ("control",),
             "shift": event_start,
             "instrument": pitched,
             "velocity": _PITCHED_KINDS,
@@ -419,11 +444,14 @@ class Vocabulary:
             "chord": ("duration",),
             "duration": ("shift",),
             "end": ("start",),
+            "hole": event_start,
+            "fill": event_start,
         }
 
     @classmethod
-    def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2):
-        """The vocabulary for `settings`, with the most frequent chords of the training data."""
+    def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2, controls=(), infilling=False):
+        """The vocabulary for `settings`, with the most frequent chords of the training data, the infilling
+        markers if asked for, and the control tokens `controls` (label=value strings), last and sorted."""
         chords = [c for c, n in sorted(chord_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_chord_count]
         tokens = list(SPECIAL_TOKENS)
         tokens += [pitch_name(p) for p in range(128)]
@@ -435,7 +463,9 @@ class Vocabulary:
         if settings.velocity_bins:
             tokens += [f"{VELOCITY_PREFIX}{v}" for v in bin_velocity(np.arange(settings.velocity_bins),
                                                                        settings.velocity_bins).tolist()]
-        return cls(tokens, settings)
+        if infilling:
+            tokens += [HOLE, FILL]
+        return cls(tokens + sorted(set(controls)), settings)
 
     def __len__(self):
         return len(self.tokens)
@@ -453,10 +483,15 @@ class Vocabulary:
         return self.index[END]
 
     def _kind_of(self, token):
-        if token in (PAD, START, END):
+        if token in (PAD, START, END, HOLE, FILL):
             return token.strip("<>")
         if token == REST:
             return "rest"
+        if CONTROL_SEPARATOR in token:
+            name, _, value = token.partition(CONTROL_SEPARATOR)
+            if not name or not value:
+                raise UserError(f"vocabulary control token {token!r} must read label=value")
+            return "control"
         if token.startswith(INSTRUMENT_PREFIX):
             self._value_of(token)
             return "instrument"
@@ -495,6 +530,52 @@ class Vocabulary:
     def kind(self, token_id):
         return KINDS[self.kinds[token_id]]
 
+    @property
+    def controls(self):
+        """{label: [values]} of the control tokens, in vocabulary order."""
+        labels = {}
+        for token, kind in zip(self.tokens, self.kinds):
+            if KINDS[kind] == "control":
+                name, _, value = token.partition(CONTROL_SEPARATOR)
+                labels.setdefault(name, []).append(value)
+        return labels
+
+    @property
+    def infilling(self):
+        """Whether the vocabulary has the infilling markers."""
+        return HOLE in self.index
+
+    @property
+    def is_control(self):
+        """Boolean per token id: whether it is a control token."""
+        return self.kinds == KINDS.index("control")
+
+    def opening_length(self, ids):
+        """How many tokens open `ids` as a piece: <start> and the control tokens after it (0 without <start>)."""
+        ids = np.asarray(ids)
+        if not len(ids) or ids[0] != self.start_id:
+            return 0
+        rest = ~self.is_control[ids[1:]]
+        return 1 + (int(np.argmax(rest)) if rest.any() else len(ids) - 1)
+
+    def control_ids(self, conditions):
+        """{label: value} -> the control token ids, in vocabulary order; unknown labels and values are refused
+        with the known ones (matched without regard to case)."""
+        known = self.controls
+        if conditions and not known:
+            raise UserError("this model was trained without labels, so it takes no --condition "
+                            "(label a corpus with preprocess.py --label-from, --labels or --compute-labels)")
+        ids = []
+        for name, value in conditions.items():
+            if name not in known:
+                raise UserError(f"unknown label {name!r}; this model knows: {', '.join(known)}")
+            matches = [v for v in known[name] if v.lower() == str(value).strip().lower()]
+            if not matches:
+                raise UserError(f"{name}={value!r} was never seen in training; known values of {name}: "
+                                f"{', '.join(known[name])}")
+            ids.append(self.index[control_token(name, matches[0])])
+        return sorted(ids)
+
     def hash(self):
         """A short fingerprint of tokens and settings: checkpoints record it to catch mismatches."""
         payload = json.dumps({"tokens": self.tokens, "settings": self.settings.to_json()}, sort_keys=True)
@@ -523,9 +604,10 @@ class Vocabulary:
             raise UserError("vocabulary hash does not match its tokens (the file was edited or damaged)")
         return vocabulary
 
-    def encode(self, events, start=True, end=True):
-        """Events -> token ids. Chords outside the vocabulary must already be split (notes_to_events does)."""
-        ids = [self.start_id] if start else []
+    def encode(self, events, start=True, end=True, controls=()):
+        """Events -> token ids, with the `controls` ids after <start>. Chords outside the vocabulary must already be
+        split (notes_to_events does)."""
+        ids = ([self.start_id] if start else []) + sorted(controls)
         for event in events:
             if event.pitches:
                 if self.settings.instruments:
@@ -539,10 +621,10 @@ class Vocabulary:
             ids.append(self.end_id)
         return np.array(ids, dtype=np.int32)
 
-    def encode_notes(self, notes):
+    def encode_notes(self, notes, controls=()):
         """Notes -> (token ids of the whole piece, number of events, number of clipped notes)."""
         events, clipped = notes_to_events(notes, self.settings, self.chords)
-        return self.encode(events), len(events), clipped
+        return self.encode(events, controls=controls), len(events), clipped
 
     def velocity_of_bin(self, velocity):
         """The velocity a note of MIDI velocity `velocity` is encoded with: its bin's middle."""

@@ -99,7 +99,7 @@ def describe_pieces(split, vocabulary):
         end = max([int(sum(event.shift for event in events))]
                   + [int(onset + duration) for onset, duration, *_ in events_to_notes(events)])
         quarters = end / steps_per_quarter
-        rows.append({"source": str(split.sources[index]), "tokens": len(piece) - 1,
+        rows.append({"source": str(split.sources[index]), "tokens": int((~vocabulary.is_control[piece[1:]]).sum()),
                      "notes": sum(len(event.pitches) for event in events), "events": len(events),
                      "quarters": quarters, "seconds": quarters * 60.0 / float(split.tempos[index])})
     return pd.DataFrame(rows)
@@ -108,7 +108,7 @@ def describe_pieces(split, vocabulary):
 def likelihood_table(decoder, split, vocabulary, descriptions=None):
     """describe_pieces' rows with each piece's total NLL (nats), correct guesses, and tokens and NLL per token group.
 
-    Totals, not means, so that any normalisation (per token, note, second or
+    A piece's control tokens (its labels) are given, not predicted: they count in no total. Totals, not means, so that any normalisation (per token, note, second or
     token group) is a ratio of two columns summed over the pieces wanted.
     """
     pieces = [split.piece(i) for i in range(len(split))]
@@ -117,8 +117,9 @@ def likelihood_table(decoder, split, vocabulary, descriptions=None):
     columns = {"nll_nats": [], "correct": [], **{f"{g}_{c}": [] for g in TOKEN_GROUPS for c in ("tokens", "nll_nats")}}
     for piece, (log_probabilities, correct) in zip(pieces, score_pieces(decoder, pieces, vocabulary.pad_id)):
         kinds = vocabulary.kinds[piece[1:]]
-        columns["nll_nats"].append(-log_probabilities.sum())
-        columns["correct"].append(int(correct.sum()))
+        predicted = ~vocabulary.is_control[piece[1:]]
+        columns["nll_nats"].append(-log_probabilities[predicted].sum())
+        columns["correct"].append(int(correct[predicted].sum()))
         for group, members in group_kinds.items():
             selected = np.isin(kinds, members)
             columns[f"{group}_tokens"].append(int(selected.sum()))
@@ -172,6 +173,7 @@ def generate_pieces(decoder, vocabulary, prompts, length, strategy):
     for size in sorted({len(prompt) for prompt in prompts}):
         rows = [index for index, prompt in enumerate(prompts) if len(prompt) == size]
         batch = np.stack([prompts[index] for index in rows])
+        decoder.pin(min(vocabulary.opening_length(prompt) for prompt in batch))
         for index, continuation in zip(rows, strategy.generate(decoder, vocabulary, batch, length)):
             pieces[index] = vocabulary.decode(continuation)
     return pieces

@@ -1,9 +1,66 @@
-"""What generating with a run needs beyond a seed: the decoder, including those of a model's latent space."""
+"""What generating with a run needs beyond a seed: labels, infilling, harmonization and latent spaces."""
+
+import dataclasses
 
 import numpy as np
 
 from musicgen.errors import UserError
 from musicgen.seed import parse_seed
+
+
+def conditioned(tokens, vocabulary, conditions):
+    """A prompt's tokens opening with <start> and the control tokens of `conditions` ({label: value}, checked
+    against the vocabulary) instead of any it had; unchanged without conditions."""
+    if not conditions:
+        return tokens
+    controls = vocabulary.control_ids(conditions)
+    tokens = np.asarray(tokens, dtype=np.int32)
+    body = tokens[vocabulary.opening_length(tokens):] if len(tokens) and tokens[0] == vocabulary.start_id else tokens
+    return np.concatenate([[vocabulary.start_id], controls, body]).astype(np.int32)
+
+
+def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random_seed=None):
+    """([events of each filled piece], Gap, the file's tempo map, description): `count` fillings of bars
+    (first, last) of the music file at `path` (musicgen/infilling.py)."""
+    from musicgen import infilling
+
+    grid, time_signature = run.recipe.read_first(path, vocabulary.settings, "--infill")
+    notes, tempo_changes = grid.notes, grid.tempo_changes
+    settings = vocabulary.settings
+    gap = infilling.split_at(notes, vocabulary, *bars, infilling.steps_per_bar(time_signature,
+                                                                               settings.steps_per_quarter))
+    controls = vocabulary.control_ids(conditions)
+    middle_tokens = len(vocabulary.encode(gap.middle, start=False, end=False))
+    prompt = infilling.prompt(vocabulary, gap, controls, run.config["config"]["seq_len"], middle_tokens)
+    decoder = run.spec.decoder(run.model, seed=random_seed)
+    decoder.pin(1 + len(controls))
+    # Events at one onset do not move time on, so the cap only stops a model that never would.
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), num_events=gap.length * 8 + 64,
+                                  until_steps=gap.length)
+    pieces = [gap.before + infilling.fit_middle(vocabulary.decode(tokens), gap.length, settings) + gap.after
+              for tokens in generated]
+    labels = f"; labels {', '.join(vocabulary.tokens[i] for i in controls)}" if controls else ""
+    return pieces, gap, tempo_changes, f"bars {bars[0]}-{bars[1]} of {path} filled in{labels}"
+
+
+def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_seed=None):
+    """([events of each harmonization], the melody's notes, the file's tempo map, description): `count` pieces
+    whose top voice is the melody of the music file at `path` (its highest note at each onset; see
+    musicgen/harmonize.py)."""
+    from musicgen.harmonize import MelodyConstraint
+
+    grid, _ = dataclasses.replace(run.recipe, melody_only=True).read_first(path, vocabulary.settings, "--harmonize")
+    prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
+    decoder = run.spec.decoder(run.model, seed=random_seed)
+    decoder.pin(vocabulary.opening_length(prompt))
+    constraint = MelodyConstraint(vocabulary, grid.notes, count)
+    # Each melody note takes one event and the voices under it a few more: the cap only stops a model that never would.
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), len(grid.notes) * 16 + 64,
+                                  constraint=constraint)
+    pieces = [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated]
+    opening = prompt[1:]
+    labels = f"; labels {', '.join(vocabulary.tokens[i] for i in opening)}" if len(opening) else ""
+    return pieces, grid.notes, grid.tempo_changes, f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels}"
 
 
 def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):

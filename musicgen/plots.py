@@ -44,13 +44,16 @@ def plot_history(history, path):
     save_figure(figure, path)
 
 
-def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title="", seconds=False):
+def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title="", seconds=False, given_from=None,
+                    given=None):
     """Notes (onset, duration, pitch[, velocity, program] in grid steps) as bars over time: quarter notes, or
     with `seconds` (an encoding in real time, whose "quarter" is half a second) seconds.
 
     The seed's notes are grey, behind a line (a note belongs to the seed when it
     starts before `seed_steps`); the others take a colour per instrument, named in
-    the legend, and the louder a note the darker its bar.
+    the legend, and the louder a note the darker its bar. With `given_from` (an
+    infilled piece), the notes from that step on are given too, behind a second line; `given`, a mask of the
+    notes, says which were given wherever they lie (a harmonized melody).
     """
     from musicgen.instruments import instrument_name
 
@@ -61,10 +64,12 @@ def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title="", seco
     figure, axis = plt.subplots(figsize=(12, 4.5))
     steps_per_unit = 2 * steps_per_quarter if seconds else steps_per_quarter
     times = notes[:, :2] / steps_per_unit
-    in_seed = notes[:, ONSET] < seed_steps
+    in_seed = (notes[:, ONSET] < seed_steps) | (given_from is not None and notes[:, ONSET] >= given_from)
+    if given is not None:
+        in_seed = np.asarray(given, dtype=bool)
     loudness = 0.35 + 0.65 * notes[:, VELOCITY] / 127
     programs = np.unique(notes[~in_seed, PROGRAM]).tolist()
-    layers = [(in_seed, "#9a9a9a", "seed")]
+    layers = [(in_seed, "#9a9a9a", "seed" if given_from is None and given is None else "given")]
     layers += [((~in_seed) & (notes[:, PROGRAM] == program), colour,
                 "generated" if len(programs) == 1 else instrument_name(program))
                for program, colour in zip(programs, INSTRUMENT_COLOURS * (len(programs) // len(INSTRUMENT_COLOURS) + 1))]
@@ -72,9 +77,10 @@ def plot_piano_roll(path, notes, steps_per_quarter, seed_steps=0, title="", seco
         if mask.any():
             colours = [(*to_rgb(colour), alpha) for alpha in loudness[mask]]
             axis.barh(notes[mask, PITCH], times[mask, 1], left=times[mask, 0], height=0.85, color=colours,
-                      edgecolor="#5a5a5a" if label == "seed" else "#0b2f4f", linewidth=0.4, label=label)
-    if seed_steps:
-        axis.axvline(seed_steps / steps_per_unit, color="#c0392b", linestyle="--", linewidth=1.2)
+                      edgecolor="#5a5a5a" if label in ("seed", "given") else "#0b2f4f", linewidth=0.4, label=label)
+    for line in (seed_steps, given_from):
+        if line:
+            axis.axvline(line / steps_per_unit, color="#c0392b", linestyle="--", linewidth=1.2)
     end = max(float((times[:, 0] + times[:, 1]).max()) if len(notes) else 4.0, 4.0)
     axis.set_xlim(0, end)
     low, high = (int(notes[:, PITCH].min()) - 2, int(notes[:, PITCH].max()) + 2) if len(notes) else (58, 74)

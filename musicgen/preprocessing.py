@@ -19,7 +19,8 @@ from tqdm import tqdm
 from musicgen import readers
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
                               remove_other_shards, write_folds, write_index, write_vocabulary)
-from musicgen.encoding import DRUMS, PITCH, PROGRAM, EncodingSettings, Vocabulary, count_chords
+from musicgen import labels as piece_labels
+from musicgen.encoding import DRUMS, PITCH, PROGRAM, EncodingSettings, Vocabulary, control_token, count_chords
 from musicgen.encoding_choice import EncodingRequest, describe_traits, piece_traits
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
@@ -53,6 +54,9 @@ class PreprocessConfig:
     max_notes: int = 500_000  # larger pieces are skipped, not read into the corpus
     shard_tokens: int = DEFAULT_SHARD_TOKENS  # tokens per shard file
     encoding_reason: str = "as asked"  # why the settings are what they are, for the summary
+    labels: dict = dataclasses.field(default_factory=dict)  # {file path: {label: value}} (musicgen/labels.py)
+    computed_labels: tuple = ()  # any of labels.COMPUTED_LABELS, measured on each piece
+    infilling: bool = False  # the vocabulary gets the fill-in-the-middle markers (musicgen/infilling.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +86,12 @@ def run(config):
     output = Path(config.output)
     context = _context_of(config)
 
-    rows_per_file, chord_counts = [None] * len(config.files), Counter()
-    for file_index, file_rows, file_chord_counts in _map_files(_survey, list(enumerate(config.files)), context,
-                                                               config.workers, "reading"):
+    rows_per_file, chord_counts, controls = [None] * len(config.files), Counter(), set()
+    for file_index, file_rows, file_chord_counts, file_controls in _map_files(
+            _survey, list(enumerate(config.files)), context, config.workers, "reading"):
         rows_per_file[file_index] = file_rows
         chord_counts.update(file_chord_counts)
+        controls |= file_controls
     rows = [row for file_rows in rows_per_file for row in file_rows]
     if not any(row["status"] == "kept" for row in rows):
         _write_manifest(output, rows)
@@ -96,7 +101,15 @@ def run(config):
     elif _fill_empty_held_out_splits(rows, config):
         chord_counts = sum(_map_files(_count_training_chords, _encoding_jobs(config.files, rows_per_file),
                                       context, config.workers, "recounting"), Counter())
-    vocabulary = Vocabulary.build(config.settings, chord_counts, config.max_chords, config.min_chord_count)
+    if "density" in config.computed_labels:
+        context.density_edges = piece_labels.density_edges(
+            [row["notes_per_quarter"] for row in rows if row["split"] == "train"])
+        for row in rows:
+            if row["status"] == "kept":
+                row["density"] = piece_labels.density_label(row["notes_per_quarter"], context.density_edges)
+        controls |= {control_token("density", value) for value in piece_labels.DENSITY_BINS}
+    vocabulary = Vocabulary.build(config.settings, chord_counts, config.max_chords, config.min_chord_count, controls,
+                                  config.infilling)
 
     context.vocabulary = vocabulary
     run_id = uuid.uuid4().hex[:8]
@@ -130,6 +143,8 @@ def run(config):
         "chords_in_vocabulary": len(vocabulary.chords),
         "encoding": config.settings.describe(),
         "encoding_reason": config.encoding_reason,
+        "labels": {name: len(values) for name, values in vocabulary.controls.items()},
+        "density_edges": context.density_edges,
         "seconds": round(time.time() - started, 1),
     }
 
@@ -283,6 +298,7 @@ class _Context:
     cache: Path
     limits: ReadLimits
     vocabulary: Vocabulary = None  # for the encoding pass
+    density_edges: tuple = None  # notes per quarter parting the density labels, from the training pieces
 
 
 @dataclasses.dataclass
@@ -344,10 +360,11 @@ def _file_size(path):
 
 
 def _survey(job):
-    """(file index, manifest rows, training chord counts) of one file: what it holds, what is kept, and where."""
+    """(file index, manifest rows, training chord counts, control tokens) of one file: what it holds, what is kept,
+    where, and the labels of its kept pieces (and of their transposed copies)."""
     file_index, path = job
     config = _context.config
-    rows, chord_counts = [], Counter()
+    rows, chord_counts, controls = [], Counter(), set()
     for result in _read_cached(path, _context):
         row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0, "clipped_notes": 0,
                "silences_shortened": 0, "duration_quarters": 0.0, "tempo_bpm": None, "time_signature": "", "split": ""}
@@ -367,11 +384,29 @@ def _survey(job):
                 split = (fold_split(result.source, config.folds, config.test_fold, config.split_seed) if config.folds
                          else split_of(result.source, config.val_fraction, config.test_fraction, config.split_seed))
                 row.update(status="kept", split=split)
-                if split == "train":
-                    for _, transposed in _transpositions(notes, config.transpositions):
-                        chord_counts.update(count_chords(transposed, config.settings))
+                copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
+                for shift, copy in copies:
+                    if split == "train":
+                        chord_counts.update(count_chords(copy, config.settings))
+                    copy_labels = _labels_of(path, result, copy, density_edges=None)
+                    controls |= {control_token(name, value) for name, value in copy_labels.items()}
+                    if shift == 0:
+                        row.update(copy_labels)
+                if "density" in config.computed_labels:
+                    row["notes_per_quarter"] = round(piece_labels.notes_per_quarter(
+                        notes, config.settings.steps_per_quarter), 4)
         rows.append(row)
-    return file_index, rows, chord_counts
+    return file_index, rows, chord_counts, controls
+
+
+def _labels_of(path, result, notes, density_edges):
+    """{label: value} of one piece (or transposed copy): its file's labels, then those computed from `notes`
+    (density only once `density_edges` are known)."""
+    config = _context.config
+    names = [name for name in config.computed_labels if name != "density" or density_edges is not None]
+    computed = piece_labels.computed_labels(names, notes, config.settings.steps_per_quarter, result.tempo_bpm,
+                                            density_edges)
+    return {**config.labels.get(str(path), {}), **computed}
 
 
 def _encoding_jobs(files, rows_per_file):
@@ -381,7 +416,8 @@ def _encoding_jobs(files, rows_per_file):
 
 
 def _kept_copies(job):
-    """(reading index, split, shift, source, tempo, notes) of a file's kept pieces; training ones transposed."""
+    """(reading index, split, shift, source, tempo, notes, labels) of a file's kept pieces; training ones
+    transposed."""
     _, path, splits = job
     config = _context.config
     seconds = config.settings.timing == "seconds"
@@ -393,12 +429,12 @@ def _kept_copies(job):
         copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
         for shift, copy in copies:
             source = result.source if shift == 0 else f"{result.source} {TRANSPOSED_MARK} {shift:+d})"
-            yield result_index, split, shift, source, tempo, copy
+            yield result_index, split, shift, source, tempo, copy, _labels_of(path, result, copy, _context.density_edges)
 
 
 def _count_training_chords(job):
     counts = Counter()
-    for _, split, _, _, _, notes in _kept_copies(job):
+    for _, split, _, _, _, notes, _ in _kept_copies(job):
         if split == "train":
             counts.update(count_chords(notes, _context.config.settings))
     return counts
@@ -407,8 +443,10 @@ def _count_training_chords(job):
 def _encode_file(job):
     """(file index, [_EncodedPiece]) for one file's kept pieces and their transposed copies."""
     pieces = []
-    for result_index, split, shift, source, tempo, notes in _kept_copies(job):
-        tokens, events, clipped = _context.vocabulary.encode_notes(notes)
+    vocabulary = _context.vocabulary
+    for result_index, split, shift, source, tempo, notes, labels in _kept_copies(job):
+        controls = [vocabulary.index[control_token(name, value)] for name, value in labels.items()]
+        tokens, events, clipped = vocabulary.encode_notes(notes, controls)
         pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped))
     return job[0], pieces
 

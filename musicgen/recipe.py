@@ -50,6 +50,17 @@ class Recipe:
         first_step = np.rint(onsets.min() * spq) if len(onsets) else 0
         return GridPiece(notes, len(cuts), _grid_tempo_changes(tempo_changes, spq, first_step, cuts))
 
+    def read_first(self, path, settings, flag):
+        """(GridPiece, time signature) of the first piece in a music file; a missing file or one without notes is
+        refused, naming the command-line `flag` that gave it."""
+        if not path.is_file():
+            raise UserError(f"{flag} file {path} does not exist")
+        piece = next((p for p in readers.read_file(path, self.selection) if isinstance(p, readers.RawPiece)), None)
+        grid = self.grid_notes(piece, settings) if piece is not None else None
+        if grid is None or not len(grid.notes):
+            raise UserError(f"{flag} file {path} has no notes")
+        return grid, piece.time_signature
+
     def to_json(self):
         programs = self.selection.programs
         return {"keep_drums": self.selection.keep_drums, "programs": sorted(programs) if programs else None,

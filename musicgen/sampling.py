@@ -12,7 +12,8 @@ import numpy as np
 from musicgen.encoding import KINDS
 from musicgen.errors import UserError
 
-_NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end")]
+# Controls and the infilling markers come from the user, never from a model.
+_NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end", "control", "hole", "fill")]
 _SHIFT = KINDS.index("shift")
 
 
@@ -48,7 +49,7 @@ class Onsets:
 
     def allowed(self, previous):
         """What may come next in each row (batch, vocabulary): the event grammar, no key struck twice at an onset,
-        and never <start>, <end> or padding."""
+        and never <start>, <end>, padding or a control token."""
         vocabulary = self.vocabulary
         unstruck = (self.struck[self.rows, self.program].astype(np.int32) @ self.keys_of_tokens) == 0
         allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED) & unstruck
@@ -66,26 +67,43 @@ class Sampler:
         self.temperature = temperature
         self.rng = np.random.default_rng(seed)
 
-    def generate(self, decoder, vocabulary, prompts, num_events):
+    def generate(self, decoder, vocabulary, prompts, num_events, until_steps=None, constraint=None):
         """Extend each row of `prompts` (batch, time) by `num_events` whole events: the new tokens (batch, new time).
 
-        Tokens are restricted to what the event grammar allows after the previous
-        one, so every output decodes into complete events; <start>, <end> and
-        padding are never produced, nor a key struck twice at one onset (Onsets).
+        With `until_steps`, a row is done once its events have moved on that many
+        grid steps (num_events then only caps it); rows done early are padded. Tokens
+        are restricted to what the event grammar allows after the previous one, so
+        every output decodes into complete events; <start>, <end> and padding are
+        never produced, nor a key struck twice at one onset (Onsets). A `constraint`
+        (musicgen.harmonize.MelodyConstraint) narrows the choice further, and a row
+        is done once it says so.
         """
         prompts = np.asarray(prompts, dtype=np.int32)
         logits, state = decoder.start(prompts)
         onsets = Onsets(vocabulary, prompts)
         previous = prompts[:, -1]
         events_done = np.zeros(len(prompts), dtype=np.int64)
+        steps_done = np.zeros(len(prompts), dtype=np.int64)
+
+        def finished():
+            done = (events_done >= num_events) | (until_steps is not None and steps_done >= until_steps)
+            return done | constraint.done if constraint is not None else done
+
         generated = []
-        while events_done.min() < num_events:
-            tokens = self(logits, onsets.allowed(previous)).astype(np.int32)
+        while not finished().all():
+            done = finished()
+            allowed = onsets.allowed(previous)
+            if constraint is not None:
+                allowed = constraint.allowed(previous, allowed | done[:, None])
+            tokens = np.where(done, vocabulary.pad_id, self(logits, allowed)).astype(np.int32)
             onsets.advance(tokens)
+            if constraint is not None:
+                constraint.advance(tokens)
             generated.append(tokens)
             events_done += vocabulary.kinds[tokens] == _SHIFT
-            previous = tokens
-            if events_done.min() < num_events:
+            steps_done += vocabulary.shift_steps[tokens]
+            previous = np.where(done, previous, tokens)
+            if not finished().all():
                 logits, state = decoder.step(tokens, state)
         return np.stack(generated, axis=1)
 

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from musicgen import distributed
 from musicgen.callbacks import RunCheckpoint, TimeLeft
-from musicgen.dataset import (batch_count, load_processed, read_index, read_recipe, read_shard, shard_files, windows,
-                              write_vocabulary)
+from musicgen.dataset import (ControlPrefix, Infilling, batch_count, load_processed, read_index, read_recipe,
+                              read_shard, shard_files, windows, write_vocabulary)
 from musicgen.errors import UserError
 from musicgen.files import write_json
 from musicgen.optimizer import OptimizerSettings
@@ -105,8 +105,11 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
         f"{tokens['train']:,} training tokens, {tokens['validation']:,} validation tokens")
     epochs_completed = run_config["progress"]["epochs_completed"]
     train_data = windows(train_shards, config["seq_len"], batch_size, vocabulary.pad_id, shuffle=True,
-                         seed=config["random_seed"] + epochs_completed)
-    validation_data = windows(validation_shards, config["seq_len"], batch_size, vocabulary.pad_id, shuffle=False)
+                         seed=config["random_seed"] + epochs_completed,
+                         prefix=ControlPrefix.of(vocabulary, config["label_dropout"]),
+                         infilling=Infilling.of(vocabulary, config["infill_rate"]))
+    validation_data = windows(validation_shards, config["seq_len"], batch_size, vocabulary.pad_id, shuffle=False,
+                              prefix=ControlPrefix.of(vocabulary))
     callbacks = [RunCheckpoint(run_dir, run_config, write_files=chief), TimeLeft(run_config, log)]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))

@@ -63,6 +63,22 @@ def write_tune(path, seed, bars=8, with_drums=False, program=0):
     return path
 
 
+class UniformDecoder:
+    """A decoder whose logits are all alike, so what comes out is the sampler's and its masks' doing."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def start(self, tokens):
+        return np.zeros((len(tokens), self.size)), None
+
+    def step(self, tokens, state):
+        return self.start(tokens)
+
+    def pin(self, count):
+        """Nothing to keep in view: every step is alike."""
+
+
 def only_the_fallback_reader(monkeypatch):
     """Make symusic refuse every file, so read_midi falls back to pretty_midi."""
     import symusic

@@ -9,6 +9,7 @@ import pytest
 from models import registry
 from musicgen import evaluation, sampling
 from musicgen.dataset import load_processed
+from musicgen.decoding import Decoder
 from musicgen.encoding import DRUMS, EncodingSettings, Event, Vocabulary
 from musicgen.metrics import instrument_counts, onset_gap_counts, velocity_counts
 from musicgen.seed import parse_seed
@@ -51,7 +52,7 @@ def test_prompts_of_different_lengths_are_each_continued():
     prompts = [parse_seed("C4@bass R:1 E4", vocabulary), parse_seed("ff C4 D4 E4@flute", vocabulary)]
     assert len(prompts[0]) != len(prompts[1])
 
-    class Uniform:
+    class Uniform(Decoder):
         def start(self, tokens):
             return np.zeros((len(tokens), len(vocabulary))), None
 

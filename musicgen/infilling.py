@@ -1,0 +1,134 @@
+"""Fill in the middle: new music for some bars of a piece, leading from what comes before into what comes after.
+
+A run trained on data made with `preprocess.py --infilling` has seen a share of
+its training windows in fill-in-the-middle order (musicgen.dataset.fill_in_the_middle):
+
+    <start> [controls] before <hole> after <fill> middle
+
+So to fill bars 5-8, the piece is cut at their edges (split_at), the prompt
+holds what comes before and after them, as much as the model's window has
+room for, and the model writes the middle until it has filled the bars' length
+(Sampler.generate's `until_steps`), which fit_middle then cuts to size.
+"""
+
+import math
+import re
+from typing import NamedTuple
+
+import numpy as np
+
+from musicgen.encoding import FILL, HOLE, KINDS, Event, event_then_rests, notes_to_events
+from musicgen.errors import UserError
+
+_BARS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+
+
+class Gap(NamedTuple):
+    before: list  # events up to the gap, the last one's shift reaching its start
+    middle: list  # the events of the bars being replaced (for measuring), the last one's shift reaching their end
+    after: list  # events from the gap's end on (opening with a rest if nothing starts right there)
+    start: int  # where the gap begins, in grid steps
+    length: int  # its length in grid steps
+
+
+def parse_bars(text):
+    """'5-8' -> (5, 8); '3' -> (3, 3); bars count from 1."""
+    match = _BARS.match(text or "")
+    if not match:
+        raise UserError(f"--bars takes FIRST-LAST bar numbers like 5-8, got {text!r}")
+    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+    if not 1 <= first <= last:
+        raise UserError(f"--bars must count from 1 with FIRST <= LAST, got {text!r}")
+    return first, last
+
+
+def steps_per_bar(time_signature, steps_per_quarter):
+    """Grid steps in a bar of `time_signature` ('3/4'; 4/4 where it is unknown or not a fraction)."""
+    numerator, _, denominator = str(time_signature).partition("/")
+    try:
+        quarters = int(numerator) * 4 / int(denominator)
+    except (ValueError, ZeroDivisionError):
+        quarters = 4.0
+    return max(1, round(quarters * steps_per_quarter)) if quarters > 0 else 4 * steps_per_quarter
+
+
+def split_at(notes, vocabulary, first_bar, last_bar, bar_steps):
+    """The Gap of bars first_bar..last_bar (from 1) of a piece's grid notes; bars past the piece are refused."""
+    settings = vocabulary.settings
+    events, _ = notes_to_events(notes, settings, vocabulary.chords)
+    onsets = np.concatenate([[0], np.cumsum([event.shift for event in events])[:-1]]).astype(np.int64)
+    bars = math.ceil(int((notes[:, 0] + notes[:, 1]).max()) / bar_steps)
+    if last_bar > bars:
+        raise UserError(f"--bars {first_bar}-{last_bar} is out of range: the piece has {bars} bars")
+    start, end = (first_bar - 1) * bar_steps, last_bar * bar_steps
+
+    def leading_to(part, part_onsets, time):
+        """`part` with its last event's shift reaching `time` (through rests where it is far)."""
+        if not part:
+            return []
+        return part[:-1] + list(event_then_rests(part[-1], time - int(part_onsets[-1]), settings))
+
+    inside = [(start <= onset < end) for onset in onsets]
+    before = [(e, t) for e, t in zip(events, onsets) if t < start]
+    middle = [(e, t) for e, t, i in zip(events, onsets, inside) if i]
+    after = [e for e, t in zip(events, onsets) if t >= end]
+    first_after = next((int(t) for t in onsets if t >= end), end)
+    opening_rest = rest_of(first_after - end, settings)
+    return Gap(leading_to([e for e, _ in before], [t for _, t in before], start),
+               leading_to([e for e, _ in middle], [t for _, t in middle], end) or rest_of(end - start, settings),
+               opening_rest + after, start, end - start)
+
+
+def rest_of(steps, settings):
+    """Rest events lasting `steps` grid steps ([] for none)."""
+    if steps <= 0:
+        return []
+    first = min(steps, settings.max_shift_steps, settings.max_duration_steps)
+    return list(event_then_rests(Event((), first, 0), steps, settings))
+
+
+def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
+    """<start> [controls] before <hole> after <fill>, with as much of before (its end) and after (its start) as
+    leaves `middle_tokens` of the model's `context` free for the middle: two thirds of what is left before, a
+    third after."""
+    if not vocabulary.infilling:
+        raise UserError("this model was not trained to fill in: preprocess the data with --infilling and train "
+                        "again (or fine-tune)")
+    before = vocabulary.encode(gap.before, start=False, end=False)
+    after = vocabulary.encode(gap.after, start=False, end=False)
+    opening = np.concatenate([[vocabulary.start_id], sorted(controls)]).astype(np.int32)
+    if context is not None:
+        room = context - middle_tokens - len(opening) - 2
+        if room < 12:
+            raise UserError(f"the bars to fill take about {middle_tokens} tokens, and this model sees {context} "
+                            "at once: fill fewer bars")
+        after = _first_events(after, vocabulary, max(room // 3, room - len(before)))
+        before = _last_events(before, vocabulary, room - len(after))
+    return np.concatenate([opening, before, [vocabulary.index[HOLE]], after, [vocabulary.index[FILL]]]).astype(np.int32)
+
+
+def _first_events(tokens, vocabulary, limit):
+    """The longest run of whole events from the start of `tokens` within `limit` tokens."""
+    ends = np.flatnonzero(vocabulary.kinds[tokens] == KINDS.index("shift")) + 1
+    fitting = ends[ends <= limit]
+    return tokens[: fitting[-1]] if len(fitting) else tokens[:0]
+
+
+def _last_events(tokens, vocabulary, limit):
+    """The longest run of whole events at the end of `tokens` within `limit` tokens."""
+    starts = np.concatenate([[0], np.flatnonzero(vocabulary.kinds[tokens] == KINDS.index("shift")) + 1])
+    fitting = starts[len(tokens) - starts <= limit]
+    return tokens[fitting[0]:] if len(fitting) else tokens[:0]
+
+
+def fit_middle(events, length, settings):
+    """Generated events cut to fill exactly `length` grid steps: the one that crosses the end shifts to it; rests
+    make up a middle that ends early."""
+    fitted, time = [], 0
+    for event in events:
+        if time + event.shift >= length:
+            fitted.append(event._replace(shift=length - time))
+            return fitted
+        fitted.append(event)
+        time += event.shift
+    return fitted + rest_of(length - time, settings)

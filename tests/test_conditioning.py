@@ -1,0 +1,195 @@
+"""Labels as control tokens: where they come from, how training keeps them in view, and generate.py --condition."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY_SETTINGS, write_tune
+
+import generate
+import preprocess
+from models import registry
+from musicgen import labels, training
+from musicgen.config import resolve_config
+from musicgen.dataset import ControlPrefix, load_processed, pin_controls
+from musicgen.encoding import EncodingSettings, Vocabulary, control_token
+from musicgen.errors import UserError
+from musicgen.sampling import Onsets
+
+C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60]
+A_MINOR_TUNE = [57, 60, 64, 69, 68, 69, 64, 60, 57, 59, 60, 62, 64, 57]
+
+
+def notes_of(pitches, duration=4):
+    return np.array([(i * duration, duration, p, 80, 0) for i, p in enumerate(pitches)])
+
+
+def test_the_key_is_estimated_from_the_notes_and_moves_with_a_transposition():
+    assert labels.estimate_key(notes_of(C_MAJOR_SCALE)) == "C major"
+    assert labels.estimate_key(notes_of(A_MINOR_TUNE)) == "A minor"
+    assert labels.estimate_key(notes_of([p + 2 for p in C_MAJOR_SCALE])) == "D major"
+    assert labels.estimate_key(notes_of([p - 2 for p in A_MINOR_TUNE])) == "G minor"
+    assert labels.estimate_key(notes_of([60] * 4)) is not None
+    assert labels.estimate_key(np.zeros((0, 5), int)) is None
+
+
+def test_tempo_and_density_bins():
+    assert [labels.tempo_label(bpm) for bpm in (60, 76, 119.9, 120, 180)] == ["slow", "moderate", "moderate",
+                                                                             "fast", "fast"]
+    edges = labels.density_edges([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert [labels.density_label(d, edges) for d in (1.0, 3.5, 6.0)] == ["low", "medium", "high"]
+    assert labels.notes_per_quarter(notes_of([60] * 8, duration=2), steps_per_quarter=4) == pytest.approx(2.0)
+
+
+def test_labels_from_folders_file_names_and_a_csv(tmp_path):
+    files = [tmp_path / "chopin" / "op10" / "a.mid", tmp_path / "liszt" / "jigs12.mid", tmp_path / "reels3.mid"]
+    assert labels.folder_labels(files, [tmp_path], "composer") == {
+        str(files[0]): {"composer": "chopin"}, str(files[1]): {"composer": "liszt"}}
+    assert labels.pattern_labels(files, "style=^(jigs|reels)") == {str(files[1]): {"style": "jigs"},
+                                                                   str(files[2]): {"style": "reels"}}
+    table = tmp_path / "meta.csv"
+    pd.DataFrame({"midi_filename": ["op10/a.mid", "liszt/jigs12.mid"], "canonical_composer": ["Chopin", "Liszt"],
+                  "year": [1830, 1840]}).to_csv(table, index=False)
+    found, unlisted = labels.csv_labels(files, table, ["canonical_composer"])
+    assert found == {str(files[0]): {"canonical_composer": "Chopin"}, str(files[1]): {"canonical_composer": "Liszt"}}
+    assert unlisted == [str(files[2])]
+    with pytest.raises(UserError, match="has no column genre"):
+        labels.csv_labels(files, table, ["genre"])
+    with pytest.raises(UserError, match="naming each file"):
+        labels.csv_labels(files, table, ["year"], file_column="path")
+    for bad in ("style", "style=(", "split=^a"):
+        with pytest.raises(UserError, match="label-pattern"):
+            labels.pattern_labels(files, bad)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """Twelve tunes in two composers' folders, labelled by folder, key and density, transposed -1..1."""
+    folder = tmp_path_factory.mktemp("by-composer")
+    for index in range(12):
+        write_tune(folder / ("chopin" if index % 2 else "bach") / f"tune {index:02d}.mid", seed=index)
+    output = tmp_path_factory.mktemp("labelled")
+    preprocess.main(["--input", str(folder), "--output", str(output), "--workers", "1", "--transpose", "-1..1",
+                     "--label-from", "folders=composer", "--compute-labels", "key,density"])
+    return output
+
+
+def test_every_piece_opens_with_its_labels_and_the_manifest_has_a_column_per_label(labelled):
+    vocabulary, splits = load_processed(labelled)
+    assert set(vocabulary.controls) == {"composer", "key", "density"}
+    assert vocabulary.controls["composer"] == ["bach", "chopin"]
+    manifest = pd.read_csv(labelled / "manifest.csv")
+    assert {"composer", "key", "density"} <= set(manifest.columns)
+    assert set(manifest["composer"]) == {"bach", "chopin"}
+    keys_of_copies = set()
+    for split in splits.values():
+        for index in range(len(split)):
+            piece = split.piece(index)
+            opening = [vocabulary.tokens[t] for t in piece[:vocabulary.opening_length(piece)]]
+            assert opening[0] == "<start>" and [t.split("=")[0] for t in opening[1:]] == ["composer", "density", "key"]
+            composer = "chopin" if "chopin" in split.sources[index] else "bach"
+            assert opening[1] == control_token("composer", composer)
+            keys_of_copies.add(opening[3])
+            assert not vocabulary.is_control[piece[vocabulary.opening_length(piece):]].any(), "labels open only"
+    assert {"key=B major", "key=C major", "key=Db major"} <= keys_of_copies, "each transposed copy has its key"
+
+
+def test_label_flags_refuse_bad_values(tune_folder, tmp_path):
+    for argv, message in ((["--label-from", "files"], "folders"), (["--compute-labels", "mood"], "compute-labels"),
+                          (["--labels", str(tmp_path / "none.csv"), "--label-columns", "x"], "does not exist"),
+                          (["--label-columns", "x"], "go together")):
+        with pytest.raises(UserError, match=message):
+            preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "out"), *argv])
+
+
+def small_vocabulary():
+    return Vocabulary.build(EncodingSettings(), {}, controls=["key=C major", "key=D major", "style=jig"])
+
+
+def test_windows_keep_the_labels_in_view_and_never_learn_them():
+    vocabulary = small_vocabulary()
+    start, key, style = vocabulary.start_id, vocabulary.index["key=D major"], vocabulary.index["style=jig"]
+    body = np.tile([vocabulary.index["C4"], vocabulary.index["dur:4"], vocabulary.index["shift:4"]], 10)
+    tokens = np.concatenate([[start, key, style], body, [vocabulary.end_id]]).astype(np.int32)
+    prefix = ControlPrefix.of(vocabulary)
+    windows, unlearned = pin_controls(tokens, np.array([0, 1, 10]), 8, prefix)
+    assert windows[0].tolist() == tokens[:8].tolist() and unlearned[0] == 0, "a piece's opening is left as it is"
+    assert windows[2].tolist() == [start, key, style, *tokens[10:15]] and unlearned[2] == 3
+    dropped, unlearned = pin_controls(tokens, np.array([0, 10]), 8, ControlPrefix.of(vocabulary, dropout=1.0),
+                                      np.random.default_rng(0))
+    assert not vocabulary.is_control[dropped].any() and not unlearned.any()
+    assert dropped[0].tolist() == [start, *body[:7]]
+    assert ControlPrefix.of(Vocabulary.build(EncodingSettings(), {})) is None, "no labels, nothing to pin"
+
+
+def test_training_batches_weigh_neither_labels_nor_the_token_after_a_pinned_prefix(labelled):
+    from musicgen.dataset import read_index, shard_files, windows
+
+    vocabulary, index = read_index(labelled)
+    batches = windows(shard_files(labelled, index["validation"]), 12, 64, vocabulary.pad_id, shuffle=False,
+                      prefix=ControlPrefix.of(vocabulary))
+    for inputs, targets, weights in batches:
+        inputs, targets, weights = (np.asarray(x) for x in (inputs, targets, weights))
+        assert not weights[vocabulary.is_control[targets]].any()
+        pinned = (inputs[:, 0] == vocabulary.start_id) & vocabulary.is_control[inputs[:, 1]]
+        assert pinned.any()
+        assert vocabulary.is_control[inputs[pinned, 1:4]].all(), "the three labels follow <start>"
+        assert weights[pinned, 3].sum() < pinned.sum(), "the token after the prefix is cut from its event"
+        learnable = ~vocabulary.is_control[targets] & (targets != vocabulary.pad_id)
+        assert (weights[pinned, 4:] == learnable[pinned, 4:]).all(), "the rest is learned, as in any window"
+
+
+def test_controls_are_never_sampled():
+    vocabulary = small_vocabulary()
+    prompts = np.array([[vocabulary.start_id], [vocabulary.index["key=C major"]]])
+    allowed = Onsets(vocabulary, prompts).allowed(prompts[:, -1])
+    assert not allowed[:, vocabulary.is_control].any()
+    assert allowed[:, vocabulary.index["C4"]].all()
+
+
+@pytest.fixture(scope="module")
+def labelled_run(labelled, tmp_path_factory):
+    spec = registry.get("transformer")
+    config = resolve_config(spec, overrides={**TINY_SETTINGS["transformer"], "seq_len": 16})
+    run_dir = tmp_path_factory.mktemp("labelled-run") / "transformer"
+    training.train(spec, config, labelled, run_dir, log=lambda *args: None, verbose=0)
+    return run_dir
+
+
+def test_generate_opens_the_prompt_with_the_conditions_and_refuses_unknown_ones(labelled_run, tmp_path, capsys):
+    generate.main(["--checkpoint", str(labelled_run), "--seed", "C4 E4", "--condition", "key=c major",
+                   "--condition", "composer=Chopin", "--length", "40", "--output", str(tmp_path / "a.mid")])
+    assert "labels composer=chopin, key=C major" in capsys.readouterr().out, "as the vocabulary spells them"
+    for condition, message in (("mood=sad", "unknown label 'mood'; this model knows: composer, density, key"),
+                               ("key=F# minor", "never seen in training; known values of key: B major"),
+                               ("key", "LABEL=VALUE")):
+        with pytest.raises(UserError, match=message):
+            generate.main(["--checkpoint", str(labelled_run), "--condition", condition, "--length", "4",
+                           "--output", str(tmp_path / "b.mid")])
+
+
+def test_a_run_without_labels_takes_no_condition(trained_run, tmp_path):
+    with pytest.raises(UserError, match="trained without labels"):
+        generate.main(["--checkpoint", str(trained_run), "--seed", "C4", "--condition", "key=C major",
+                       "--output", str(tmp_path / "c.mid")])
+
+
+def test_the_transformer_decoder_keeps_pinned_tokens_in_front_of_the_recent_ones(labelled_run):
+    import keras
+
+    from musicgen.generation import conditioned
+
+    run = registry.load_run(labelled_run)
+    vocabulary = run.vocabulary
+    prompt = conditioned(np.array([vocabulary.start_id]), vocabulary, {"key": "C major", "composer": "bach"})
+    assert vocabulary.opening_length(prompt) == 3
+    decoder = run.spec.decoder(run.model)
+    decoder.pin(3)
+    logits, state = decoder.start(prompt[None])
+    body = np.tile([vocabulary.index["C4"], vocabulary.index["dur:4"], vocabulary.index["shift:4"]], 8)
+    for token in body:
+        logits, state = decoder.step(np.array([token]), state)
+    held = state[0][0]
+    assert held[:3].tolist() == prompt.tolist(), "after re-priming, the labels still lead"
+    assert held[3:].tolist() == body[len(body) - (len(held) - 3):].tolist()
+    full = keras.ops.convert_to_numpy(run.model(held[None], training=False))[0, -1]
+    np.testing.assert_allclose(logits[0], full, atol=1e-4)
