@@ -38,6 +38,9 @@ def parse_args(argv=None):
     decoding.add_argument("--condition", action="append", default=[], metavar="LABEL=VALUE",
                           help="steer a model trained on labelled music (preprocess.py --compute-labels, "
                                "--label-from, --labels), e.g. key=\"D minor\", density=high (repeatable)")
+    decoding.add_argument("--guidance", type=float, default=1.0, metavar="W",
+                          help="how much the --condition labels count: 1 conditions plainly, above 1 more "
+                               "(classifier-free guidance; default: 1)")
     decoding.add_argument("--instruments", metavar="LIST",
                           help="only these instruments may be generated, e.g. piano,bass,drums (General MIDI names, "
                                "families or program numbers; for models that keep instruments)")
@@ -103,6 +106,11 @@ def check_args(args):
     args.conditions = parse_conditions(args.condition)
     if args.conditions and (args.interpolate or args.prior):
         raise UserError("--condition steers a seed's continuation; it does not apply to --interpolate or --prior")
+    if args.guidance != 1 and (not args.conditions or args.infill or args.harmonize):
+        raise UserError("--guidance strengthens the --condition labels of a continuation: give --condition too "
+                        "(and neither --infill nor --harmonize)")
+    if not 0 < args.guidance <= 10:
+        raise UserError(f"--guidance must be above 0 and at most 10, got {args.guidance}")
     if args.instruments is not None:
         from musicgen.instruments import parse_instrument_list
 
@@ -157,7 +165,7 @@ def main(argv=None):
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
     from musicgen.encoding import PITCH, PROGRAM, event_notes, normalise_notes
-    from musicgen.generation import conditioned, harmonize_plan, infill_plan, latent_plan
+    from musicgen.generation import conditioned, guided, harmonize_plan, infill_plan, latent_plan
     from musicgen.instruments import instrument_name
     from musicgen.midi import write_midi
     from musicgen.seed import Seed, seed_tokens
@@ -184,7 +192,7 @@ def main(argv=None):
             seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events,
                                np.random.default_rng(args.random_seed))
             seed = seed._replace(tokens=conditioned(seed.tokens, vocabulary, args.conditions))
-            decoder = run.spec.decoder(run.model, seed=args.random_seed)
+            decoder = guided(run, vocabulary, args.guidance, args.random_seed)
             decoder.pin(vocabulary.opening_length(seed.tokens))
         generated = strategy.generate(decoder, vocabulary, np.tile(seed.tokens, (len(paths), 1)), args.length)
         pieces = [vocabulary.decode(np.concatenate([seed.tokens, continuation])) for continuation in generated]

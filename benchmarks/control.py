@@ -14,8 +14,8 @@ prompt of <start> and one control token, with nothing else to go on:
   held-out pieces (their first --length events against their whole piece's key).
 - density: notes per quarter of pieces asked for each bin, against real
   held-out openings of that bin.
-- --label NAME: a logistic regression on pitch-class and interval histograms,
-  trained on the real training pieces, names the label of real held-out pieces
+- --label NAME: a logistic regression on pitch-class, interval and
+  onset-gap histograms, trained on the real training pieces, names the label of real held-out pieces
   and of pieces generated with each value; its accuracy on both.
 """
 
@@ -33,8 +33,9 @@ import numpy as np  # noqa: E402
 from models import registry  # noqa: E402
 from musicgen import labels, sampling  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
-from musicgen.encoding import CONTROL_SEPARATOR, PITCH, events_to_notes  # noqa: E402
+from musicgen.encoding import CONTROL_SEPARATOR, ONSET, PITCH, events_to_notes  # noqa: E402
 from musicgen.evaluation import generate_pieces  # noqa: E402
+from musicgen.generation import guided  # noqa: E402
 
 
 def piece_labels(split, vocabulary, index):
@@ -48,9 +49,9 @@ def opening_notes(split, vocabulary, index, length):
     return events_to_notes(vocabulary.decode(split.piece(index))[:length])
 
 
-def generator(run, strategy, length):
+def generator(run, strategy, length, guidance=1.0):
     """prompts -> the notes of each prompt's `length`-event continuation; one decoder, traced once."""
-    decoder = run.spec.decoder(run.model)
+    decoder = guided(run, run.vocabulary, guidance)
     return lambda prompts: [events_to_notes(events)
                             for events in generate_pieces(decoder, run.vocabulary, prompts, length, strategy)]
 
@@ -103,11 +104,15 @@ def density_test(run, splits, generate, args):
 
 
 def features(notes):
-    """Pitch-class shares and shares of melodic intervals (-12..12 semitones, wider ones at the ends)."""
-    pitch_classes = np.bincount(notes[:, PITCH] % 12, minlength=12).astype(np.float64)
-    steps = np.clip(np.diff(notes[:, PITCH]), -12, 12) + 12 if len(notes) > 1 else np.zeros(0, np.int64)
-    intervals = np.bincount(steps, minlength=25).astype(np.float64)
-    return np.concatenate([pitch_classes / max(pitch_classes.sum(), 1), intervals / max(intervals.sum(), 1)])
+    """Shares of pitch classes, of melodic intervals (-12..12 semitones, wider ones at the ends) and of the gaps
+    between onsets (1..16 grid steps, longer ones in the last): what is played, and in what rhythm."""
+    def shares(values, size):
+        counts = np.bincount(values, minlength=size).astype(np.float64)
+        return counts / max(counts.sum(), 1)
+
+    intervals = np.clip(np.diff(notes[:, PITCH]), -12, 12) + 12 if len(notes) > 1 else np.zeros(0, np.int64)
+    gaps = np.clip(np.diff(np.unique(notes[:, ONSET])), 1, 16) - 1
+    return np.concatenate([shares(notes[:, PITCH] % 12, 12), shares(intervals, 25), shares(gaps, 16)])
 
 
 def fit_logistic_regression(x, y, classes, l2=1e-3, steps=2000, rate=0.5):
@@ -147,7 +152,7 @@ def label_test(run, splits, generate, args):
     made = generate([prompt(vocabulary, {args.label: values[i]}) for i in asked])
     made_hits = predict(model, np.array([features(notes) for notes in made])) == np.array(asked)
     majority = np.bincount(examples["train"][1], minlength=len(values)).argmax()
-    print(f"\n{args.label}: {len(values)} values; logistic regression on pitch-class and interval shares of "
+    print(f"\n{args.label}: {len(values)} values; logistic regression on pitch-class, interval and onset-gap shares of "
           f"{len(examples['train'][1])} training openings of {args.length} events")
     print("| pieces | classified as their label |\n|---|---|")
     print(f"| real held-out openings | {np.mean(predict(model, test_x) == test_y):.0%} ({len(test_y)} pieces; "
@@ -163,11 +168,13 @@ def main():
     parser.add_argument("--pieces", type=int, default=8, help="pieces generated per key, bin or value (default: 8)")
     parser.add_argument("--length", type=int, default=64, help="events per piece (default: 64)")
     parser.add_argument("--label", help="also test this label (a folder, pattern or CSV label) with a classifier")
+    parser.add_argument("--guidance", type=float, default=1.0,
+                        help="classifier-free guidance weight of the labels, as generate.py's (default: 1)")
     parser.add_argument("--random-seed", type=int, default=0)
     args = parser.parse_args()
     run = registry.load_run(args.run)
     _, splits = load_processed(run.config["data"], ("train", "test"))
-    generate = generator(run, sampling.get("top-p", seed=args.random_seed), args.length)
+    generate = generator(run, sampling.get("top-p", seed=args.random_seed), args.length, args.guidance)
     print(f"{args.run}: labels {', '.join(f'{k} ({len(v)})' for k, v in run.vocabulary.controls.items())}")
     if "key" in run.vocabulary.controls:
         key_test(run, splits, generate, args)

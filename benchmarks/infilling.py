@@ -6,8 +6,9 @@ For each held-out test piece, a passage of --middle events (cut where an onset
 ends, so no chord is split) after --before events is taken out, and the model
 trained with preprocess.py --infilling scores it twice:
 
-- filled in: <start> before <hole> after <fill> middle, where `after` is the
-  next --after events (what generate.py --infill gives the model);
+- filled in: <start> before <hole> gap after <fill> middle, where `gap` is the
+  middle's length and `after` the next --after events (what generate.py
+  --infill gives the model);
 - left only: <start> before middle, as plain continuation.
 
 The table gives nats per note of the middle passages, with 95 % bootstrap
@@ -67,7 +68,8 @@ def layouts(vocabulary, found, fill_in):
     for _, before, middle, after in found:
         head = [vocabulary.start_id, *encode(before, start=False, end=False)]
         if fill_in:
-            head += [vocabulary.index[HOLE], *encode(after, start=False, end=False), vocabulary.index[FILL]]
+            gap = vocabulary.gap_tokens(sum(event.shift for event in middle))
+            head += [vocabulary.index[HOLE], *gap, *encode(after, start=False, end=False), vocabulary.index[FILL]]
         result.append((np.array(head + list(encode(middle, start=False, end=False)), np.int32), len(head)))
     return result
 
@@ -86,13 +88,15 @@ def main():
     parser.add_argument("--before", type=int, default=24, help="events before the gap (default: 24)")
     parser.add_argument("--middle", type=int, default=8, help="events taken out, at least (default: 8)")
     parser.add_argument("--after", type=int, default=8, help="events after the gap given (default: 8)")
+    parser.add_argument("--split", default="test", help="the split whose pieces are cut (default: test)")
+    parser.add_argument("--pieces", type=int, default=40, help="at most this many pieces (default: 40)")
     args = parser.parse_args()
     run = registry.load_run(args.run)
     vocabulary = run.vocabulary
     if not vocabulary.infilling:
         raise SystemExit(f"{args.run} was not trained on --infilling data")
-    _, splits = load_processed(run.config["data"], ("test",))
-    found = passages(splits["test"], vocabulary, args.before, args.middle, args.after)
+    _, splits = load_processed(run.config["data"], (args.split,))
+    found = passages(splits[args.split], vocabulary, args.before, args.middle, args.after)[: args.pieces]
     notes = np.array([sum(len(event.pitches) for event in middle) for _, _, middle, _ in found], np.float64)
     rows = {"filled in (before and after)": middle_nll(run, layouts(vocabulary, found, fill_in=True)),
             "left only (before)": middle_nll(run, layouts(vocabulary, found, fill_in=False))}
@@ -100,7 +104,7 @@ def main():
         plain = registry.load_run(args.plain)
         rows[f"left only, {args.plain.name} (no infilling training)"] = middle_nll(
             plain, layouts(plain.vocabulary, found, fill_in=False))
-    print(f"{len(found)} test pieces; middles of {int(notes.sum())} notes after {args.before} events, "
+    print(f"{len(found)} {args.split} pieces; middles of {int(notes.sum())} notes after {args.before} events, "
           f"{args.after} events after them given")
     print("| context | nats per note of the middle |\n|---|---|")
     for name, values in rows.items():

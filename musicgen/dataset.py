@@ -310,6 +310,8 @@ class Infilling:
     hole_id: int
     fill_id: int
     ends_event: np.ndarray  # bool per token id: shift tokens, after which a new event begins
+    shift_steps: np.ndarray  # grid steps each token id moves on (0 but for shifts)
+    gap_tokens: typing.Callable  # steps -> the shift tokens saying how long a gap is (Vocabulary.gap_tokens)
     rate: float  # the share of training windows rearranged
 
     @classmethod
@@ -317,21 +319,23 @@ class Infilling:
         """The Infilling of a vocabulary with the infilling markers, else None."""
         if not vocabulary.infilling:
             return None
-        return cls(vocabulary.index[HOLE], vocabulary.index[FILL], vocabulary.kinds == KINDS.index("shift"), rate)
+        return cls(vocabulary.index[HOLE], vocabulary.index[FILL], vocabulary.kinds == KINDS.index("shift"),
+                   vocabulary.shift_steps, vocabulary.gap_tokens, rate)
 
 
 def fill_in_the_middle(window, skip, infilling, rng):
     """`window` with its tokens after the first `skip` (a pinned prefix) rearranged as
-    before <hole> after <fill> middle, as long as it was (its last two tokens make room for the markers), the
-    middle being a run of whole events drawn at random; None where the window holds fewer than three event
-    boundaries."""
-    body = window[skip: len(window) - 2]
+    before <hole> gap after <fill> middle (musicgen/encoding.py), as long as it was (the end of the middle
+    makes room for the markers and the gap), the middle being a run of whole events drawn at random; None where
+    the window holds fewer than three event boundaries."""
+    body = window[skip:]
     boundaries = np.flatnonzero(infilling.ends_event[body[:-1]]) + 1
     if len(boundaries) < 3:
         return None
     first, second = np.sort(rng.choice(boundaries, 2, replace=False))
-    return np.concatenate([window[:skip], body[:first], [infilling.hole_id], body[second:], [infilling.fill_id],
-                           body[first:second]]).astype(np.int32)
+    gap = infilling.gap_tokens(int(infilling.shift_steps[body[first:second]].sum()))
+    return np.concatenate([window[:skip], body[:first], [infilling.hole_id], gap, body[second:],
+                           [infilling.fill_id], body[first:second]])[:len(window)].astype(np.int32)
 
 
 def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, infilling=None):

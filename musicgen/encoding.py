@@ -41,9 +41,11 @@ A vocabulary made for infilling (preprocess.py --infilling) has two markers
 more, for the fill-in-the-middle order that language models use (Bavarian et
 al. 2022): a passage is trained, and asked for, as
 
-    <start> [controls] before <hole> after <fill> middle
+    <start> [controls] before <hole> gap after <fill> middle
 
 so a model that only reads left to right writes the middle knowing what follows it.
+`gap` is the middle's length in shift tokens (gap_tokens): unlike a text, music
+must fill a gap of a given length, and only then does `after` fall in place.
 """
 
 import copy
@@ -549,6 +551,12 @@ class Vocabulary:
     def is_control(self):
         """Boolean per token id: whether it is a control token."""
         return self.kinds == KINDS.index("control")
+
+    def gap_tokens(self, steps):
+        """Shift tokens that move on `steps` grid steps together, the largest first: how long a gap to fill is."""
+        largest = self.settings.max_shift_steps
+        parts = [largest] * (steps // largest) + ([steps % largest] if steps % largest or not steps else [])
+        return [self.index[f"shift:{part}"] for part in parts]
 
     def opening_length(self, ids):
         """How many tokens open `ids` as a piece: <start> and the control tokens after it (0 without <start>)."""

@@ -88,23 +88,25 @@ def rest_of(steps, settings):
 
 
 def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
-    """<start> [controls] before <hole> after <fill>, with as much of before (its end) and after (its start) as
-    leaves `middle_tokens` of the model's `context` free for the middle: two thirds of what is left before, a
-    third after."""
+    """<start> [controls] before <hole> gap after <fill> (musicgen/encoding.py), with as much of before (its end)
+    and after (its start) as leaves `middle_tokens` of the model's `context` free for the middle: two thirds of
+    what is left before, a third after."""
     if not vocabulary.infilling:
         raise UserError("this model was not trained to fill in: preprocess the data with --infilling and train "
                         "again (or fine-tune)")
     before = vocabulary.encode(gap.before, start=False, end=False)
     after = vocabulary.encode(gap.after, start=False, end=False)
     opening = np.concatenate([[vocabulary.start_id], sorted(controls)]).astype(np.int32)
+    gap_length = vocabulary.gap_tokens(gap.length)
     if context is not None:
-        room = context - middle_tokens - len(opening) - 2
+        room = context - middle_tokens - len(opening) - 2 - len(gap_length)
         if room < 12:
             raise UserError(f"the bars to fill take about {middle_tokens} tokens, and this model sees {context} "
                             "at once: fill fewer bars")
         after = _first_events(after, vocabulary, max(room // 3, room - len(before)))
         before = _last_events(before, vocabulary, room - len(after))
-    return np.concatenate([opening, before, [vocabulary.index[HOLE]], after, [vocabulary.index[FILL]]]).astype(np.int32)
+    return np.concatenate([opening, before, [vocabulary.index[HOLE]], gap_length, after,
+                           [vocabulary.index[FILL]]]).astype(np.int32)
 
 
 def _first_events(tokens, vocabulary, limit):

@@ -193,3 +193,58 @@ def test_the_transformer_decoder_keeps_pinned_tokens_in_front_of_the_recent_ones
     assert held[3:].tolist() == body[len(body) - (len(held) - 3):].tolist()
     full = keras.ops.convert_to_numpy(run.model(held[None], training=False))[0, -1]
     np.testing.assert_allclose(logits[0], full, atol=1e-4)
+
+
+class LabelReader:
+    """A decoder whose next-token logits favour C4 by 1 when the prompt it read holds a label, whatever follows."""
+
+    def __init__(self, vocabulary):
+        self.vocabulary = vocabulary
+
+    def _logits(self, labelled):
+        logits = np.zeros((len(labelled), len(self.vocabulary)))
+        logits[labelled, self.vocabulary.index["C4"]] = 1.0
+        return logits
+
+    def start(self, prompt):
+        labelled = self.vocabulary.is_control[np.asarray(prompt)].any(axis=1)
+        return self._logits(labelled), labelled
+
+    def step(self, tokens, state):
+        return self._logits(state), state
+
+    def reorder(self, state, rows):
+        return state[rows]
+
+    def pin(self, count):
+        """Sees everything anyway."""
+
+
+def test_guidance_pushes_the_labels_harder_and_weight_one_is_plain_conditioning():
+    from musicgen.generation import GuidedDecoder
+
+    vocabulary = small_vocabulary()
+    prompt = np.array([[vocabulary.start_id, vocabulary.index["key=D major"]]] * 2)
+    c4 = vocabulary.index["C4"]
+    plain, _ = LabelReader(vocabulary).start(prompt)
+    plain = plain - np.logaddexp.reduce(plain, axis=1, keepdims=True)
+    for weight, expected in ((1.0, 1.0), (3.0, 3.0)):
+        decoder = GuidedDecoder(LabelReader(vocabulary), LabelReader(vocabulary), vocabulary, weight)
+        decoder.pin(2)
+        logits, state = decoder.start(prompt)
+        logits, state = decoder.step(np.array([c4, c4]), decoder.reorder(state, np.array([1, 0])))
+        assert logits[0, c4] - logits[0, vocabulary.index["D4"]] == pytest.approx(expected)
+        np.testing.assert_allclose(np.exp(logits).sum(axis=1), 1.0)
+        if weight == 1.0:
+            np.testing.assert_allclose(logits, plain)
+    unlabelled = GuidedDecoder(LabelReader(vocabulary), LabelReader(vocabulary), vocabulary, 3.0)
+    logits, _ = unlabelled.start(np.array([[vocabulary.start_id]]))
+    assert logits[0, c4] == pytest.approx(logits[0, vocabulary.index["D4"]]), "without labels nothing to push"
+
+
+def test_guidance_needs_a_condition(labelled_run, tmp_path):
+    with pytest.raises(UserError, match="give --condition too"):
+        generate.main(["--checkpoint", str(labelled_run), "--guidance", "2", "--output", str(tmp_path / "g.mid")])
+    generate.main(["--checkpoint", str(labelled_run), "--condition", "key=C major", "--guidance", "2", "--length",
+                   "8", "--output", str(tmp_path / "g.mid")])
+    assert (tmp_path / "g.mid").is_file()

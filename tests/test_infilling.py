@@ -31,10 +31,13 @@ def test_a_window_in_fill_in_the_middle_order_moves_whole_events_behind_the_mark
         rearranged = fill_in_the_middle(window, 0, order, np.random.default_rng(seed))
         assert len(rearranged) == len(window)
         hole, fill = (int(np.flatnonzero(rearranged == vocabulary.index[marker])[0]) for marker in (HOLE, FILL))
-        before, after, middle = rearranged[:hole], rearranged[hole + 1: fill], rearranged[fill + 1:]
-        assert len(middle) % 3 == 0 and len(before) % 3 == 0 and len(middle) > 0, "whole events"
-        body = window[:-2]
-        np.testing.assert_array_equal(np.concatenate([before, middle, after]), body)
+        before, gap, after = rearranged[:hole], rearranged[hole + 1], rearranged[hole + 2: fill]
+        middle = rearranged[fill + 1:]
+        assert len(before) % 3 == 0 and len(after) % 3 == 0 and len(after) > 0, "whole events"
+        events_in_middle = len(window) - len(before) - len(after)
+        assert vocabulary.tokens[gap] == f"shift:{4 * (events_in_middle // 3)}", "how long the middle is"
+        np.testing.assert_array_equal(np.concatenate([before, middle]), window[:len(before) + len(middle)])
+        np.testing.assert_array_equal(after, window[len(window) - len(after):])
     assert fill_in_the_middle(window[:6], 0, order, np.random.default_rng(0)) is None, "too few events to cut"
     assert Infilling.of(Vocabulary.build(EncodingSettings(), {}), rate=0.5) is None
 
@@ -70,6 +73,7 @@ def test_a_piece_cut_at_bars_gives_back_every_note():
     prompt = infilling.prompt(vocabulary, gap)
     tokens = [vocabulary.tokens[t] for t in prompt]
     assert tokens[0] == "<start>" and tokens[-1] == FILL and tokens.count(HOLE) == 1
+    assert tokens[tokens.index(HOLE) + 1] == "shift:32", "the gap's length follows the hole"
     short = infilling.prompt(vocabulary, gap, context=60, middle_tokens=24)
     assert len(short) <= 60 - 24 and vocabulary.decode(short[1:]), "trimmed to whole events that fit"
     with pytest.raises(UserError, match="fill fewer bars"):
@@ -84,6 +88,12 @@ def test_a_middle_is_cut_or_padded_to_the_length_of_its_bars():
     assert len(infilling.fit_middle(events, 10, settings)) == 3
     padded = infilling.fit_middle(events, 20, settings)
     assert sum(e.shift for e in padded) == 20 and padded[-1].pitches == ()
+
+
+def test_gap_tokens_add_up_to_the_gap():
+    vocabulary = vocabulary_with_markers()
+    for steps in (0, 5, 32, 33, 100):
+        assert sum(vocabulary.shift_steps[vocabulary.gap_tokens(steps)]) == steps
 
 
 def test_parse_bars():
