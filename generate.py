@@ -165,7 +165,7 @@ def main(argv=None):
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
     from musicgen.encoding import PITCH, PROGRAM, event_notes, normalise_notes
-    from musicgen.generation import conditioned, guided, harmonize_plan, infill_plan, latent_plan
+    from musicgen.generation import conditioned, guided, harmonize_plan, infill_plan, labels_of, latent_plan
     from musicgen.instruments import instrument_name
     from musicgen.midi import write_midi
     from musicgen.seed import Seed, seed_tokens
@@ -198,9 +198,7 @@ def main(argv=None):
         pieces = [vocabulary.decode(np.concatenate([seed.tokens, continuation])) for continuation in generated]
         seed_events = vocabulary.decode(seed.tokens)
         given_events, seed_steps = len(seed_events), sum(event.shift for event in seed_events)
-        opening = seed.tokens[1:vocabulary.opening_length(seed.tokens)]
-        description = seed.description + (f"; labels {', '.join(vocabulary.tokens[i] for i in opening)}"
-                                          if len(opening) else "")
+        description = seed.description + labels_of(vocabulary, seed.tokens)
     bpm = args.bpm or (seed.tempo_changes[0, 1] if seed.tempo_changes is not None else run.config["default_bpm"])
     tempo_changes = seed.tempo_changes if args.bpm is None else None
     tempo = f"{bpm:g} bpm" if tempo_changes is None or len(tempo_changes) == 1 else \

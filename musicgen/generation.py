@@ -20,6 +20,12 @@ def conditioned(tokens, vocabulary, conditions):
     return np.concatenate([[vocabulary.start_id], controls, body]).astype(np.int32)
 
 
+def labels_of(vocabulary, prompt):
+    """'; labels density=high, key=D minor' for a prompt that opens with labels, else ''."""
+    opening = np.asarray(prompt)[1:vocabulary.opening_length(prompt)]
+    return f"; labels {', '.join(vocabulary.tokens[i] for i in opening)}" if len(opening) else ""
+
+
 class GuidedDecoder(Decoder):
     """Classifier-free guidance (Ho and Salimans, 2022): next-token log-probabilities pushed from those the model
     gives without labels towards those it gives with them, by `weight`:
@@ -89,8 +95,7 @@ def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random
                                   until_steps=gap.length)
     pieces = [gap.before + infilling.fit_middle(vocabulary.decode(tokens), gap.length, settings) + gap.after
               for tokens in generated]
-    labels = f"; labels {', '.join(vocabulary.tokens[i] for i in controls)}" if controls else ""
-    return pieces, gap, tempo_changes, f"bars {bars[0]}-{bars[1]} of {path} filled in{labels}"
+    return pieces, gap, tempo_changes, f"bars {bars[0]}-{bars[1]} of {path} filled in{labels_of(vocabulary, prompt)}"
 
 
 def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_seed=None):
@@ -108,9 +113,8 @@ def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_se
     generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), len(grid.notes) * 16 + 64,
                                   constraint=constraint)
     pieces = [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated]
-    opening = prompt[1:]
-    labels = f"; labels {', '.join(vocabulary.tokens[i] for i in opening)}" if len(opening) else ""
-    return pieces, grid.notes, grid.tempo_changes, f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels}"
+    description = f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels_of(vocabulary, prompt)}"
+    return pieces, grid.notes, grid.tempo_changes, description
 
 
 def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):
