@@ -6,7 +6,7 @@ For each held-out test piece, a passage of --middle events (cut where an onset
 ends, so no chord is split) after --before events is taken out, and the model
 trained with preprocess.py --infilling scores it twice:
 
-- filled in: <start> before <hole> gap after <fill> middle, where `gap` is the
+- filled in: <start> <hole> gap after <fill> before middle, where `gap` is the
   middle's length and `after` the next --after events (what generate.py
   --infill gives the model);
 - left only: <start> before middle, as plain continuation.
@@ -66,10 +66,11 @@ def layouts(vocabulary, found, fill_in):
     encode = vocabulary.encode
     result = []
     for _, before, middle, after in found:
-        head = [vocabulary.start_id, *encode(before, start=False, end=False)]
+        head = [vocabulary.start_id]
         if fill_in:
             gap = vocabulary.gap_tokens(sum(event.shift for event in middle))
             head += [vocabulary.index[HOLE], *gap, *encode(after, start=False, end=False), vocabulary.index[FILL]]
+        head += list(encode(before, start=False, end=False))
         result.append((np.array(head + list(encode(middle, start=False, end=False)), np.int32), len(head)))
     return result
 

@@ -325,7 +325,7 @@ class Infilling:
 
 def fill_in_the_middle(window, skip, infilling, rng):
     """`window` with its tokens after the first `skip` (a pinned prefix) rearranged as
-    before <hole> gap after <fill> middle (musicgen/encoding.py), as long as it was (the end of the middle
+    <hole> gap after <fill> before middle (musicgen/encoding.py), as long as it was (the end of the middle
     makes room for the markers and the gap), the middle being a run of whole events drawn at random; None where
     the window holds fewer than three event boundaries."""
     body = window[skip:]
@@ -334,8 +334,8 @@ def fill_in_the_middle(window, skip, infilling, rng):
         return None
     first, second = np.sort(rng.choice(boundaries, 2, replace=False))
     gap = infilling.gap_tokens(int(infilling.shift_steps[body[first:second]].sum()))
-    return np.concatenate([window[:skip], body[:first], [infilling.hole_id], gap, body[second:],
-                           [infilling.fill_id], body[first:second]])[:len(window)].astype(np.int32)
+    return np.concatenate([window[:skip], [infilling.hole_id], gap, body[second:], [infilling.fill_id],
+                           body[:second]])[:len(window)].astype(np.int32)
 
 
 def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, infilling=None):

@@ -38,14 +38,17 @@ A corpus with labels (musicgen/labels.py) adds one control token per label,
 Controls are never generated: they come from the user (generate.py --condition).
 
 A vocabulary made for infilling (preprocess.py --infilling) has two markers
-more, for the fill-in-the-middle order that language models use (Bavarian et
-al. 2022): a passage is trained, and asked for, as
+more, for the fill-in-the-middle training of language models (Bavarian et al.
+2022), in its suffix-first order: a passage is trained, and asked for, as
 
-    <start> [controls] before <hole> gap after <fill> middle
+    <start> [controls] <hole> gap after <fill> before middle
 
-so a model that only reads left to right writes the middle knowing what follows it.
-`gap` is the middle's length in shift tokens (gap_tokens): unlike a text, music
-must fill a gap of a given length, and only then does `after` fall in place.
+so a model that only reads left to right writes the middle knowing what follows
+it, and yet as a continuation of what comes before it, which is what it does
+best. `gap` is the middle's length in shift tokens (gap_tokens): unlike a text,
+music must fill a gap of a given length for `after` to fall in place. (The
+order before <hole> after <fill> middle, tried first, left the middle worse
+predicted than with no `after` at all; README, "Infilling".)
 """
 
 import copy

@@ -3,7 +3,7 @@
 A run trained on data made with `preprocess.py --infilling` has seen a share of
 its training windows in fill-in-the-middle order (musicgen.dataset.fill_in_the_middle):
 
-    <start> [controls] before <hole> after <fill> middle
+    <start> [controls] <hole> gap after <fill> before middle
 
 So to fill bars 5-8, the piece is cut at their edges (split_at), the prompt
 holds what comes before and after them, as much as the model's window has
@@ -88,7 +88,7 @@ def rest_of(steps, settings):
 
 
 def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
-    """<start> [controls] before <hole> gap after <fill> (musicgen/encoding.py), with as much of before (its end)
+    """<start> [controls] <hole> gap after <fill> before (musicgen/encoding.py), with as much of before (its end)
     and after (its start) as leaves `middle_tokens` of the model's `context` free for the middle: two thirds of
     what is left before, a third after."""
     if not vocabulary.infilling:
@@ -105,8 +105,8 @@ def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
                             "at once: fill fewer bars")
         after = _first_events(after, vocabulary, max(room // 3, room - len(before)))
         before = _last_events(before, vocabulary, room - len(after))
-    return np.concatenate([opening, before, [vocabulary.index[HOLE]], gap_length, after,
-                           [vocabulary.index[FILL]]]).astype(np.int32)
+    return np.concatenate([opening, [vocabulary.index[HOLE]], gap_length, after, [vocabulary.index[FILL]],
+                           before]).astype(np.int32)
 
 
 def _first_events(tokens, vocabulary, limit):

@@ -30,14 +30,14 @@ def test_a_window_in_fill_in_the_middle_order_moves_whole_events_behind_the_mark
     for seed in range(10):
         rearranged = fill_in_the_middle(window, 0, order, np.random.default_rng(seed))
         assert len(rearranged) == len(window)
-        hole, fill = (int(np.flatnonzero(rearranged == vocabulary.index[marker])[0]) for marker in (HOLE, FILL))
-        before, gap, after = rearranged[:hole], rearranged[hole + 1], rearranged[hole + 2: fill]
-        middle = rearranged[fill + 1:]
-        assert len(before) % 3 == 0 and len(after) % 3 == 0 and len(after) > 0, "whole events"
-        events_in_middle = len(window) - len(before) - len(after)
-        assert vocabulary.tokens[gap] == f"shift:{4 * (events_in_middle // 3)}", "how long the middle is"
-        np.testing.assert_array_equal(np.concatenate([before, middle]), window[:len(before) + len(middle)])
-        np.testing.assert_array_equal(after, window[len(window) - len(after):])
+        assert rearranged[0] == vocabulary.index[HOLE]
+        fill = int(np.flatnonzero(rearranged == vocabulary.index[FILL])[0])
+        gap, after, before_and_middle = rearranged[1], rearranged[2:fill], rearranged[fill + 1:]
+        assert len(after) % 3 == 0 and len(after) > 0, "whole events"
+        np.testing.assert_array_equal(after, window[len(window) - len(after):], "what follows the gap, first")
+        np.testing.assert_array_equal(before_and_middle, window[:len(before_and_middle)], "then the music in order")
+        middle_steps = vocabulary.shift_steps[gap]
+        assert middle_steps % 4 == 0 and 0 < middle_steps <= 4 * (6 - len(after) // 3), "how long the middle is"
     assert fill_in_the_middle(window[:6], 0, order, np.random.default_rng(0)) is None, "too few events to cut"
     assert Infilling.of(Vocabulary.build(EncodingSettings(), {}), rate=0.5) is None
 
@@ -72,8 +72,9 @@ def test_a_piece_cut_at_bars_gives_back_every_note():
         infilling.split_at(notes, vocabulary, 5, 7, bar_steps=16)
     prompt = infilling.prompt(vocabulary, gap)
     tokens = [vocabulary.tokens[t] for t in prompt]
-    assert tokens[0] == "<start>" and tokens[-1] == FILL and tokens.count(HOLE) == 1
-    assert tokens[tokens.index(HOLE) + 1] == "shift:32", "the gap's length follows the hole"
+    assert tokens[0] == "<start>" and tokens.count(FILL) == 1 and tokens.count(HOLE) == 1
+    assert vocabulary.decode(prompt[tokens.index(FILL) + 1:]) == gap.before, "the music before the gap comes last"
+    assert tokens[1] == HOLE and tokens[2] == "shift:32", "the gap's length follows the hole"
     short = infilling.prompt(vocabulary, gap, context=60, middle_tokens=24)
     assert len(short) <= 60 - 24 and vocabulary.decode(short[1:]), "trimmed to whole events that fit"
     with pytest.raises(UserError, match="fill fewer bars"):
