@@ -93,8 +93,8 @@ def parse_args(argv=None):
                              "notes per quarter)")
     parser.add_argument("--infilling", action="store_true",
                         help="add the fill-in-the-middle markers to the vocabulary, so that models trained on it "
-                             "learn to fill in bars (generate.py --infill); half the training windows are "
-                             "then shown in that order")
+                             "learn to fill in bars (generate.py --infill); most training windows (the "
+                             "infill_rate setting, 0.8) are then shown in that order")
     split = parser.add_argument_group("splits and augmentation")
     split.add_argument("--val-fraction", type=float, help="share of pieces for validation (default: 0.1)")
     split.add_argument("--test-fraction", type=float, help="share of pieces for test (default: 0.1)")

@@ -22,8 +22,10 @@ TRAINING_DEFAULTS = {
     # labelled corpus also plays unconditioned (only where the data has labels).
     "label_dropout": 0.2,
     # The share of training windows put in fill-in-the-middle order, where the data has the infilling markers
-    # (preprocess.py --infilling); the others keep teaching plain continuation.
-    "infill_rate": 0.5,
+    # (preprocess.py --infilling); the others keep teaching plain continuation. 0.8, measured (README,
+    # "Infilling"): on the chorales, 0.8 for 25 epochs predicted gaps better than 0.5 for 15, in both orders,
+    # and plain continuation better than no infilling at all.
+    "infill_rate": 0.8,
 }
 SCHEDULES = ("constant", "cosine")
 # What runs made before these settings existed trained with.
