@@ -65,8 +65,12 @@ class Evaluation:
     description: dict
 
 
-def score_pieces(decoder, pieces, pad_id, batch_size=32):
-    """Per piece, (log-probability, correct-guess flag) of every token after the first."""
+def score_pieces(decoder, pieces, pad_id, batch_size=32, opened=1):
+    """Per piece, (log-probability, correct-guess flag) of every token after the first.
+
+    With `opened` > 1 (pieces that open with <start> and labels), the decoder starts on that many tokens and
+    keeps them in view of the whole piece (Decoder.pin), as generating does; their own scores are left 0.
+    """
     order = np.argsort([len(p) for p in pieces])
     scored = [None] * len(pieces)
     for begin in range(0, len(pieces), batch_size):
@@ -77,8 +81,10 @@ def score_pieces(decoder, pieces, pad_id, batch_size=32):
             tokens[row, : len(piece)] = piece
         scores = np.zeros(tokens.shape, dtype=np.float64)
         hits = np.zeros(tokens.shape, dtype=bool)
-        logits, state = decoder.start(tokens[:, :1])
-        for t in range(1, tokens.shape[1]):
+        if opened > 1:
+            decoder.pin(opened)
+        logits, state = decoder.start(tokens[:, :opened])
+        for t in range(opened, tokens.shape[1]):
             normalized = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
             scores[:, t] = normalized[np.arange(len(batch)), tokens[:, t]]
             hits[:, t] = logits.argmax(axis=1) == tokens[:, t]
@@ -115,7 +121,9 @@ def likelihood_table(decoder, split, vocabulary, descriptions=None):
     table = describe_pieces(split, vocabulary) if descriptions is None else descriptions.copy()
     group_kinds = {group: [KINDS.index(kind) for kind in kinds] for group, kinds in TOKEN_GROUPS.items()}
     columns = {"nll_nats": [], "correct": [], **{f"{g}_{c}": [] for g in TOKEN_GROUPS for c in ("tokens", "nll_nats")}}
-    for piece, (log_probabilities, correct) in zip(pieces, score_pieces(decoder, pieces, vocabulary.pad_id)):
+    opened = max(1, min(vocabulary.opening_length(piece) for piece in pieces)) if pieces else 1
+    for piece, (log_probabilities, correct) in zip(pieces, score_pieces(decoder, pieces, vocabulary.pad_id,
+                                                                        opened=opened)):
         kinds = vocabulary.kinds[piece[1:]]
         predicted = ~vocabulary.is_control[piece[1:]]
         columns["nll_nats"].append(-log_probabilities[predicted].sum())

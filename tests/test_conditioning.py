@@ -248,3 +248,20 @@ def test_guidance_needs_a_condition(labelled_run, tmp_path):
     generate.main(["--checkpoint", str(labelled_run), "--condition", "key=C major", "--guidance", "2", "--length",
                    "8", "--output", str(tmp_path / "g.mid")])
     assert (tmp_path / "g.mid").is_file()
+
+
+def test_scoring_opens_on_the_labels_keeps_them_in_view_and_counts_none_of_them(labelled_run, labelled):
+    from musicgen import evaluation
+
+    run = registry.load_run(labelled_run)
+    test = load_processed(labelled, ("test",))[1]["test"]
+    decoder = run.spec.decoder(run.model)
+    pinned = []
+    keep_in_view = decoder.pin
+    decoder.pin = lambda count: (pinned.append(count), keep_in_view(count))
+    table = evaluation.likelihood_table(decoder, test, run.vocabulary)
+    assert set(pinned) == {4}, "<start> and the three labels"
+    assert decoder.pinned == 4
+    assert (table["tokens"] == [len(test.piece(i)) - 4 for i in range(len(test))]).all()
+    assert np.isfinite(table["nll_nats"]).all() and (table["nll_nats"] > 0).all()
+    assert max(len(test.piece(i)) for i in range(len(test))) > 16, "longer than the model's window"
