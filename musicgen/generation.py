@@ -16,7 +16,7 @@ def conditioned(tokens, vocabulary, conditions):
         return tokens
     controls = vocabulary.control_ids(conditions)
     tokens = np.asarray(tokens, dtype=np.int32)
-    body = tokens[vocabulary.opening_length(tokens):] if len(tokens) and tokens[0] == vocabulary.start_id else tokens
+    body = tokens[vocabulary.opening_length(tokens):]  # without its <start> and any labels it had
     return np.concatenate([[vocabulary.start_id], controls, body]).astype(np.int32)
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musicgen.encoding import FILL, HOLE, KINDS, Event, event_then_rests, notes_to_events
+from musicgen.encoding import FILL, HOLE, Event, event_then_rests, notes_to_events
 from musicgen.errors import UserError
 
 _BARS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
@@ -68,15 +68,13 @@ def split_at(notes, vocabulary, first_bar, last_bar, bar_steps):
             return []
         return part[:-1] + list(event_then_rests(part[-1], time - int(part_onsets[-1]), settings))
 
-    inside = [(start <= onset < end) for onset in onsets]
-    before = [(e, t) for e, t in zip(events, onsets) if t < start]
-    middle = [(e, t) for e, t, i in zip(events, onsets, inside) if i]
-    after = [e for e, t in zip(events, onsets) if t >= end]
-    first_after = next((int(t) for t in onsets if t >= end), end)
-    opening_rest = rest_of(first_after - end, settings)
-    return Gap(leading_to([e for e, _ in before], [t for _, t in before], start),
-               leading_to([e for e, _ in middle], [t for _, t in middle], end) or rest_of(end - start, settings),
-               opening_rest + after, start, end - start)
+    before, middle = onsets < start, (onsets >= start) & (onsets < end)
+    after = [event for event, onset in zip(events, onsets) if onset >= end]
+    first_after = int(onsets[onsets >= end].min()) if after else end
+    middle_events = leading_to([e for e, m in zip(events, middle) if m], onsets[middle], end)
+    return Gap(leading_to([e for e, b in zip(events, before) if b], onsets[before], start),
+               middle_events or rest_of(end - start, settings), rest_of(first_after - end, settings) + after,
+               start, end - start)
 
 
 def rest_of(steps, settings):
@@ -111,14 +109,14 @@ def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
 
 def _first_events(tokens, vocabulary, limit):
     """The longest run of whole events from the start of `tokens` within `limit` tokens."""
-    ends = np.flatnonzero(vocabulary.kinds[tokens] == KINDS.index("shift")) + 1
+    ends = vocabulary.event_boundaries(tokens)
     fitting = ends[ends <= limit]
     return tokens[: fitting[-1]] if len(fitting) else tokens[:0]
 
 
 def _last_events(tokens, vocabulary, limit):
     """The longest run of whole events at the end of `tokens` within `limit` tokens."""
-    starts = np.concatenate([[0], np.flatnonzero(vocabulary.kinds[tokens] == KINDS.index("shift")) + 1])
+    starts = np.concatenate([[0], vocabulary.event_boundaries(tokens)])
     fitting = starts[len(tokens) - starts <= limit]
     return tokens[fitting[0]:] if len(fitting) else tokens[:0]
 
