@@ -8,6 +8,7 @@
     python generate.py --condition key="D minor" --condition density=high   # a model trained on labels
     python generate.py --infill song.mid --bars 5-8        # new bars 5-8 (a model trained with --infilling)
     python generate.py --harmonize melody.mid              # voices under a melody (the default chorale model)
+    python generate.py --chords "G D7 | G C" --bars 8      # music over chords (a model trained with chord symbols)
 
 Seed notation: notes with octaves (C4 is middle C; F#3, Bb2), chords joined by
 '.', R for a rest, each optionally followed by ':' and a duration in quarter
@@ -44,11 +45,17 @@ def parse_args(argv=None):
     decoding.add_argument("--instruments", metavar="LIST",
                           help="only these instruments may be generated, e.g. piano,bass,drums (General MIDI names, "
                                "families or program numbers; for models that keep instruments)")
-    fill = parser.add_argument_group("fill in bars (runs trained on preprocess.py --infilling data)")
+    fill = parser.add_argument_group("given music: bars to fill in, a melody to harmonize, chords to write over")
     fill.add_argument("--infill", type=Path, metavar="FILE",
                       help="a MIDI (or ABC, MusicXML) file whose --bars are written anew, leading from what comes "
-                           "before them into what comes after")
-    fill.add_argument("--bars", metavar="FIRST-LAST", help="the bars to fill, counted from 1, e.g. 5-8")
+                           "before them into what comes after (runs trained on preprocess.py --infilling data)")
+    fill.add_argument("--bars", metavar="BARS",
+                      help="with --infill: the bars to fill, counted from 1, e.g. 5-8; with --chords: how many bars "
+                           "to write, the chords repeated to fill them (default: the bars given, once)")
+    fill.add_argument("--chords", metavar="PROGRESSION",
+                      help="chord symbols to write music over, a bar each (\"G D7 G C\") or bars split by | "
+                           "(\"G D7 | G C\"); for runs whose corpus kept chord symbols (preprocess.py --chord-symbols)")
+    fill.add_argument("--meter", default="4/4", help="the time signature of --chords' bars (default: 4/4)")
     fill.add_argument("--harmonize", type=Path, metavar="FILE",
                       help="keep the melody of this file (its highest note at each onset) as the top voice and "
                            "write the voices under it")
@@ -79,12 +86,21 @@ def check_args(args):
     from musicgen.audio import find_soundfont
     from musicgen.midi import check_bpm
 
-    if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior, args.infill, args.harmonize))) > 1:
-        raise UserError("give one of --seed, --seed-midi, --infill, --harmonize, --interpolate and --prior")
-    if args.harmonize and args.strategy == "beam":
-        raise UserError("--harmonize samples under the melody; use a strategy other than beam")
-    if bool(args.infill) != bool(args.bars):
+    if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior, args.infill, args.harmonize,
+                      args.chords))) > 1:
+        raise UserError("give one of --seed, --seed-midi, --infill, --harmonize, --chords, --interpolate and --prior")
+    if (args.harmonize or args.chords) and args.strategy == "beam":
+        raise UserError("--harmonize and --chords sample under what is given; use a strategy other than beam")
+    if args.bars and not (args.infill or args.chords):
+        raise UserError("--bars goes with --infill FILE (the bars to fill) or --chords (how many bars)")
+    if args.infill and not args.bars:
         raise UserError("--infill FILE and --bars FIRST-LAST go together")
+    if args.chords:
+        from musicgen.chords import check_meter, progression
+
+        if args.bars is not None and not args.bars.strip().isdigit():
+            raise UserError(f"--bars with --chords is a number of bars, got {args.bars!r}")
+        args.progression = progression(args.chords, int(args.bars) if args.bars else None, check_meter(args.meter))
     if args.infill:
         from musicgen.infilling import parse_bars
 
@@ -106,9 +122,9 @@ def check_args(args):
     args.conditions = parse_conditions(args.condition)
     if args.conditions and (args.interpolate or args.prior):
         raise UserError("--condition steers a seed's continuation; it does not apply to --interpolate or --prior")
-    if args.guidance != 1 and (not args.conditions or args.infill or args.harmonize):
+    if args.guidance != 1 and (not args.conditions or args.infill or args.harmonize or args.chords):
         raise UserError("--guidance strengthens the --condition labels of a continuation: give --condition too "
-                        "(and neither --infill nor --harmonize)")
+                        "(and none of --infill, --harmonize and --chords)")
     if not 0 < args.guidance <= 10:
         raise UserError(f"--guidance must be above 0 and at most 10, got {args.guidance}")
     if args.instruments is not None:
@@ -164,8 +180,9 @@ def main(argv=None):
 
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
-    from musicgen.encoding import PITCH, PROGRAM, event_notes, normalise_notes
-    from musicgen.generation import conditioned, guided, harmonize_plan, infill_plan, labels_of, latent_plan
+    from musicgen.encoding import PITCH, PROGRAM, event_notes, event_symbols, normalise_notes
+    from musicgen.generation import chords_plan, conditioned, guided, harmonize_plan, infill_plan, labels_of, latent_plan
+    from musicgen.harmonize import voiced
     from musicgen.instruments import instrument_name
     from musicgen.midi import write_midi
     from musicgen.seed import Seed, seed_tokens
@@ -173,12 +190,17 @@ def main(argv=None):
     run = registry.load_run(run_dir)
     vocabulary = run.vocabulary.restricted_to(args.instruments) if args.instruments else run.vocabulary
     given_from = None  # where the given music starts again after an infilled gap
-    melody = None  # the notes of a melody to harmonize
+    melody = None  # the notes of a melody to harmonize, or of the chords given
     if args.harmonize:
         pieces, melody, file_tempo_changes, description = harmonize_plan(
             run, vocabulary, strategy, args.harmonize, args.conditions, len(paths), args.random_seed)
         seed = Seed(np.zeros(0, np.int32), description, file_tempo_changes)
         given_events, seed_steps = len(melody), 0
+    elif args.chords:
+        pieces, description = chords_plan(run, vocabulary, strategy, args.progression, args.conditions, len(paths),
+                                          args.random_seed)
+        seed = Seed(np.zeros(0, np.int32), description, None)
+        given_events, seed_steps = len(args.progression), 0
     elif args.infill:
         pieces, gap, file_tempo_changes, description = infill_plan(run, vocabulary, strategy, args.infill, args.bars,
                                                                    args.conditions, len(paths), args.random_seed)
@@ -205,8 +227,17 @@ def main(argv=None):
         f"the seed's tempo map ({len(tempo_changes)} tempos from {bpm:g} bpm)"
     spq = vocabulary.settings.steps_per_quarter
     print(f"{run.spec.name} from {run_dir}; {description}; {args.strategy} decoding")
+    # A melody-only model writes chord symbols but no accompaniment: the symbols are played under its melody.
+    play_symbols = run.recipe.melody_only and bool(vocabulary.symbols)
+    if play_symbols:
+        print("chord symbols are played as chords under the melody")
     for path, events in zip(paths, pieces):
-        notes, merged, cut = normalise_notes(event_notes(events))  # one note per key at a time, as in training
+        played = event_notes(events)
+        if play_symbols:
+            chords = voiced(event_symbols(events))
+            played = np.concatenate([played, chords])
+            melody = chords if args.chords else None  # the plot shows the given chords as given
+        notes, merged, cut = normalise_notes(played)  # one note per key at a time, as in training
         if not vocabulary.settings.instruments:
             notes[:, PROGRAM] = args.program
         write_midi(path, notes, spq, bpm, tempo_changes)
@@ -214,7 +245,7 @@ def main(argv=None):
         instruments = ", ".join(instrument_name(p) for p in np.unique(notes[:, PROGRAM]).tolist())
         repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
                                                          (cut, "notes cut where their key was struck again")) if count]
-        given = "given" if args.infill or args.harmonize else "from the seed"
+        given = "given" if args.infill or args.harmonize or args.chords else "from the seed"
         print(f"wrote {path}: {len(events)} events ({given_events} {given}), "
               f"{len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
               + "".join(f"; {r}" for r in repairs))

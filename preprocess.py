@@ -7,6 +7,7 @@
     python preprocess.py --corpus bach --melody-only --folds 10 --output data/bach-folds  # for crossval.py
     python preprocess.py --input ../maestro --timing seconds --velocity-bins 16   # override the corpus' choice
     python preprocess.py --input ../by_composer --label-from folders=composer --compute-labels key,density
+    python preprocess.py --input ../nottingham --melody-only --chord-symbols infer   # melodies over their chords
 
 With no encoding flags the corpus decides (musicgen/encoding_choice.py):
 performances (most onsets off the beat grid) get 10 ms steps, shifts up to 1 s
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from musicgen import readers
+from musicgen.chords import CHORD_SYMBOL_MODES
 from musicgen.dataset import DEFAULT_SHARD_TOKENS
 from musicgen.encoding_choice import EncodingRequest
 from musicgen.errors import UserError, run_cli
@@ -49,7 +51,15 @@ def parse_args(argv=None):
                              "(by default a note held by the pedal lasts until the pedal comes up)")
     tracks.add_argument("--melody-only", action="store_true", help="keep only the top voice (highest note at each onset)")
     tracks.add_argument("--min-notes", type=int, default=8, help="skip pieces with fewer notes (default: 8)")
+    tracks.add_argument("--chord-symbols", choices=CHORD_SYMBOL_MODES, default="keep",
+                        help="chord symbols (ABC's \"G\" \"D7\", MusicXML harmony) become tokens: keep those a file "
+                             "names, infer them from the notes of each bar or half bar where it names none (MIDI), "
+                             "or none (default: keep)")
     encoding = parser.add_argument_group("encoding (by default chosen from the corpus; each flag overrides its part)")
+    encoding.add_argument("--vocab", type=Path, metavar="PATH",
+                          help="encode with this vocabulary (a vocab.json, or a run or data folder holding one), so "
+                               "a run trained on it can fine-tune on this corpus (train.py --init-from); what it has "
+                               "no token for is counted in the summary and the manifest")
     encoding.add_argument("--timing", choices=("auto", "beats", "seconds"), default="auto",
                           help="beats: a grid of quarter notes; seconds: real time, a 'quarter' being half a second "
                                "(default auto: seconds when most pieces are performances off the beat grid)")
@@ -102,6 +112,15 @@ def parse_args(argv=None):
                        help="instead of one split, K cross-validation folds in <output>/fold-0 .. fold-K-1, "
                             "each piece tested in one of them (for crossval.py)")
     split.add_argument("--split-seed", type=int, default=0, help="seed of the random split (default: 0)")
+    split.add_argument("--split-from", metavar="CSV|folders",
+                       help="keep the split the dataset comes with: a CSV with a split column (train, validation, "
+                            "test) and a column naming each file (MAESTRO's maestro-v3.0.0.csv), or folders: "
+                            "train/, valid/ or validation/, test/ under --input; files it does not place are "
+                            "reported and left out")
+    split.add_argument("--dedupe", action="store_true", default=None,
+                       help="keep pieces whose openings are the same melody (in any key) in one split "
+                            "(default: on for music21's bundled corpora, off otherwise)")
+    split.add_argument("--no-dedupe", dest="dedupe", action="store_false", help="split every piece on its own")
     split.add_argument("--transpose", default="0", metavar="LOW..HIGH",
                        help="add training copies transposed by each shift in LOW..HIGH semitones, e.g. -5..6 (default: 0)")
     limits = parser.add_argument_group("limits (a file over a limit is skipped and reported, never fatal)")
@@ -167,7 +186,8 @@ def parse_transpose(text):
 
 
 def collect_files(args):
-    """The files to read; with no source given, data/ or else the default music21 corpus."""
+    """(files to read, whether they are music21's bundled corpus); with no source given, data/ or else the
+    default music21 corpus."""
     files, ignored = [], 0
     for path in args.input or []:
         if not path.exists():
@@ -186,11 +206,59 @@ def collect_files(args):
         if not files:
             files = readers.music21_corpus_files(DEFAULT_CORPUS)
             print(f"no music files in {DEFAULT_INPUT}/; using music21's bundled Bach chorales ({len(files)} scores)")
+            return files, True
     if ignored:
         print(f"passed over {ignored} files that are not MIDI, ABC, MusicXML or Humdrum")
     if not files:
         raise UserError("no MIDI, ABC, MusicXML or Humdrum files found in the given inputs")
-    return files
+    return files, bool(args.corpus) and not args.input
+
+
+def shared_vocabulary(args):
+    """The --vocab vocabulary, checked against the flags: it decides the encoding, so they may not."""
+    from musicgen.dataset import read_vocabulary
+
+    path = args.vocab / "vocab.json" if args.vocab.is_dir() else args.vocab
+    if not path.is_file():
+        raise UserError(f"--vocab {args.vocab} is neither a vocab.json nor a folder holding one")
+    vocabulary = read_vocabulary(path)
+    given = [flag for flag, value in (("--timing", args.timing != "auto"), ("--velocity-bins", args.velocity_bins),
+                                      ("--instruments/--no-instruments", args.instruments is not None),
+                                      ("--steps-per-quarter", args.steps_per_quarter),
+                                      ("--max-duration", args.max_duration), ("--max-shift", args.max_shift),
+                                      ("--max-chords", args.max_chords)) if value]
+    if given:
+        raise UserError(f"--vocab decides the encoding ({vocabulary.settings.describe()}); leave out {', '.join(given)}")
+    if args.infilling and not vocabulary.infilling:
+        raise UserError(f"--vocab {args.vocab} has no infilling markers; leave out --infilling")
+    args.infilling = vocabulary.infilling
+    return vocabulary
+
+
+def collect_split(args, files):
+    """{file: split} from --split-from (musicgen/splits.py), or None for the split drawn from file names."""
+    if not args.split_from:
+        return None
+    from musicgen import splits
+
+    if args.folds is not None:
+        raise UserError("--split-from keeps the dataset's split; it does not go with --folds")
+    if args.val_fraction is not None or args.test_fraction is not None:
+        raise UserError("--split-from decides the validation and test pieces; leave out --val-fraction and "
+                        "--test-fraction")
+    if args.split_from == "folders":
+        if not args.input:
+            raise UserError("--split-from folders needs --input folders holding train/, validation/ and test/")
+        found, unplaced = splits.splits_from_folders(files, args.input)
+    else:
+        found, unplaced = splits.splits_from_csv(files, Path(args.split_from))
+    for name in ("validation", "test"):
+        if name not in found.values():
+            print(f"warning: --split-from {args.split_from} places no file in the {name} split")
+    if unplaced:
+        print(f"{len(unplaced)} files are in no split of --split-from {args.split_from} and are left out "
+              f"(the manifest lists them), e.g. {unplaced[0]}")
+    return found
 
 
 def collect_labels(args, files):
@@ -209,7 +277,7 @@ def collect_labels(args, files):
     if args.labels or args.label_columns:
         if not (args.labels and args.label_columns):
             raise UserError("--labels and --label-columns go together: the CSV and which of its columns to use")
-        columns = [c.strip() for c in args.label_columns.split(",") if c.strip()]
+        columns = [labels.check_name(c.strip(), "--label-columns") for c in args.label_columns.split(",") if c.strip()]
         found, unlisted = labels.csv_labels(files, args.labels, columns, args.label_file_column)
         if unlisted:
             print(f"{len(unlisted)} files are not listed in {args.labels} and get no label from it, e.g. {unlisted[0]}")
@@ -232,15 +300,17 @@ def main(argv=None):
     request = EncodingRequest(args.timing, args.velocity_bins, args.instruments, args.steps_per_quarter,
                               args.max_duration, args.max_shift)
     request.settings()  # a bad flag is reported before any file is read
+    vocabulary = shared_vocabulary(args) if args.vocab else None
     recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None,
                                            args.sustain_pedal),
-                    args.melody_only, args.max_silence)
+                    args.melody_only, args.max_silence, args.chord_symbols)
     computed = ()
     if args.compute_labels:
         from musicgen.labels import parse_computed
 
         computed = parse_computed(args.compute_labels)
-    files = collect_files(args)
+    files, bundled = collect_files(args)
+    split_from = collect_split(args, files)
     config = PreprocessConfig(
         files=files, output=args.output, settings=request, recipe=recipe,
         labels=collect_labels(args, files), computed_labels=computed, infilling=args.infilling,
@@ -249,6 +319,7 @@ def main(argv=None):
         split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
         limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes, shard_tokens=args.shard_tokens,
+        split_from=split_from, dedupe=bundled if args.dedupe is None else args.dedupe, vocabulary=vocabulary,
     )
     if args.folds is not None:
         for fold, summary in enumerate(run_folds(config)):
@@ -267,6 +338,17 @@ def main(argv=None):
     print(f"{summary['events']} events; pieces per split: {splits}; vocabulary {summary['vocabulary_size']} tokens "
           f"({summary['chords_in_vocabulary']} chords); {summary['clipped_notes']} notes clipped to --max-duration; "
           f"{summary['shards']} shard files; {summary['seconds']} s")
+    left_out = {name.replace("_", " "): count for name, count in summary["not_in_vocabulary"].items() if count}
+    if args.vocab:
+        print(f"encoded with {args.vocab}'s vocabulary"
+              + (": " + ", ".join(f"{count} {name}" for name, count in left_out.items()) + " (the manifest counts them "
+                 "per piece)" if left_out else "; everything fit"))
+    if summary["duplicates_grouped"]:
+        print(f"{summary['duplicates_grouped']} pieces open with the same melody as another and share its split "
+              "(--dedupe)")
+    if summary["chord_symbols_in_vocabulary"]:
+        print(f"chord symbols: {summary['chord_symbols_in_vocabulary']} in the vocabulary (a token each), "
+              "counted per piece in the manifest's chord_symbols column")
     if summary["labels"]:
         print("labels (values): " + ", ".join(f"{name} ({count})" for name, count in summary["labels"].items())
               + ("; density: low below {:.2f}, high from {:.2f} notes per quarter".format(*summary["density_edges"])

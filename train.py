@@ -3,6 +3,8 @@
     python train.py --model lstm
     python train.py --model gru --units 512 --epochs 100 --run-name gru-big
     python train.py --model lstm --config my_settings.json --set dropout=0.3
+    python train.py --init-from pretrained/folk --data data/my-tunes --run-name my-folk   # fine-tune
+    python train.py --summary                      # the model's layers, and model.png
 
 Run the same command again after a crash or Ctrl-C and it resumes from the last
 finished epoch. Everything lands in checkpoints/<run-name>/ (default: the model name).
@@ -17,12 +19,12 @@ from pathlib import Path
 
 import models
 from musicgen import config as settings
-from musicgen.errors import run_cli
+from musicgen.errors import UserError, run_cli
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=models.DEFAULT, type=models.check_name,
-                        help=f"one of: {', '.join(models.NAMES)} (default: {models.DEFAULT})")
+    parser.add_argument("--model", type=models.check_name,
+                        help=f"one of: {', '.join(models.NAMES)} (default: {models.DEFAULT}, or --init-from's)")
     parser.add_argument("--data", type=Path, default=Path("data/processed"), help="preprocess.py output (default: data/processed)")
     parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"), help="where run folders go (default: checkpoints)")
     parser.add_argument("--run-name", help="run folder name under --checkpoints (default: the model name)")
@@ -30,6 +32,15 @@ def parse_args(argv=None):
     parser.add_argument("--show-config", action="store_true", help="print the model's resolved settings and exit")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="compute in float16, keeping weights in float32: faster on recent GPUs")
+    parser.add_argument("--init-from", type=Path, metavar="RUN",
+                        help="fine-tune: start from this run's weights (a run folder, e.g. pretrained/bach) with its "
+                             "settings, a fifth of its learning rate, at most 20 epochs and patience 3; the data must "
+                             "share its vocabulary (preprocess.py --vocab RUN)")
+    parser.add_argument("--freeze", type=int, default=0, metavar="N",
+                        help="with --init-from: keep the lowest N layers with weights (the embedding first) as "
+                             "they are (default: 0)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the model's layers and draw them in <run folder>/model.png, then exit")
     settings.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -41,17 +52,26 @@ def main(argv=None):
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
 
-    spec = registry.get(args.model)
-    config = settings.resolve_config(spec, args.config, settings.overrides(args))
+    from musicgen.runs import RUN_CONFIG_FILE, read_run_config
+
+    if args.freeze and not args.init_from:
+        raise UserError("--freeze keeps layers of the run given by --init-from; give that too")
+    parent = read_run_config(args.init_from) if args.init_from else None
+    model_name = args.model or (parent["model"] if parent else models.DEFAULT)
+    spec = registry.get(model_name)
+    base = settings.fine_tuning(parent["config"]) if parent and parent["model"] == model_name else None
+    config = settings.resolve_config(spec, args.config, settings.overrides(args), base=base)
     if args.show_config:
-        print(json.dumps({"model": args.model, **config}, indent=2))
+        print(json.dumps({"model": model_name, **config}, indent=2))
         return
     from musicgen import training
-    from musicgen.runs import RUN_CONFIG_FILE
 
-    run_dir = args.checkpoints / (args.run_name or args.model)
+    run_dir = args.checkpoints / (args.run_name or model_name)
+    if args.summary:
+        training.summarize(spec, config, args.data, run_dir)
+        return
     run_config = training.train(spec, config, args.data, run_dir, restart=args.restart,
-                                mixed_precision=args.mixed_precision)
+                                mixed_precision=args.mixed_precision, init_from=args.init_from, freeze=args.freeze)
     progress = run_config["progress"]
     accuracy = progress["best_val_accuracy"]
     unit = "nats per token" if spec.likelihood else "(the critic's Wasserstein estimate)"

@@ -34,6 +34,17 @@ BEFORE_OPTIMIZER_SETTINGS = {"schedule": "constant", "warmup_steps": 0, "weight_
 BEFORE_LABELS = {"label_dropout": 0.2, "infill_rate": 0.5}
 # Changing these between runs does not change what the model is, so a resume may change them.
 RESUMABLE_CHANGES = {"epochs", "patience"}
+# What fine-tuning (train.py --init-from) changes in the parent run's settings: a fifth of its peak learning
+# rate, so the few steps of a small corpus adjust what the parent learned rather than overwrite it, and a
+# shorter run with quicker early stopping.
+FINE_TUNING_LEARNING_RATE_SHARE = 0.2
+FINE_TUNING = {"epochs": 20, "patience": 3}
+
+
+def fine_tuning(parent_config):
+    """The starting settings of a run fine-tuned from a run with `parent_config` (its architecture kept)."""
+    return {**parent_config, **FINE_TUNING,
+            "learning_rate": parent_config["learning_rate"] * FINE_TUNING_LEARNING_RATE_SHARE}
 
 
 # Flags that set one hyperparameter each (train.py, crossval.py); the rest go through --set KEY=VALUE or --config.
@@ -81,10 +92,11 @@ def defaults(spec):
     return {**TRAINING_DEFAULTS, **spec.defaults}
 
 
-def resolve_config(spec, config_file=None, overrides=None):
-    """The settings of a run of `spec`'s model; unknown keys and bad values are refused."""
+def resolve_config(spec, config_file=None, overrides=None, base=None):
+    """The settings of a run of `spec`'s model; unknown keys and bad values are refused. `base`: settings that
+    come before the config file's (a parent run's, for fine-tuning)."""
     config = defaults(spec)
-    layers = []
+    layers = [("the run fine-tuned from", base)] if base else []
     if config_file:
         file_values = read_user_json(config_file, f"config file {config_file} does not exist")
         if not isinstance(file_values, dict):

@@ -37,6 +37,12 @@ A corpus with labels (musicgen/labels.py) adds one control token per label,
 
 Controls are never generated: they come from the user (generate.py --condition).
 
+A corpus with chord symbols (ABC's "G" "D7", or inferred from MIDI: see
+musicgen/chords.py) has one more kind of event, a symbol with how long it holds,
+first of the events at its onset:
+
+    harmony:D7 dur:8 shift:0 A4 dur:2 shift:2 ...
+
 A vocabulary made for infilling (preprocess.py --infilling) has two markers
 more, for the fill-in-the-middle training of language models (Bavarian et al.
 2022), in its suffix-first order: a passage is trained, and asked for, as
@@ -62,6 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from musicgen.chords import parse_symbol, symbol_name
 from musicgen.errors import UserError
 
 PITCH_CLASS_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
@@ -74,7 +81,7 @@ HOLE, FILL = "<hole>", "<fill>"  # the infilling markers (see the module docstri
 
 # Token kinds, and which kinds may follow which (the event grammar).
 KINDS = ["pad", "start", "end", "rest", "note", "chord", "duration", "shift", "instrument", "velocity", "control",
-         "hole", "fill"]
+         "hole", "fill", "harmony"]
 _EVENT_KINDS = ("rest", "note", "chord")
 _PITCHED_KINDS = ("note", "chord")
 
@@ -83,7 +90,7 @@ ONSET, DURATION, PITCH, VELOCITY, PROGRAM = range(5)
 NOTE_COLUMNS = 5
 DEFAULT_VELOCITY = 80  # for notes that have none (scores), and what a model without velocities plays at
 DRUMS = 128  # the PROGRAM of drum-kit notes (MIDI channel 10), apart from the 128 General MIDI programs
-INSTRUMENT_PREFIX, VELOCITY_PREFIX = "inst:", "vel:"
+INSTRUMENT_PREFIX, VELOCITY_PREFIX, HARMONY_PREFIX = "inst:", "vel:", "harmony:"
 CONTROL_SEPARATOR = "="  # control tokens are label=value; no other token holds "="
 
 
@@ -111,6 +118,11 @@ def parse_pitch(name):
 
 def chord_name(pitches):
     return ".".join(pitch_name(p) for p in sorted(pitches))
+
+
+def harmony_token(code):
+    """A chord symbol's code (musicgen/chords.py) -> its token, e.g. 'harmony:D7'."""
+    return f"{HARMONY_PREFIX}{symbol_name(code)}"
 
 
 def instrument_token(program):
@@ -206,6 +218,7 @@ class Event(NamedTuple):
     shift: int  # grid steps to the next event's onset
     velocity: int = None  # MIDI velocity (a bin's middle), where the encoding keeps velocities
     program: int = None  # General MIDI program or DRUMS, where the encoding keeps instruments
+    symbol: int = None  # a chord symbol's code (musicgen/chords.py): the event names a chord and sounds nothing
 
 
 def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False, velocities=None, programs=None):
@@ -328,15 +341,23 @@ def count_chords(notes, settings=None):
     return Counter(event.pitches for _, event in group_simultaneous(notes, settings) if len(event.pitches) > 1)
 
 
-def notes_to_events(notes, settings, known_chords):
-    """Notes -> (events, number of notes whose duration was clipped)."""
+def notes_to_events(notes, settings, known_chords, symbols=()):
+    """Notes, and (onset, duration, code) chord symbols, -> (events, number of notes whose duration was clipped).
+
+    A symbol comes first of the events at its onset, its duration clipped like a note's (but not counted)."""
     groups = group_simultaneous(notes, settings)
     if not groups:
         return [], 0
     piece_end = max(onset + event.duration for onset, event in groups)
+    harmony = [(onset, Event((), min(duration, settings.max_duration_steps), 0, symbol=code))
+               for onset, duration, code in np.asarray(symbols, dtype=np.int64).reshape(-1, 3).tolist()
+               if onset < piece_end]
     expanded = []
     clipped = 0
-    for onset, event in groups:
+    for onset, event in sorted(harmony + groups, key=lambda item: (item[0], item[1].symbol is None)):
+        if event.symbol is not None:
+            expanded.append((onset, event))
+            continue
         if event.duration > settings.max_duration_steps:
             event = event._replace(duration=settings.max_duration_steps)
             clipped += len(event.pitches)
@@ -379,6 +400,16 @@ def event_notes(events):
     return sort_notes(rows)
 
 
+def event_symbols(events):
+    """The chord symbols the events name, as (k, 3) int (onset step, duration steps, code)."""
+    rows, time = [], 0
+    for event in events:
+        if event.symbol is not None:
+            rows.append((time, event.duration, event.symbol))
+        time += event.shift
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
 class Vocabulary:
     """Token strings <-> ids, with the encoding settings they were made for."""
 
@@ -395,6 +426,8 @@ class Vocabulary:
             if wanted != (KINDS.index(kind) in self.kinds):
                 raise UserError(f"vocabulary {kind} tokens do not match its settings")
         self.chords = {self._pitches_of(t) for t, k in zip(self.tokens, self.kinds) if KINDS[k] == "chord"}
+        self.symbols = {self._symbol_of(t): i for i, (t, k) in enumerate(zip(self.tokens, self.kinds))
+                        if KINDS[k] == "harmony"}  # chord symbol code -> token id
         # Which keys each token strikes, and which tokens move on to a new onset (a shift > 0, or <start>).
         self.strikes = np.zeros((len(self.tokens), 128), dtype=bool)
         for index, (token, kind) in enumerate(zip(self.tokens, self.kinds)):
@@ -433,10 +466,11 @@ class Vocabulary:
         """Which kinds may follow which: an event is [instrument] [velocity] what duration shift.
 
         The instrument and velocity tokens come only before notes and chords (a
-        rest has neither), and only where the settings keep them, then always.
+        rest or chord symbol has neither), and only where the settings keep them, then always.
         """
         pitched = ("velocity",) if settings.velocity_bins else _PITCHED_KINDS
         event_start = (("instrument",) if settings.instruments else pitched) + ("rest", "end")
+        event_start += ("harmony",)
         return {
             "pad": ("start",),
             "start": event_start + ("control",),
@@ -447,6 +481,7 @@ class Vocabulary:
             "rest": ("duration",),
             "note": ("duration",),
             "chord": ("duration",),
+            "harmony": ("duration",),
             "duration": ("shift",),
             "end": ("start",),
             "hole": event_start,
@@ -454,9 +489,11 @@ class Vocabulary:
         }
 
     @classmethod
-    def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2, controls=(), infilling=False):
+    def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2, controls=(), infilling=False,
+              symbols=()):
         """The vocabulary for `settings`, with the most frequent chords of the training data, the infilling
-        markers if asked for, and the control tokens `controls` (label=value strings), last and sorted."""
+        markers if asked for, a token for each chord symbol code in `symbols`, and the control tokens `controls`
+        (label=value strings), last and sorted."""
         chords = [c for c, n in sorted(chord_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_chord_count]
         tokens = list(SPECIAL_TOKENS)
         tokens += [pitch_name(p) for p in range(128)]
@@ -470,6 +507,7 @@ class Vocabulary:
                                                                        settings.velocity_bins).tolist()]
         if infilling:
             tokens += [HOLE, FILL]
+        tokens += [harmony_token(code) for code in sorted(set(symbols))]
         return cls(tokens + sorted(set(controls)), settings)
 
     def __len__(self):
@@ -503,6 +541,9 @@ class Vocabulary:
         if token.startswith(VELOCITY_PREFIX):
             self._value_of(token)
             return "velocity"
+        if token.startswith(HARMONY_PREFIX):
+            self._symbol_of(token)
+            return "harmony"
         for kind, limit, lowest in (("dur:", self.settings.max_duration_steps, 1), ("shift:", self.settings.max_shift_steps, 0)):
             if token.startswith(kind):
                 value = token[len(kind):]
@@ -521,6 +562,17 @@ class Vocabulary:
         if not value.isdigit() or not (0 if prefix + ":" == INSTRUMENT_PREFIX else 1) <= int(value) <= 127:
             raise UserError(f"vocabulary token {token!r} is not a General MIDI program or velocity")
         return int(value)
+
+    @staticmethod
+    def _symbol_of(token):
+        """The code of a chord symbol token, which must spell it as harmony_token does."""
+        try:
+            code = parse_symbol(token[len(HARMONY_PREFIX):])
+        except ValueError as error:
+            raise UserError(f"vocabulary token {token!r}: {error}") from None
+        if harmony_token(code) != token:
+            raise UserError(f"vocabulary token {token!r} should be spelled {harmony_token(code)!r}")
+        return code
 
     @staticmethod
     def _pitches_of(token):
@@ -620,6 +672,10 @@ class Vocabulary:
         split (notes_to_events does)."""
         ids = ([self.start_id] if start else []) + sorted(controls)
         for event in events:
+            if event.symbol is not None:
+                ids += [self.index[harmony_token(event.symbol)], self.index[f"dur:{event.duration}"],
+                        self.index[f"shift:{event.shift}"]]
+                continue
             if event.pitches:
                 if self.settings.instruments:
                     ids.append(self.index[instrument_token(event.program or 0)])
@@ -632,9 +688,9 @@ class Vocabulary:
             ids.append(self.end_id)
         return np.array(ids, dtype=np.int32)
 
-    def encode_notes(self, notes, controls=()):
-        """Notes -> (token ids of the whole piece, number of events, number of clipped notes)."""
-        events, clipped = notes_to_events(notes, self.settings, self.chords)
+    def encode_notes(self, notes, controls=(), symbols=()):
+        """Notes (and chord symbols) -> (token ids of the whole piece, number of events, number of clipped notes)."""
+        events, clipped = notes_to_events(notes, self.settings, self.chords, symbols)
         return self.encode(events, controls=controls), len(events), clipped
 
     def velocity_of_bin(self, velocity):
@@ -648,16 +704,18 @@ class Vocabulary:
         Where the settings keep instruments and velocities, a note event without
         them (a hand-written seed, say) takes program 0 and velocity 80.
         """
-        events, what, duration, velocity, program = [], None, None, None, None
+        events, what, duration, velocity, program, symbol = [], None, None, None, None, None
         for token_id in np.asarray(ids).tolist():
             token = self.tokens[token_id]
             kind = KINDS[self.kinds[token_id]]
             if kind == "instrument":
-                what, duration, velocity, program = None, None, None, self._value_of(token)
+                what, duration, velocity, program, symbol = None, None, None, self._value_of(token), None
             elif kind == "velocity":
-                what, duration, velocity = None, None, self._value_of(token)
+                what, duration, velocity, symbol = None, None, self._value_of(token), None
             elif kind in _EVENT_KINDS:
-                what, duration = (() if kind == "rest" else self._pitches_of(token)), None
+                what, duration, symbol = (() if kind == "rest" else self._pitches_of(token)), None, None
+            elif kind == "harmony":
+                what, duration, velocity, program, symbol = (), None, None, None, self._symbol_of(token)
             elif kind == "duration" and what is not None:
                 duration = int(token[len("dur:"):])
             elif kind == "shift" and what is not None and duration is not None:
@@ -666,10 +724,10 @@ class Vocabulary:
                     program = 0 if program is None and self.settings.instruments else program
                 else:
                     velocity, program = None, None
-                events.append(Event(what, duration, int(token[len("shift:"):]), velocity, program))
-                what, duration, velocity, program = None, None, None, None
+                events.append(Event(what, duration, int(token[len("shift:"):]), velocity, program, symbol))
+                what, duration, velocity, program, symbol = None, None, None, None, None
             else:
-                what, duration, velocity, program = None, None, None, None
+                what, duration, velocity, program, symbol = None, None, None, None, None
         return events
 
     def allowed_next(self, previous_ids):

@@ -26,7 +26,8 @@ from musicgen.metrics import (QUARTERS_PER_BAR, CopyFinder, bar_self_similarity,
                               velocity_counts)
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
-                "velocity": ("velocity",), "instrument": ("instrument",), "other": ("rest", "start", "end", "pad")}
+                "velocity": ("velocity",), "instrument": ("instrument",), "harmony": ("harmony",),
+                "other": ("rest", "start", "end", "pad")}
 SEED_EVENTS = 16
 LN2 = np.log(2)
 # Each likelihood metric is a ratio of sums over pieces: (numerator column, denominator column, scale).
@@ -42,6 +43,7 @@ LIKELIHOOD_METRICS = {
     "shift_bits": ("shift_nll_nats", "shift_tokens", 1 / LN2),
     "velocity_bits": ("velocity_nll_nats", "velocity_tokens", 1 / LN2),  # NaN where the encoding has no velocities
     "instrument_bits": ("instrument_nll_nats", "instrument_tokens", 1 / LN2),  # or no instruments
+    "harmony_bits": ("harmony_nll_nats", "harmony_tokens", 1 / LN2),  # or no chord symbols
 }
 # Metrics whose paired differences between models are reported ("A beats B" with an interval).
 COMPARED_METRICS = ("nll_nats", "nats_per_note", "pitch_bits_per_note", "accuracy", "mean_overlap",

@@ -117,6 +117,26 @@ def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_se
     return pieces, grid.notes, grid.tempo_changes, description
 
 
+def chords_plan(run, vocabulary, strategy, chords, conditions, count, random_seed=None):
+    """([events of each piece], description): `count` pieces written over `chords`, (k, 3) float (onset, duration
+    in quarters, code) from chords.progression (musicgen/harmonize.py, ChordConstraint)."""
+    from musicgen.chords import symbol_name
+    from musicgen.harmonize import ChordConstraint
+
+    steps = np.rint(chords[:, :2] * vocabulary.settings.steps_per_quarter).astype(np.int64)
+    symbols = np.column_stack([steps, chords[:, 2].astype(np.int64)])
+    constraint = ChordConstraint(vocabulary, symbols, count)
+    prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
+    decoder = run.spec.decoder(run.model, seed=random_seed)
+    decoder.pin(vocabulary.opening_length(prompt))
+    # A few events a quarter note at most in the music this is for: the cap only stops a model that never would.
+    cap = int(constraint.end // vocabulary.settings.steps_per_quarter + 1) * 16 + 64
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), cap, constraint=constraint)
+    pieces = [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated]
+    names = " ".join(symbol_name(int(code)) for code in symbols[:, 2])
+    return pieces, f"music over the chords {names}{labels_of(vocabulary, prompt)}"
+
+
 def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):
     """(decoder, prompt, description) for sampling a run's latent prior or walking between two seeds.
 

@@ -1,4 +1,5 @@
-"""Harmonize a melody: it stays the top voice while the model writes the voices under it (generate.py --harmonize).
+"""Music under given parts: a melody kept as the top voice while the model writes the voices under it
+(generate.py --harmonize), or chords given while it writes the music over them (generate.py --chords).
 
 Why constrained decoding of the plain model, and not a model trained for it:
 the default encoding writes each onset's notes one at a time, highest first
@@ -17,16 +18,27 @@ The constraint works through the sampler's mask (Sampler.generate's
 - at an onset of the melody, the event must be its note, with its duration;
 - between them, notes must lie below the melody note sounding (or the last one);
 - a shift may not pass the next melody onset, and generation ends with the melody.
+
+ChordConstraint does the same for a chord progression, on models whose corpus
+kept chord symbols (preprocess.py --chord-symbols): each given symbol is forced,
+with its duration, as the first event at its onset, no other symbol may be
+written, time may not pass a symbol's onset, and no note sounds past the last
+chord. The model's training pieces
+name each symbol where it starts, so it writes the music of that chord knowing
+the chord and how long it holds.
 """
 
 import numpy as np
 
+from musicgen.chords import QUALITIES, QUALITY_NAMES, bar_quarters, chord_tones, symbol_name
 from musicgen.encoding import DURATION, KINDS, ONSET, PITCH, pitch_name
 from musicgen.errors import UserError
 
 _EVENT_START = [KINDS.index(kind) for kind in ("start", "control", "shift")]
 _PITCHED = [KINDS.index(kind) for kind in ("note", "chord")]
-_VELOCITY, _DURATION, _SHIFT = (KINDS.index(kind) for kind in ("velocity", "duration", "shift"))
+_REST = KINDS.index("rest")
+_VELOCITY, _DURATION, _SHIFT, _HARMONY, _END = (KINDS.index(kind)
+                                                 for kind in ("velocity", "duration", "shift", "harmony", "end"))
 
 
 class MelodyConstraint:
@@ -79,8 +91,7 @@ class MelodyConstraint:
                 only[self.duration_of[int(self.durations[placed - 1])]] = True
                 allowed[row] &= only
             elif kinds[row] == _DURATION:
-                limit = (self.onsets[placed] if placed < len(self.onsets) else self.end) - self.time[row]
-                allowed[row] &= ~((self.kinds == _SHIFT) & (self.vocabulary.shift_steps > limit))
+                allowed[row] &= _shifts_until(self.vocabulary, self.onsets, placed, self.end, self.time[row])
             if not allowed[row].any():
                 raise UserError("the melody cannot be kept under this model's grammar (a note outside its range?)")
         return allowed
@@ -98,6 +109,92 @@ class MelodyConstraint:
             elif kind == _SHIFT:
                 self.time[row] += self.vocabulary.shift_steps[token]
                 self.placing[row] = False
+
+
+def _shifts_until(vocabulary, onsets, placed, end, time):
+    """Tokens allowed after a duration: no shift that passes the next given onset (or the end)."""
+    limit = (onsets[placed] if placed < len(onsets) else end) - time
+    return ~((vocabulary.kinds == _SHIFT) & (vocabulary.shift_steps > limit))
+
+
+class ChordConstraint:
+    """Keeps each row's music over a given progression: (k, 3) grid symbols (onset, duration, code), in order."""
+
+    def __init__(self, vocabulary, symbols, rows):
+        if not vocabulary.symbols:
+            raise UserError("this model was trained without chord symbols, so it takes no --chords (preprocess its "
+                            "corpus with --chord-symbols keep for ABC or MusicXML, infer for MIDI)")
+        symbols = np.asarray(symbols, dtype=np.int64).reshape(-1, 3)
+        unknown = sorted({symbol_name(code) for code in symbols[:, 2].tolist() if code not in vocabulary.symbols})
+        if unknown:
+            known = " ".join(symbol_name(code) for code in vocabulary.symbols)
+            raise UserError(f"this model never saw the chord {', '.join(unknown)} in training; it knows: {known}")
+        self.vocabulary = vocabulary
+        self.onsets = symbols[:, 0]
+        self.symbol_ids = np.array([vocabulary.symbols[code] for code in symbols[:, 2].tolist()])
+        steps = np.minimum(symbols[:, 1], vocabulary.settings.max_duration_steps)
+        self.duration_ids = np.array([vocabulary.index[f"dur:{n}"] for n in steps.tolist()])
+        self.end = int((symbols[:, 0] + symbols[:, 1]).max())
+        self.time = np.zeros(rows, dtype=np.int64)
+        self.placed = np.zeros(rows, dtype=np.int64)  # symbols placed so far in each row
+        self.duration_steps = np.array([int(token[len("dur:"):]) if kind == _DURATION else 0
+                                        for token, kind in zip(vocabulary.tokens, vocabulary.kinds.tolist())])
+
+    @property
+    def done(self):
+        return self.time >= self.end
+
+    def allowed(self, previous, allowed):
+        allowed = allowed.copy()
+        kinds = self.vocabulary.kinds
+        for row, kind in enumerate(kinds[np.asarray(previous)].tolist()):
+            placed = self.placed[row]
+            if kind in _EVENT_START:
+                if placed < len(self.onsets) and self.onsets[placed] <= self.time[row]:
+                    allowed[row] &= np.arange(len(kinds)) == self.symbol_ids[placed]
+                else:
+                    allowed[row] &= (kinds != _HARMONY) & (kinds != _END)
+            elif kind == _HARMONY:
+                allowed[row] &= np.arange(len(kinds)) == self.duration_ids[placed - 1]
+            elif kind in _PITCHED or kind == _REST:
+                allowed[row] &= self.duration_steps <= self.end - self.time[row]  # no note sounds past the end
+            elif kind == _DURATION:
+                allowed[row] &= _shifts_until(self.vocabulary, self.onsets, placed, self.end, self.time[row])
+        return allowed
+
+    def advance(self, tokens):
+        tokens = np.asarray(tokens)
+        kinds = self.vocabulary.kinds[tokens]
+        self.placed += kinds == _HARMONY
+        self.time += np.where(kinds == _SHIFT, self.vocabulary.shift_steps[tokens], 0)
+
+
+def voiced(symbols, velocity=56, program=0):
+    """Grid symbols -> notes that play them: each chord in close position, its root in the octave from C3."""
+    rows = []
+    for onset, duration, code in np.asarray(symbols).tolist():
+        root = 48 + code % 12
+        rows.extend((onset, duration, root + interval, velocity, program)
+                    for interval in QUALITIES[QUALITY_NAMES[code // 12]])
+    return np.array(rows, dtype=np.int64).reshape(-1, 5)
+
+
+def chord_tone_share(notes, symbols, steps_per_quarter, time_signature):
+    """Of the top-voice notes sounding on strong beats, the share whose pitch class is in the chord symbol sounding
+    there. `symbols`: (k, 3) grid symbols. The strong beats are counted from each symbol's onset (chords change on
+    them), a bar apart, or half a bar from four quarters up: the grid itself starts on the first note, which in a
+    piece with an upbeat is not a bar's start."""
+    notes, symbols = np.asarray(notes), np.asarray(symbols)
+    bar = bar_quarters(time_signature)
+    strong = (bar / 2 if bar >= 4 else bar) * steps_per_quarter
+    hits = total = 0
+    for onset, duration, code in symbols.tolist():
+        for time in np.arange(onset, onset + duration, strong).round().astype(np.int64):
+            sounding = notes[(notes[:, ONSET] <= time) & (notes[:, ONSET] + notes[:, DURATION] > time)]
+            if len(sounding):
+                total += 1
+                hits += int(sounding[:, PITCH].max()) % 12 in chord_tones(code)
+    return hits / total if total else float("nan")
 
 
 def triad_share(notes, steps_per_quarter):

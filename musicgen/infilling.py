@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from musicgen.chords import bar_quarters
 from musicgen.encoding import FILL, HOLE, Event, event_then_rests, notes_to_events
 from musicgen.errors import UserError
 
@@ -44,12 +45,7 @@ def parse_bars(text):
 
 def steps_per_bar(time_signature, steps_per_quarter):
     """Grid steps in a bar of `time_signature` ('3/4'; 4/4 where it is unknown or not a fraction)."""
-    numerator, _, denominator = str(time_signature).partition("/")
-    try:
-        quarters = int(numerator) * 4 / int(denominator)
-    except (ValueError, ZeroDivisionError):
-        quarters = 4.0
-    return max(1, round(quarters * steps_per_quarter)) if quarters > 0 else 4 * steps_per_quarter
+    return max(1, round(bar_quarters(time_signature) * steps_per_quarter))
 
 
 def split_at(notes, vocabulary, first_bar, last_bar, bar_steps):

@@ -34,7 +34,8 @@ _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98,
 _PROFILES = np.stack([np.roll(profile, tonic) for profile in (_MAJOR_PROFILE, _MINOR_PROFILE) for tonic in range(12)])
 # Manifest columns a label may not take the name of.
 RESERVED_NAMES = {"source", "status", "reason", "notes", "events", "clipped_notes", "silences_shortened",
-                  "duration_quarters", "tempo_bpm", "time_signature", "split", "notes_per_quarter"}
+                  "duration_quarters", "tempo_bpm", "time_signature", "split", "notes_per_quarter", "chord_symbols",
+                  "opening"}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -148,7 +149,7 @@ def pattern_labels(files, spec):
     return labels
 
 
-def csv_labels(files, csv_path, columns, file_column=None):
+def csv_labels(files, csv_path, columns, file_column=None, flag="--labels"):
     """{file: {column: value}} from a CSV with a column naming each file (a path relative to anywhere, or a name).
 
     Returns (labels, files the CSV does not list). The file column is `file_column`, else the first of
@@ -159,20 +160,18 @@ def csv_labels(files, csv_path, columns, file_column=None):
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
     except FileNotFoundError:
-        raise UserError(f"--labels {csv_path} does not exist") from None
+        raise UserError(f"{flag} {csv_path} does not exist") from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise UserError(f"--labels {csv_path} cannot be read as CSV ({error})") from None
+        raise UserError(f"{flag} {csv_path} cannot be read as CSV ({error})") from None
     header = list(rows[0]) if rows else []
     if file_column is None:
         file_column = next((c for c in ("midi_filename", "filename", "file", "path") if c in header), None)
     if file_column not in header:
-        raise UserError(f"--labels {csv_path} needs a column naming each file (midi_filename, filename, file or "
+        raise UserError(f"{flag} {csv_path} needs a column naming each file (midi_filename, filename, file or "
                         f"path, or say which with --label-file-column); its columns: {', '.join(header) or 'none'}")
     missing = [c for c in columns if c not in header]
     if missing:
-        raise UserError(f"--labels {csv_path} has no column {', '.join(missing)}; its columns: {', '.join(header)}")
-    for column in columns:
-        check_name(column, "--label-columns")
+        raise UserError(f"{flag} {csv_path} has no column {', '.join(missing)}; its columns: {', '.join(header)}")
     by_path = {}
     for row in rows:
         key = Path(str(row[file_column]).strip()).as_posix()

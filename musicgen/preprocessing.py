@@ -20,15 +20,18 @@ from musicgen import readers
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
                               remove_other_shards, write_folds, write_index, write_vocabulary)
 from musicgen import labels as piece_labels
+from musicgen.chords import transpose_symbols
 from musicgen.encoding import DRUMS, PITCH, PROGRAM, EncodingSettings, Vocabulary, control_token, count_chords
 from musicgen.encoding_choice import EncodingRequest, describe_traits, piece_traits
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 from musicgen.recipe import SECONDS_TIMING_BPM, Recipe
+from musicgen.splits import duplicate_leaders, opening_fingerprint
 
 CACHE_FOLDER = ".cache"
+LEFT_OUT = ("labels_not_in_vocabulary", "chord_symbols_not_in_vocabulary")  # manifest columns with --vocab
 REPORT_FILE = "report.png"
-_CACHE_VERSION = 3  # 2: the sustain pedal is applied when reading MIDI; 3: velocities, programs, tempo maps
+_CACHE_VERSION = 4  # 2: the sustain pedal applied when reading MIDI; 3: velocities, programs, tempo maps; 4: chord symbols
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
@@ -57,6 +60,11 @@ class PreprocessConfig:
     labels: dict = dataclasses.field(default_factory=dict)  # {file path: {label: value}} (musicgen/labels.py)
     computed_labels: tuple = ()  # any of labels.COMPUTED_LABELS, measured on each piece
     infilling: bool = False  # the vocabulary gets the fill-in-the-middle markers (musicgen/infilling.py)
+    split_from: dict = None  # {file path: split} that the dataset brings (musicgen/splits.py); None: split_of
+    dedupe: bool = False  # pieces whose openings are one melody share a split (musicgen/splits.py)
+    # A vocabulary to encode with (preprocess.py --vocab), so a run trained on it can fine-tune on this corpus;
+    # None: one made from this corpus. Its settings replace `settings`.
+    vocabulary: Vocabulary = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,21 +94,27 @@ def run(config):
     output = Path(config.output)
     context = _context_of(config)
 
-    rows_per_file, chord_counts, controls = [None] * len(config.files), Counter(), set()
-    for file_index, file_rows, file_chord_counts, file_controls in _map_files(
+    rows_per_file, chord_counts, controls, symbols = [None] * len(config.files), Counter(), set(), set()
+    for file_index, file_rows, file_chord_counts, file_controls, file_symbols in _map_files(
             _survey, list(enumerate(config.files)), context, config.workers, "reading"):
         rows_per_file[file_index] = file_rows
         chord_counts.update(file_chord_counts)
         controls |= file_controls
+        symbols |= file_symbols
     rows = [row for file_rows in rows_per_file for row in file_rows]
     if not any(row["status"] == "kept" for row in rows):
         _write_manifest(output, rows)
         raise UserError(f"none of the {len(rows)} pieces could be used; see {output / MANIFEST_FILE} for why")
+    grouped = _keep_duplicates_together(rows) if config.dedupe else 0
     if config.folds:
         _check_folds(rows, config)
-    elif _fill_empty_held_out_splits(rows, config):
-        chord_counts = sum(_map_files(_count_training_chords, _encoding_jobs(config.files, rows_per_file),
-                                      context, config.workers, "recounting"), Counter())
+    moved = _fill_empty_held_out_splits(rows, config) if not (config.folds or config.split_from) else False
+    if grouped or moved:
+        chord_counts, symbols = Counter(), set()
+        for file_chords, file_symbols in _map_files(_count_training, _encoding_jobs(config.files, rows_per_file),
+                                                    context, config.workers, "recounting"):
+            chord_counts.update(file_chords)
+            symbols |= file_symbols
     if "density" in config.computed_labels:
         context.density_edges = piece_labels.density_edges(
             [row["notes_per_quarter"] for row in rows if row["split"] == "train"])
@@ -108,8 +122,8 @@ def run(config):
             if row["status"] == "kept":
                 row["density"] = piece_labels.density_label(row["notes_per_quarter"], context.density_edges)
         controls |= {control_token("density", value) for value in piece_labels.DENSITY_BINS}
-    vocabulary = Vocabulary.build(config.settings, chord_counts, config.max_chords, config.min_chord_count, controls,
-                                  config.infilling)
+    vocabulary = config.vocabulary or Vocabulary.build(config.settings, chord_counts, config.max_chords,
+                                                       config.min_chord_count, controls, config.infilling, symbols)
 
     context.vocabulary = vocabulary
     run_id = uuid.uuid4().hex[:8]
@@ -121,6 +135,8 @@ def run(config):
             if piece.shift == 0:
                 rows_per_file[file_index][piece.result_index].update(events=piece.events,
                                                                      clipped_notes=piece.clipped_notes)
+                if config.vocabulary is not None:
+                    rows_per_file[file_index][piece.result_index].update(piece.left_out)
     index = {name: writer.close() for name, writer in writers.items()}
     write_index(output, vocabulary.hash(), index, config.recipe)
     _write_manifest(output, rows)
@@ -141,10 +157,13 @@ def run(config):
         "shards": sum(len(entries) for entries in index.values()),
         "vocabulary_size": len(vocabulary),
         "chords_in_vocabulary": len(vocabulary.chords),
+        "chord_symbols_in_vocabulary": len(symbols),
         "encoding": config.settings.describe(),
         "encoding_reason": config.encoding_reason,
         "labels": {name: len(values) for name, values in vocabulary.controls.items()},
         "density_edges": context.density_edges,
+        "duplicates_grouped": grouped,
+        "not_in_vocabulary": {name: int(sum(row.get(name, 0) for row in rows)) for name in LEFT_OUT},
         "seconds": round(time.time() - started, 1),
     }
 
@@ -152,6 +171,9 @@ def run(config):
 def resolve_encoding(config):
     """`config` with its settings decided: an EncodingRequest left to the corpus is settled on the traits of every
     piece read (musicgen/encoding_choice.py); EncodingSettings stay as they are."""
+    if config.vocabulary is not None:
+        return dataclasses.replace(config, settings=config.vocabulary.settings,
+                                   encoding_reason="the vocabulary's, from --vocab")
     request = config.settings
     if isinstance(request, EncodingSettings):
         return config
@@ -249,6 +271,17 @@ def _check_folds(rows, config):
                         "use fewer --folds (or another --split-seed)")
 
 
+def _keep_duplicates_together(rows):
+    """Give each piece whose opening repeats an earlier piece's (splits.duplicate_leaders) that piece's split;
+    returns how many pieces were grouped with another."""
+    split_of_source = {row["source"]: row["split"] for row in rows if row["status"] == "kept"}
+    leaders = duplicate_leaders(rows)
+    for row in rows:
+        if row["source"] in leaders:
+            row["split"] = split_of_source[leaders[row["source"]]]
+    return len(leaders)
+
+
 def _fill_empty_held_out_splits(rows, config):
     """In a corpus of 3+ pieces, give an empty held-out split (whose fraction is not 0) one training piece.
 
@@ -311,6 +344,7 @@ class _EncodedPiece:
     tokens: np.ndarray
     events: int
     clipped_notes: int
+    left_out: dict  # {LEFT_OUT name: count} of what the vocabulary has no token for
 
 
 _context = None  # this process's _Context, set by _set_context
@@ -360,34 +394,41 @@ def _file_size(path):
 
 
 def _survey(job):
-    """(file index, manifest rows, training chord counts, control tokens) of one file: what it holds, what is kept,
-    where, and the labels of its kept pieces (and of their transposed copies)."""
+    """(file index, manifest rows, training chord counts, control tokens, chord symbol codes) of one file: what it
+    holds, what is kept, where, the labels of its kept pieces (and of their transposed copies), and the chord
+    symbols of its training pieces."""
     file_index, path = job
     config = _context.config
-    rows, chord_counts, controls = [], Counter(), set()
+    rows, chord_counts, controls, symbols = [], Counter(), set(), set()
     for result in _read_cached(path, _context):
         row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0, "clipped_notes": 0,
-               "silences_shortened": 0, "duration_quarters": 0.0, "tempo_bpm": None, "time_signature": "", "split": ""}
+               "silences_shortened": 0, "chord_symbols": 0, "duration_quarters": 0.0, "tempo_bpm": None,
+               "time_signature": "", "split": ""}
         if isinstance(result, readers.ReadFailure):
             row.update(status=result.status, reason=result.reason)
         elif len(result.pitches) > config.max_notes:
             row.update(status="skipped", notes=len(result.pitches),
                        reason=f"{len(result.pitches):,} notes, more than --max-notes {config.max_notes:,}")
         else:
-            notes, shortened, _ = config.recipe.grid_notes(result, config.settings)
+            grid = config.recipe.grid_notes(result, config.settings)
+            notes = grid.notes
             row.update(notes=len(notes), tempo_bpm=round(result.tempo_bpm, 2), time_signature=result.time_signature,
-                       silences_shortened=shortened,
+                       silences_shortened=grid.silences_shortened, chord_symbols=len(grid.chord_symbols),
                        duration_quarters=float((notes[:, 0] + notes[:, 1]).max() / config.settings.steps_per_quarter))
+            split = _split_of_piece(path, result.source, config)
             if len(notes) < config.min_notes:
                 row.update(status="skipped", reason=f"only {len(notes)} notes (--min-notes is {config.min_notes})")
+            elif split is None:
+                row.update(status="skipped", reason="not in a split of --split-from")
             else:
-                split = (fold_split(result.source, config.folds, config.test_fold, config.split_seed) if config.folds
-                         else split_of(result.source, config.val_fraction, config.test_fraction, config.split_seed))
                 row.update(status="kept", split=split)
+                if config.dedupe:
+                    row["opening"] = opening_fingerprint(notes)
                 copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
                 for shift, copy in copies:
                     if split == "train":
                         chord_counts.update(count_chords(copy, config.settings))
+                        symbols |= set(transpose_symbols(grid.chord_symbols, shift)[:, 2].tolist())
                     copy_labels = _labels_of(path, result, copy, density_edges=None)
                     controls |= {control_token(name, value) for name, value in copy_labels.items()}
                     if shift == 0:
@@ -396,7 +437,17 @@ def _survey(job):
                     row["notes_per_quarter"] = round(piece_labels.notes_per_quarter(
                         notes, config.settings.steps_per_quarter), 4)
         rows.append(row)
-    return file_index, rows, chord_counts, controls
+    return file_index, rows, chord_counts, controls, symbols
+
+
+def _split_of_piece(path, source, config):
+    """The split of the piece read from `source` in the file `path`: the dataset's own (None where it has none
+    for the file), the fold's, or the one drawn from the hash of its name."""
+    if config.split_from is not None:
+        return config.split_from.get(str(path))
+    if config.folds:
+        return fold_split(source, config.folds, config.test_fold, config.split_seed)
+    return split_of(source, config.val_fraction, config.test_fraction, config.split_seed)
 
 
 def _labels_of(path, result, notes, density_edges):
@@ -416,38 +467,47 @@ def _encoding_jobs(files, rows_per_file):
 
 
 def _kept_copies(job):
-    """(reading index, split, shift, source, tempo, notes, labels) of a file's kept pieces; training ones
-    transposed."""
+    """(reading index, split, shift, source, tempo, notes, chord symbols, labels) of a file's kept pieces; training
+    ones transposed."""
     _, path, splits = job
     config = _context.config
     seconds = config.settings.timing == "seconds"
     for result_index, (result, split) in enumerate(zip(_read_cached(path, _context), splits)):
         if not split:
             continue
-        notes = config.recipe.grid_notes(result, config.settings).notes
+        grid = config.recipe.grid_notes(result, config.settings)
+        notes = grid.notes
         tempo = SECONDS_TIMING_BPM if seconds else result.tempo_bpm  # what plays the steps at their length
         copies = _transpositions(notes, config.transpositions) if split == "train" else [(0, notes)]
         for shift, copy in copies:
             source = result.source if shift == 0 else f"{result.source} {TRANSPOSED_MARK} {shift:+d})"
-            yield result_index, split, shift, source, tempo, copy, _labels_of(path, result, copy, _context.density_edges)
+            yield (result_index, split, shift, source, tempo, copy, transpose_symbols(grid.chord_symbols, shift),
+                   _labels_of(path, result, copy, _context.density_edges))
 
 
-def _count_training_chords(job):
-    counts = Counter()
-    for _, split, _, _, _, notes, _ in _kept_copies(job):
+def _count_training(job):
+    """(chord counts, chord symbol codes) of a file's training pieces and their transposed copies."""
+    counts, symbols = Counter(), set()
+    for _, split, _, _, _, notes, piece_symbols, _ in _kept_copies(job):
         if split == "train":
             counts.update(count_chords(notes, _context.config.settings))
-    return counts
+            symbols |= set(piece_symbols[:, 2].tolist())
+    return counts, symbols
 
 
 def _encode_file(job):
     """(file index, [_EncodedPiece]) for one file's kept pieces and their transposed copies."""
     pieces = []
     vocabulary = _context.vocabulary
-    for result_index, split, shift, source, tempo, notes, labels in _kept_copies(job):
-        controls = [vocabulary.index[control_token(name, value)] for name, value in labels.items()]
-        tokens, events, clipped = vocabulary.encode_notes(notes, controls)
-        pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped))
+    for result_index, split, shift, source, tempo, notes, symbols, labels in _kept_copies(job):
+        # Labels and chord symbols the vocabulary lacks (unseen in training, or absent from a --vocab) are left out.
+        controls = [vocabulary.index.get(control_token(name, value)) for name, value in labels.items()]
+        known_symbols = np.isin(symbols[:, 2], list(vocabulary.symbols))
+        left_out = {"labels_not_in_vocabulary": controls.count(None),
+                    "chord_symbols_not_in_vocabulary": int((~known_symbols).sum())}
+        tokens, events, clipped = vocabulary.encode_notes(notes, [c for c in controls if c is not None],
+                                                          symbols[known_symbols])
+        pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped, left_out))
     return job[0], pieces
 
 
@@ -510,6 +570,7 @@ def _save_cached(cache_file, results):
             arrays[f"notes_{i}"] = np.stack([result.onsets, result.durations, result.pitches, velocities,
                                              result.programs], axis=1).astype(np.float64)
             arrays[f"tempo_{i}"] = result.tempo_changes
+            arrays[f"symbols_{i}"] = result.chord_symbols
         else:
             meta.append(dataclasses.asdict(result))
     with atomic_path(cache_file) as temporary:
@@ -529,5 +590,6 @@ def _load_cached(cache_file):
                 results.append(readers.RawPiece(onsets=notes[:, 0], durations=notes[:, 1],
                                                 pitches=notes[:, 2].astype(np.int64), velocities=velocities,
                                                 programs=notes[:, 4].astype(np.int64),
-                                                tempo_changes=arrays[f"tempo_{i}"], **meta))
+                                                tempo_changes=arrays[f"tempo_{i}"],
+                                                chord_symbols=arrays[f"symbols_{i}"], **meta))
         return results

@@ -11,7 +11,8 @@ from typing import NamedTuple
 import numpy as np
 
 from musicgen import readers
-from musicgen.encoding import quantize, shorten_silences
+from musicgen.chords import CHORD_SYMBOL_MODES, infer_symbols
+from musicgen.encoding import DRUMS, quantize, shorten_silences
 from musicgen.errors import UserError
 
 SECONDS_TIMING_BPM = 120.0  # in seconds timing a "quarter" is half a second: the quarter note of 120 bpm
@@ -21,6 +22,7 @@ class GridPiece(NamedTuple):
     notes: np.ndarray  # (n, 5): onset, duration, pitch, velocity, program; times in grid steps
     silences_shortened: int
     tempo_changes: np.ndarray  # (k, 2): (grid step, bpm), the first at step 0; what plays the notes as read
+    chord_symbols: np.ndarray  # (k, 3) int: (onset step, duration steps, code) of each chord symbol (chords.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Recipe:
     selection: readers.TrackSelection = readers.TrackSelection()  # which MIDI tracks contribute notes
     melody_only: bool = False  # only the highest note at each onset
     max_silence_quarters: int = 16  # longer silences inside a piece are shortened to this
+    chord_symbols: str = "keep"  # a file's chord symbols: "keep" them, "infer" them where it has none, or "none"
 
     def grid_notes(self, piece, settings):
         """A readers.RawPiece on the grid of `settings` (encoding.EncodingSettings), as a GridPiece.
@@ -48,7 +51,22 @@ class Recipe:
         notes = quantize(onsets, durations, piece.pitches, spq, self.melody_only, piece.velocities, programs)
         notes, cuts = shorten_silences(notes, self.max_silence_quarters * spq)
         first_step = np.rint(onsets.min() * spq) if len(onsets) else 0
-        return GridPiece(notes, len(cuts), _grid_tempo_changes(tempo_changes, spq, first_step, cuts))
+        symbols = self._symbols_of(piece)
+        if settings.timing == "seconds":
+            symbols = np.column_stack([piece.seconds(symbols[:, 0]) * SECONDS_TIMING_BPM / 60, symbols[:, 1]])
+        end = int((notes[:, 0] + notes[:, 1]).max()) if len(notes) else 0
+        return GridPiece(notes, len(cuts), _grid_tempo_changes(tempo_changes, spq, first_step, cuts),
+                         _grid_symbols(symbols, spq, first_step, cuts, end))
+
+    def _symbols_of(self, piece):
+        """(quarter, code) of the piece's chord symbols, as this recipe keeps or infers them."""
+        if self.chord_symbols == "none":
+            return np.zeros((0, 2))
+        if self.chord_symbols == "infer" and not len(piece.chord_symbols):
+            pitched = piece.programs != DRUMS
+            return infer_symbols(piece.onsets[pitched], piece.durations[pitched], piece.pitches[pitched],
+                                 piece.time_signature)
+        return piece.chord_symbols
 
     def read_first(self, path, settings, flag):
         """(GridPiece, time signature) of the first piece in a music file; a missing file or one without notes is
@@ -65,7 +83,7 @@ class Recipe:
         programs = self.selection.programs
         return {"keep_drums": self.selection.keep_drums, "programs": sorted(programs) if programs else None,
                 "sustain_pedal": self.selection.sustain_pedal, "melody_only": self.melody_only,
-                "max_silence_quarters": self.max_silence_quarters}
+                "max_silence_quarters": self.max_silence_quarters, "chord_symbols": self.chord_symbols}
 
     @classmethod
     def from_json(cls, values):
@@ -73,26 +91,51 @@ class Recipe:
         defaults = cls().to_json()
         if not isinstance(values, dict) or set(values) - set(defaults):
             raise UserError(f"a preprocessing recipe must be a JSON object with the keys {', '.join(defaults)}")
-        # Data preprocessed before the pedal was read had none applied: a seed must be read the same way.
-        values = {**defaults, "sustain_pedal": False, **values}
+        # Data preprocessed before the pedal was read had none applied, and before chord symbols were kept had
+        # none: a seed must be read the same way.
+        values = {**defaults, "sustain_pedal": False, "chord_symbols": "none", **values}
         programs = values["programs"]
         try:
             selection = readers.TrackSelection(bool(values["keep_drums"]),
                                                frozenset(int(p) for p in programs) if programs else None,
                                                bool(values["sustain_pedal"]))
-            return cls(selection, bool(values["melody_only"]), int(values["max_silence_quarters"]))
+            recipe = cls(selection, bool(values["melody_only"]), int(values["max_silence_quarters"]),
+                         str(values["chord_symbols"]))
         except (TypeError, ValueError):
             raise UserError(f"the preprocessing recipe {values} has a value of the wrong type") from None
+        if recipe.chord_symbols not in CHORD_SYMBOL_MODES:
+            raise UserError(f"the preprocessing recipe's chord_symbols must be one of {', '.join(CHORD_SYMBOL_MODES)}")
+        return recipe
 
 
-def _grid_tempo_changes(tempo_changes, steps_per_quarter, first_step, cuts):
-    """(quarter, bpm) tempo changes -> (grid step, bpm), moved as the notes were: the first note to step 0 and the
-    shortened silences taken out (a change inside a cut lands where the cut is). The tempo sounding at the first
-    note starts at step 0."""
-    steps = np.rint(tempo_changes[:, 0] * steps_per_quarter) - first_step
+def _grid_steps(quarters, steps_per_quarter, first_step, cuts):
+    """Positions in quarters -> grid steps, moved as the notes were: the first note to step 0 and the shortened
+    silences taken out (a position inside a cut lands where the cut is)."""
+    steps = np.rint(np.asarray(quarters, dtype=np.float64) * steps_per_quarter) - first_step
     if len(cuts):  # cuts[i] = (where a cut ends, steps taken out just before it), the first note already at 0
         cut_starts = cuts[:, 0] - cuts[:, 1]
         steps -= np.clip(steps[:, None] - cut_starts[None, :], 0, cuts[None, :, 1]).sum(axis=1)
+    return steps
+
+
+def _grid_symbols(symbols, steps_per_quarter, first_step, cuts, end):
+    """(quarter, code) chord symbols -> (onset step, duration, code), each lasting until the next or the piece's
+    `end`: one sounding before the first note starts at step 0, of several at one step the last counts, and a
+    symbol repeating the one before it is left out."""
+    steps = np.maximum(_grid_steps(symbols[:, 0], steps_per_quarter, first_step, cuts), 0).astype(np.int64)
+    codes = symbols[:, 1].astype(np.int64)
+    last_at_step = np.append(steps[1:] != steps[:-1], True) & (steps < end)
+    steps, codes = steps[last_at_step], codes[last_at_step]
+    changes = np.ones(len(codes), dtype=bool)
+    changes[1:] = codes[1:] != codes[:-1]
+    steps, codes = steps[changes], codes[changes]
+    return np.column_stack([steps, np.diff(np.append(steps, end)), codes]).astype(np.int64).reshape(-1, 3)
+
+
+def _grid_tempo_changes(tempo_changes, steps_per_quarter, first_step, cuts):
+    """(quarter, bpm) tempo changes -> (grid step, bpm), moved as the notes were (_grid_steps). The tempo sounding
+    at the first note starts at step 0."""
+    steps = _grid_steps(tempo_changes[:, 0], steps_per_quarter, first_step, cuts)
     sounding = max(int(np.searchsorted(steps, 0, side="right")) - 1, 0)
     rows = np.column_stack([np.maximum(steps, 0), tempo_changes[:, 1]])[sounding:]
     return rows[np.append(rows[1:, 0] != rows[:-1, 0], True)]  # at one step, the last tempo

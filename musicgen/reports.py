@@ -12,7 +12,8 @@ from musicgen.evaluation import FORM_STATISTICS, REAL_PERCENTILES
 from musicgen.files import atomic_path, write_text
 
 LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "nats_per_note", "pitch_bits_per_note",
-                      "pitch_bits", "duration_bits", "shift_bits", "velocity_bits", "instrument_bits"]
+                      "pitch_bits", "duration_bits", "shift_bits", "velocity_bits", "instrument_bits",
+                      "harmony_bits"]
 STATISTICS = ["pitch_range", "pitches_used", "polyphony", "mean_duration_quarters", "mean_ioi_quarters",
               "pitch_class_entropy", "scale_fit", "silent_beat_rate"]
 HISTOGRAMS = ["pitch_class_histogram", "duration_histogram", "velocity_histogram", "instrument_histogram",

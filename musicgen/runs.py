@@ -80,6 +80,23 @@ def check_resumable(run_dir, run_config, spec, config, vocabulary, mixed_precisi
                         "restart it to replace it or choose another run name")
 
 
+def check_parent(parent_dir, spec, vocabulary):
+    """The run configuration of the run to fine-tune from (train.py --init-from), refused unless it is a
+    trained run of the same model and the data shares its vocabulary."""
+    parent = read_run_config(parent_dir)
+    if parent["model"] != spec.name:
+        raise UserError(f"--init-from {parent_dir} is a {parent['model']} run: fine-tune it as one "
+                        f"(--model {parent['model']}, or leave --model out)")
+    if not spec.keras:
+        raise UserError(f"the {spec.name} model is counted, not trained: it has no weights to start from")
+    if parent["vocabulary_hash"] != vocabulary.hash():
+        raise UserError(f"--init-from {parent_dir} was trained with another vocabulary than the data's; encode "
+                        f"the data with the run's own: python preprocess.py --vocab {parent_dir} ...")
+    if not (Path(parent_dir) / "best.keras").exists():
+        raise UserError(f"--init-from {parent_dir} has no best.keras (it has not finished an epoch)")
+    return parent
+
+
 def write_history(run_dir, history):
     columns = list(dict.fromkeys(key for row in history for key in row))
     with atomic_path(Path(run_dir) / "history.csv") as temporary:

@@ -17,15 +17,19 @@ from musicgen.callbacks import RunCheckpoint, TimeLeft
 from musicgen.dataset import (ControlPrefix, Infilling, batch_count, load_processed, read_index, read_recipe,
                               read_shard, shard_files, windows, write_vocabulary)
 from musicgen.errors import UserError
-from musicgen.files import write_json
+from musicgen.files import atomic_path, write_json
 from musicgen.optimizer import OptimizerSettings
-from musicgen.runs import RUN_CONFIG_FILE, check_resumable, finished, new_run_config, read_run_config, write_history
+from musicgen.runs import (RUN_CONFIG_FILE, check_parent, check_resumable, finished, new_run_config, read_run_config,
+                           write_history)
 from musicgen.saving import load_model
 
 
 def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False, log=print, verbose=None,
-          callbacks=()):
+          callbacks=(), init_from=None, freeze=0):
     """Train (or resume) a run of `spec`'s model; returns the run configuration with its progress.
+
+    With `init_from` (a run folder), a new run starts from that run's weights, the lowest `freeze` of its
+    layers with weights left as they are (fine-tuning; a resumed run goes on from its own last epoch).
 
     On every GPU there is, or on every machine TF_CONFIG names (see
     musicgen/distributed.py); only the chief writes the run folder. `callbacks`
@@ -40,6 +44,8 @@ def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False,
     if not any(entry["pieces"] for entry in index["validation"]):
         raise UserError(f"the validation split in {data_dir} is empty; preprocess more files "
                         "or a larger validation fraction")
+    if init_from is not None:
+        check_parent(init_from, spec, vocabulary)
     run_dir = Path(run_dir)
     chief = distributed.is_chief(strategy)
     if restart and chief and run_dir.exists():
@@ -55,12 +61,13 @@ def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False,
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         return _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose,
-                      list(callbacks))
+                      list(callbacks), init_from, freeze)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose, extra_callbacks):
+def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device, chief, log, verbose, extra_callbacks,
+           init_from, freeze):
     mixed_precision = keras.mixed_precision.global_policy().name == "mixed_float16"
     train_shards, validation_shards = (shard_files(data_dir, index[name]) for name in ("train", "validation"))
     # Read before training starts so that a shard of another vocabulary is refused with a message, not midway.
@@ -92,6 +99,10 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
                                         read_recipe(data_dir))
             run_config["mixed_precision"] = mixed_precision
             model = spec.build(len(vocabulary), config)
+            if init_from is not None:
+                run_config["parent"] = start_from(model, init_from, freeze)
+                log(f"starting from the weights of {init_from}"
+                    + (f", its lowest {freeze} layers with weights frozen" if freeze else ""))
             spec.compile_model(model, OptimizerSettings.from_config(config, steps_per_epoch))
             if chief:
                 write_vocabulary(run_dir, vocabulary)
@@ -128,6 +139,44 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
             verbose=verbose if verbose is not None else ("auto" if sys.stdout.isatty() else 2),
         )
     return run_config
+
+
+def summarize(spec, config, data_dir, run_dir, log=print):
+    """Print the model's layers (for the data's vocabulary) and draw them in <run_dir>/model.png with Keras'
+    plot_model, which needs pydot and Graphviz: without them, one line says so, and the summary stands."""
+    if not spec.keras:
+        raise UserError(f"the {spec.name} model is counted, not built of layers: it has none to show")
+    vocabulary, _ = read_index(data_dir)
+    model = spec.build(len(vocabulary), config)
+    model.summary(print_fn=log)
+    path = Path(run_dir) / "model.png"
+    try:
+        with atomic_path(path) as temporary:
+            keras.utils.plot_model(model, to_file=str(temporary), show_shapes=True, show_layer_names=True)
+    except (ImportError, OSError) as error:
+        log(f"model.png not drawn: {str(error).splitlines()[0]} (install.sh installs Graphviz where apt-get exists)")
+        return
+    log(f"layers drawn in {path}")
+
+
+def start_from(model, parent_dir, freeze=0):
+    """Give `model` the weights of the run in `parent_dir` and freeze its lowest `freeze` layers with weights (the
+    embedding first); returns what run_config.json records of the parent."""
+    parent_model = load_model(Path(parent_dir) / "best.keras", compile=False)
+    try:
+        model.set_weights(parent_model.get_weights())
+    except ValueError:
+        raise UserError(f"the settings make another model than {parent_dir}'s (its weights do not fit); keep its "
+                        "architecture settings (layers, units, embedding_dim, ...) when fine-tuning") from None
+    weighted = [layer for layer in model.layers if layer.weights]
+    if not 0 <= freeze < len(weighted):
+        raise UserError(f"--freeze must be 0 to {len(weighted) - 1} (this model has {len(weighted)} layers with "
+                        f"weights: {', '.join(layer.name for layer in weighted)}), got {freeze}")
+    for layer in weighted[:freeze]:
+        layer.trainable = False
+    parent = read_run_config(parent_dir)
+    return {"run": str(parent_dir), "best_val_loss": parent["progress"]["best_val_loss"], "data": parent.get("data"),
+            "frozen_layers": [layer.name for layer in weighted[:freeze]]}
 
 
 def _median_tempo(tempos):

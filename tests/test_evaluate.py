@@ -63,13 +63,15 @@ def test_likelihood_metrics_are_ratios_of_sums_over_pieces():
                           "duration_tokens": [1, 2], "duration_nll_nats": [0.0, 2 * np.log(2)],
                           "shift_tokens": [1, 2], "shift_nll_nats": [0.0, 0.0],
                           "velocity_tokens": [1, 3], "velocity_nll_nats": [np.log(2), 3 * np.log(2)],
-                          "instrument_tokens": [0, 0], "instrument_nll_nats": [0.0, 0.0]})
+                          "instrument_tokens": [0, 0], "instrument_nll_nats": [0.0, 0.0],
+                          "harmony_tokens": [1, 0], "harmony_nll_nats": [2 * np.log(2), 0.0]})
     metrics = evaluation.likelihood_statistic(table)(np.arange(2))
     assert metrics["nll_bits"] == pytest.approx(1.0) and metrics["perplexity"] == pytest.approx(2.0)
     assert metrics["nats_per_note"] == pytest.approx(10 * np.log(2) / 3) and metrics["accuracy"] == 0.3
     assert metrics["pitch_bits"] == pytest.approx(1.0) and metrics["pitch_bits_per_note"] == pytest.approx(4 / 3)
     assert metrics["duration_bits"] == pytest.approx(2 / 3) and metrics["shift_bits"] == 0.0
     assert metrics["velocity_bits"] == pytest.approx(1.0) and np.isnan(metrics["instrument_bits"]), "no instruments"
+    assert metrics["harmony_bits"] == pytest.approx(2.0)
     assert evaluation.likelihood_statistic(table)(np.array([1, 1]))["nll_bits"] == pytest.approx(1.0)
 
 

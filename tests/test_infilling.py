@@ -150,7 +150,7 @@ def test_infill_rewrites_only_the_bars_asked_for(infill_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--bars", "3"], "go together"),
+    (["--bars", "3"], "--bars goes with"),
     (["--infill", "FILE", "--bars", "30-31"], "out of range"),
     (["--infill", "FILE", "--bars", "2-1"], "FIRST <= LAST"),
     (["--infill", "FILE", "--bars", "2", "--strategy", "beam"], "strategy other than beam"),

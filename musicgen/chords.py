@@ -1,0 +1,144 @@
+"""Chord symbols ("G", "D7", "Am/C"): read, inferred from notes, kept as tokens, and asked for.
+
+A symbol is kept as a root (pitch class 0..11) and one of a few qualities, as a
+lead sheet means it; extensions fold into the quality they extend (G9 is a G7,
+C6 a C) and a slash bass is dropped. The pair is one integer, a symbol's
+*code*, root + 12 * quality, so a piece's symbols are a small int array that is
+cached, transposed and moved along the grid like its notes.
+
+ABC tunes and MusicXML lead sheets carry symbols (music21 reads them as
+zero-length ChordSymbols); MIDI files have none, and `--chord-symbols infer`
+names one for each bar (each half bar from four beats up) from the notes
+sounding in it: the triad or seventh chord that holds most of their length,
+preferring the one whose root is in the bass.
+"""
+
+import re
+
+import numpy as np
+
+from musicgen.errors import UserError
+
+ROOT_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+QUALITIES = {"": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "m7": (0, 3, 7, 10),
+             "dim": (0, 3, 6), "m7b5": (0, 3, 6, 10), "aug": (0, 4, 8), "sus4": (0, 5, 7)}
+QUALITY_NAMES = list(QUALITIES)
+INFERRED_QUALITIES = ("", "m", "7", "dim")  # what inference chooses from: the chords of folk and common-practice music
+CHORD_SYMBOL_MODES = ("keep", "infer", "none")
+
+_ALIASES = {
+    "": ["", "M", "maj", "major", "6", "M6", "maj6", "add9", "add2", "2", "5", "69", "6/9"],
+    "m": ["m", "min", "mi", "-", "m6", "min6", "-6", "madd9", "m69"],
+    "7": ["7", "9", "11", "13", "dom", "dom7", "7sus4", "7sus", "9sus4", "alt", "7alt"],
+    "maj7": ["maj7", "M7", "Maj7", "ma7", "maj9", "M9", "maj13", "Δ", "Δ7", "^7"],
+    "m7": ["m7", "min7", "mi7", "-7", "m9", "min9", "-9", "m11", "m13"],
+    "dim": ["dim", "o", "°", "dim7", "o7", "°7"],
+    "m7b5": ["m7b5", "m7-5", "min7b5", "-7b5", "ø", "ø7"],
+    "aug": ["aug", "+", "+5", "#5", "aug5", "+7", "aug7", "7#5", "7+5"],
+    "sus4": ["sus", "sus4", "sus2"],
+}
+_QUALITY_OF = {alias: quality for quality, aliases in _ALIASES.items() for alias in aliases}
+_ALTERED_SEVENTH = re.compile(r"^(7|9|11|13)([#b+-](5|9|11|13))+$")  # G7b9, C13#11: dominant sevenths
+_SYMBOL = re.compile(r"^([A-Ga-g])([#b♯♭]?)([^/]*)(?:/(.*))?$")
+
+
+def parse_symbol(text):
+    """'G', 'D7', 'Bbmaj7', 'F#m7b5', 'Am/C', 'G9' -> the symbol's code; ValueError for a name it cannot read."""
+    match = _SYMBOL.match(text.strip().replace("(", "").replace(")", ""))
+    if not match:
+        raise ValueError(f"cannot read the chord symbol {text!r}")
+    letter, accidental, suffix, _bass = match.groups()
+    quality = _QUALITY_OF.get(suffix, "7" if _ALTERED_SEVENTH.match(suffix) else None)
+    if quality is None:
+        raise ValueError(f"cannot read the chord symbol {text!r} (unknown chord quality {suffix!r})")
+    root = (_LETTERS[letter.upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)) % 12
+    return root + 12 * QUALITY_NAMES.index(quality)
+
+
+def symbol_name(code):
+    """A symbol's code -> its name as the vocabulary spells it: 'G', 'D7', 'Bbmaj7'."""
+    return ROOT_NAMES[code % 12] + QUALITY_NAMES[code // 12]
+
+
+def chord_tones(code):
+    """The pitch classes of a symbol's chord."""
+    return {(code % 12 + interval) % 12 for interval in QUALITIES[QUALITY_NAMES[code // 12]]}
+
+
+def transpose_symbols(symbols, semitones):
+    """(k, 3) grid symbols (onset, duration, code) with their roots moved by `semitones`."""
+    symbols = symbols.copy()
+    codes = symbols[:, 2]
+    symbols[:, 2] = codes - codes % 12 + (codes % 12 + semitones) % 12
+    return symbols
+
+
+def bar_quarters(time_signature):
+    """'6/8' -> 3.0: a bar's length in quarter notes (4/4 for a signature it cannot read)."""
+    try:
+        numerator, denominator = (int(part) for part in time_signature.split("/"))
+        return 4.0 * numerator / denominator if numerator > 0 and denominator > 0 else 4.0
+    except ValueError:
+        return 4.0
+
+
+def infer_symbols(onsets, durations, pitches, time_signature):
+    """(onset in quarters, code) of the symbol named for each bar, or half bar from four quarters up, where it
+    differs from the one before; windows without notes name none. Notes are in quarters (a RawPiece's)."""
+    onsets, durations, pitches = (np.asarray(a, dtype=np.float64) for a in (onsets, durations, pitches))
+    if not len(onsets):
+        return np.zeros((0, 2))
+    bar = bar_quarters(time_signature)
+    window = bar / 2 if bar >= 4 else bar
+    ends = onsets + durations
+    qualities = [QUALITY_NAMES.index(q) for q in INFERRED_QUALITIES]
+    codes = [root + 12 * q for q in qualities for root in range(12)]  # triads before sevenths: ties go to triads
+    templates = np.array([[pc in chord_tones(code) for pc in range(12)] for code in codes], dtype=np.float64)
+    roots = np.array([code % 12 for code in codes])
+    found, previous = [], None
+    for start in np.arange(0.0, ends.max(), window):
+        overlap = np.clip(np.minimum(ends, start + window) - np.maximum(onsets, start), 0, None)
+        if not overlap.any():
+            continue
+        weights = np.bincount(pitches.astype(np.int64) % 12, weights=overlap, minlength=12)
+        bass = int(pitches[overlap > 0].min()) % 12
+        scores = templates @ weights - (1 - templates) @ weights + 0.25 * weights.sum() * (roots == bass)
+        code = codes[int(np.argmax(scores))]
+        if code != previous:
+            found.append((start, code))
+            previous = code
+    return np.array(found, dtype=np.float64).reshape(-1, 2)
+
+
+def check_meter(text):
+    """A time signature given by the user ('3/4', '6/8'), refused unless it reads as one."""
+    match = re.match(r"^\s*(\d{1,2})\s*/\s*(1|2|4|8|16|32)\s*$", text or "")
+    if not match or int(match.group(1)) == 0:
+        raise UserError(f"--meter takes a time signature such as 4/4, 3/4 or 6/8, got {text!r}")
+    return f"{int(match.group(1))}/{match.group(2)}"
+
+
+def progression(text, bars, time_signature):
+    """generate.py --chords: 'G D7 G C' (a chord a bar) or 'G D7 | G C' (bars split evenly among their chords),
+    repeated to fill `bars` bars (None: the bars written) -> (k, 3) float (onset, duration in quarters, code)."""
+    written = [bar.split() for bar in text.split("|")] if "|" in text else [[name] for name in text.split()]
+    written = [bar for bar in written if bar]
+    if not written:
+        raise UserError("--chords is empty; give chord symbols such as \"G D7 G C\"")
+    codes = []
+    for bar in written:
+        try:
+            codes.append([parse_symbol(name) for name in bar])
+        except ValueError as error:
+            raise UserError(f"--chords: {error}") from None
+    bars = len(written) if bars is None else bars
+    if not 1 <= bars <= 256:
+        raise UserError(f"--bars must be in 1..256, got {bars}")
+    length = bar_quarters(time_signature)
+    rows = []
+    for index in range(bars):
+        chords = codes[index % len(codes)]
+        rows.extend((index * length + part * length / len(chords), length / len(chords), code)
+                    for part, code in enumerate(chords))
+    return np.array(rows, dtype=np.float64)

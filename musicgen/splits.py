@@ -1,0 +1,91 @@
+"""Splits a dataset brings with it, and near-duplicate pieces kept on one side of a split.
+
+The default split is drawn from a hash of each file's name (preprocessing.split_of).
+A collection that comes with its own split keeps it, so results compare with
+published ones: `--split-from FILE.csv` (MAESTRO's maestro-v3.0.0.csv: columns
+`split` and `midi_filename`) or `--split-from folders` (train/, valid/ or
+validation/, test/ under each --input).
+
+`--dedupe` groups pieces whose openings are the same melody (music21 holds some
+chorales twice under different numbers, harmonized a little differently) and
+puts each group in the split of its first member, so a held-out piece is not
+also learned from a copy of it.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from musicgen.encoding import ONSET, PITCH
+from musicgen.errors import UserError
+from musicgen.labels import csv_labels
+
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validation", "validation": "validation",
+               "val": "validation", "dev": "validation", "test": "test"}
+OPENING_ONSETS = 16  # how much of a piece's top voice its fingerprint covers
+
+
+def splits_from_csv(files, csv_path, file_column=None):
+    """{file: split} from a CSV's `split` column; every file must be listed, and every row name a file."""
+    found, unlisted = csv_labels(files, csv_path, ["split"], file_column, flag="--split-from")
+    splits = {}
+    for path, values in found.items():
+        value = values.get("split", "").lower()
+        if value not in SPLIT_NAMES:
+            raise UserError(f"--split-from {csv_path}: {path} has split {value!r}; the splits are "
+                            f"{', '.join(sorted(SPLIT_NAMES))}")
+        splits[path] = SPLIT_NAMES[value]
+    if not splits:
+        raise UserError(f"--split-from {csv_path} lists none of the {len(files)} files found")
+    return splits, unlisted
+
+
+def splits_from_folders(files, roots):
+    """{file: split} from the first folder under its --input root: train/, valid/ or validation/, test/."""
+    splits, unlisted = {}, []
+    for path in files:
+        split = None
+        for root in roots:
+            try:
+                relative = Path(path).resolve().relative_to(Path(root).resolve())
+            except ValueError:
+                continue
+            if len(relative.parts) > 1:
+                split = SPLIT_NAMES.get(relative.parts[0].lower())
+            break
+        if split is None:
+            unlisted.append(str(path))
+        else:
+            splits[str(path)] = split
+    held = {split for split in splits.values()}
+    if "train" not in held:
+        raise UserError("--split-from folders needs a train/ folder with music files under --input "
+                        "(and valid/ or validation/, and test/)")
+    return splits, unlisted
+
+
+def opening_fingerprint(notes):
+    """A short hash of a piece's opening melody, the same in any key: the intervals and onset gaps of the
+    highest note at each of its first OPENING_ONSETS onsets (grid notes)."""
+    notes = np.asarray(notes)
+    if len(np.unique(notes[:, ONSET])) < OPENING_ONSETS:
+        return ""  # too short to tell a copy from a piece that merely opens alike
+    order = np.lexsort((-notes[:, PITCH], notes[:, ONSET]))
+    onsets, pitches = notes[order, ONSET], notes[order, PITCH]
+    first = np.ones(len(onsets), dtype=bool)
+    first[1:] = onsets[1:] != onsets[:-1]
+    onsets, pitches = onsets[first][:OPENING_ONSETS], pitches[first][:OPENING_ONSETS]
+    shape = np.stack([np.diff(pitches), np.diff(onsets)]).astype(np.int64)
+    return hashlib.sha1(shape.tobytes()).hexdigest()[:16]
+
+
+def duplicate_leaders(rows):
+    """{source: the source whose split it takes} for kept rows that share an opening fingerprint with an
+    earlier one (by source name); the first of each group leads it."""
+    leaders, first_of = {}, {}
+    for row in sorted((r for r in rows if r["status"] == "kept" and r.get("opening")), key=lambda r: r["source"]):
+        leader = first_of.setdefault(row["opening"], row["source"])
+        if leader != row["source"]:
+            leaders[row["source"]] = leader
+    return leaders
