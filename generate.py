@@ -65,7 +65,9 @@ def parse_args(argv=None):
                         help="one piece per step along the latent path from SEED_A's encoding to SEED_B's")
     latent.add_argument("--steps", type=int, default=5, help="pieces along the --interpolate path (default: 5)")
     output = parser.add_argument_group("output")
-    output.add_argument("--checkpoint", type=Path, help="a run folder made by train.py (default: the newest under checkpoints/)")
+    output.add_argument("--checkpoint", type=Path,
+                        help="a run folder made by train.py, or a shipped model: pretrained/bach, pretrained/folk "
+                             "(default: the newest run under checkpoints/, else pretrained/bach)")
     output.add_argument("--output", type=Path, default=Path("outputs"),
                         help="a .mid file, or a folder for timestamped files (default: outputs/)")
     output.add_argument("--bpm", type=float,
@@ -171,9 +173,12 @@ def main(argv=None):
     strategy = check_args(args)
     import numpy as np
 
-    from musicgen.runs import newest_run, read_run_config
+    from musicgen.pretrained import default_run
+    from musicgen.runs import read_run_config
 
-    run_dir = args.checkpoint or newest_run()
+    run_dir, chosen = (args.checkpoint, None) if args.checkpoint else default_run()
+    if chosen:
+        print(f"using {chosen}")
     read_run_config(run_dir)  # a wrong folder is refused before TensorFlow takes seconds to load
     paths = output_paths(args.output, run_dir.name, args.steps if args.interpolate else args.num_outputs)
     from musicgen.backend import import_tensorflow

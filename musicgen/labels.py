@@ -36,6 +36,7 @@ _PROFILES = np.stack([np.roll(profile, tonic) for profile in (_MAJOR_PROFILE, _M
 RESERVED_NAMES = {"source", "status", "reason", "notes", "events", "clipped_notes", "silences_shortened",
                   "duration_quarters", "tempo_bpm", "time_signature", "split", "notes_per_quarter", "chord_symbols",
                   "opening"}
+FILE_COLUMNS = ("midi_filename", "filename", "file", "path")  # a CSV's column naming each file, the first it has
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -165,7 +166,7 @@ def csv_labels(files, csv_path, columns, file_column=None, flag="--labels"):
         raise UserError(f"{flag} {csv_path} cannot be read as CSV ({error})") from None
     header = list(rows[0]) if rows else []
     if file_column is None:
-        file_column = next((c for c in ("midi_filename", "filename", "file", "path") if c in header), None)
+        file_column = next((c for c in FILE_COLUMNS if c in header), None)
     if file_column not in header:
         raise UserError(f"{flag} {csv_path} needs a column naming each file (midi_filename, filename, file or "
                         f"path, or say which with --label-file-column); its columns: {', '.join(header) or 'none'}")

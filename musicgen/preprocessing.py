@@ -157,7 +157,7 @@ def run(config):
         "shards": sum(len(entries) for entries in index.values()),
         "vocabulary_size": len(vocabulary),
         "chords_in_vocabulary": len(vocabulary.chords),
-        "chord_symbols_in_vocabulary": len(symbols),
+        "chord_symbols_in_vocabulary": len(vocabulary.symbols),
         "encoding": config.settings.describe(),
         "encoding_reason": config.encoding_reason,
         "labels": {name: len(values) for name, values in vocabulary.controls.items()},

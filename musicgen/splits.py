@@ -12,6 +12,7 @@ puts each group in the split of its first member, so a held-out piece is not
 also learned from a copy of it.
 """
 
+import csv
 import hashlib
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from musicgen.encoding import ONSET, PITCH
 from musicgen.errors import UserError
-from musicgen.labels import csv_labels
+from musicgen.labels import FILE_COLUMNS, csv_labels
 
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validation", "validation": "validation",
                "val": "validation", "dev": "validation", "test": "test"}
@@ -38,7 +39,21 @@ def splits_from_csv(files, csv_path, file_column=None):
         splits[path] = SPLIT_NAMES[value]
     if not splits:
         raise UserError(f"--split-from {csv_path} lists none of the {len(files)} files found")
+    missing = _rows_naming_no_file(csv_path, files, file_column)
+    if missing:
+        raise UserError(f"--split-from {csv_path} names {len(missing)} files that are not under --input, e.g. "
+                        f"{missing[0]} (give the whole collection, or a CSV of the files at hand)")
     return splits, unlisted
+
+
+def _rows_naming_no_file(csv_path, files, file_column):
+    """The file names of the CSV rows that name none of `files` (by a trailing part of its path)."""
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    file_column = file_column or next(c for c in FILE_COLUMNS if c in rows[0])
+    known = {Path(*path.parts[begin:]).as_posix() for path in (Path(f).resolve() for f in files)
+             for begin in range(len(path.parts))}
+    return [row[file_column] for row in rows if Path(str(row[file_column]).strip()).as_posix() not in known]
 
 
 def splits_from_folders(files, roots):
@@ -58,7 +73,12 @@ def splits_from_folders(files, roots):
             unlisted.append(str(path))
         else:
             splits[str(path)] = split
-    held = {split for split in splits.values()}
+    for root in roots:
+        for folder in Path(root).iterdir() if Path(root).is_dir() else ():
+            if folder.is_dir() and folder.name.lower() in SPLIT_NAMES and not any(
+                    Path(path).resolve().is_relative_to(folder.resolve()) for path in splits):
+                raise UserError(f"--split-from folders: {folder} holds no music files")
+    held = set(splits.values())
     if "train" not in held:
         raise UserError("--split-from folders needs a train/ folder with music files under --input "
                         "(and valid/ or validation/, and test/)")

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_LSTM, write_tune
+from conftest import TINY_LSTM
 
 import preprocess
 import train

@@ -35,6 +35,7 @@ def test_a_csv_split_is_kept_and_files_it_does_not_list_are_reported(tmp_path, c
     ("midi_filename,fold\npiece 0.mid,1\n", "has no column split"),
     ("split,midi_filename\ntrain,other.mid\n", "lists none of the 2 files"),
     ("split,midi_filename\nholdout,piece 0.mid\n", "has split 'holdout'"),
+    ("split,midi_filename\ntrain,piece 0.mid\ntest,gone.mid\n", "names 1 files that are not under --input, e.g. gone"),
 ])
 def test_a_split_csv_that_cannot_place_the_files_is_refused(tmp_path, text, message):
     for index in range(2):
@@ -66,6 +67,15 @@ def test_split_folders_without_a_training_folder_are_refused(tmp_path):
     with pytest.raises(UserError, match="needs a train/ folder"):
         preprocess.main(["--input", str(tmp_path / "corpus"), "--output", str(tmp_path / "data"),
                          "--split-from", "folders"])
+
+
+def test_an_empty_split_folder_is_refused(tmp_path):
+    write_tune(tmp_path / "corpus" / "train" / "a.mid", seed=0)
+    (tmp_path / "corpus" / "validation").mkdir()
+    with pytest.raises(UserError, match="validation holds no music files"):
+        preprocess.main(["--input", str(tmp_path / "corpus"), "--output", str(tmp_path / "data"),
+                         "--split-from", "folders"])
+    assert not (tmp_path / "data").exists()
 
 
 def test_dedupe_keeps_copies_of_one_melody_in_one_split(tmp_path, capsys):

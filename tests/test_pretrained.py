@@ -1,0 +1,72 @@
+"""The shipped models: what they hold, the default they are, and the notebook that walks through them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pretty_midi
+import pytest
+from conftest import ROOT
+
+import generate
+from musicgen.pretrained import PRETRAINED, export
+
+SHIPPED = ("bach", "folk")
+
+
+def test_the_shipped_models_are_small_complete_run_folders():
+    total = 0
+    for name in SHIPPED:
+        folder = PRETRAINED / name
+        assert {path.name for path in folder.iterdir()} == {"best.keras", "vocab.json", "run_config.json",
+                                                            "evaluation.md"}
+        run_config = json.loads((folder / "run_config.json").read_text())
+        assert json.loads((folder / "vocab.json").read_text())["hash"] == run_config["vocabulary_hash"]
+        assert run_config["progress"]["stopped_early"], f"{name} trained until it stopped improving"
+        total += sum(path.stat().st_size for path in folder.iterdir())
+    assert total < 25 * 2**20
+    assert "make.sh" in {path.name for path in PRETRAINED.iterdir()}
+
+
+def test_export_ships_the_weights_without_the_optimizer(trained_run, tmp_path):
+    shipped = export(trained_run, tmp_path / "shipped")
+    assert (shipped / "best.keras").stat().st_size < (trained_run / "best.keras").stat().st_size
+    from musicgen.saving import load_model
+
+    original, copy = (load_model(folder / "best.keras", compile=False) for folder in (trained_run, shipped))
+    assert all(np.array_equal(a, b) for a, b in zip(original.get_weights(), copy.get_weights()))
+
+
+def test_generate_without_a_run_uses_the_shipped_chorale_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ here
+    generate.main(["--seed", "D4 F#4 A4", "--length", "24", "--output", str(tmp_path / "out.mid"),
+                   "--random-seed", "0"])
+    printed = capsys.readouterr().out
+    assert "using the pretrained model pretrained/bach" in printed
+    assert len(pretty_midi.PrettyMIDI(str(tmp_path / "out.mid")).instruments[0].notes) > 3
+
+
+def test_the_folk_model_writes_over_chords_from_the_command_line(tmp_path):
+    result = subprocess.run([sys.executable, "generate.py", "--checkpoint", "pretrained/folk", "--chords", "G D7",
+                             "--output", str(tmp_path / "folk.mid")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "music over the chords G D7" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_walkthrough_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("WALKTHROUGH_DIR", str(tmp_path))
+    notebook = nbformat.read(ROOT / "notebooks" / "walkthrough.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()  # any error fails here
+    for name in ("folk", "chorale", "my-folk"):
+        assert (tmp_path / "outputs" / f"{name}.wav").is_file() and (tmp_path / "outputs" / f"{name}.png").is_file()
+    run_config = json.loads((tmp_path / "checkpoints" / "my-folk" / "run_config.json").read_text())
+    assert run_config["parent"]["run"] == "pretrained/folk"
+    audio = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+             if "text/html" in output.get("data", {}) and "<audio" in output["data"]["text/html"]]
+    assert len(audio) == 3, "an audio player for each piece"
