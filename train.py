@@ -5,6 +5,7 @@
     python train.py --model lstm --config my_settings.json --set dropout=0.3
     python train.py --init-from pretrained/folk --data data/my-tunes --run-name my-folk   # fine-tune
     python train.py --summary                      # the model's layers, and model.png
+    python train.py --run-name folk-pretrained --ship pretrained/folk   # a finished run, as a shipped model
 
 Run the same command again after a crash or Ctrl-C and it resumes from the last
 finished epoch. Everything lands in checkpoints/<run-name>/ (default: the model name).
@@ -41,6 +42,9 @@ def parse_args(argv=None):
                              "they are (default: 0)")
     parser.add_argument("--summary", action="store_true",
                         help="print the model's layers and draw them in <run folder>/model.png, then exit")
+    parser.add_argument("--ship", type=Path, metavar="FOLDER",
+                        help="copy the run (its best weights without optimizer state, vocab.json, run_config.json) "
+                             "to FOLDER as a shipped model, e.g. pretrained/folk, then exit")
     settings.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -67,6 +71,13 @@ def main(argv=None):
     from musicgen import training
 
     run_dir = args.checkpoints / (args.run_name or model_name)
+    if args.ship:
+        from musicgen.pretrained import export
+
+        folder = export(registry.load_run(run_dir), args.ship)
+        size = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+        print(f"{run_dir} shipped in {folder} ({size:.1f} MB)")
+        return
     if args.summary:
         training.summarize(spec, config, args.data, run_dir)
         return

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 NOTTINGHAM=${NOTTINGHAM:-../shared/data/nottingham}
 
 ship() {  # ship RUN NGRAM NAME: export the run, evaluate it against the n-gram, keep the report
-    python -m musicgen.pretrained "checkpoints/$1" "pretrained/$3"
+    python train.py --run-name "$1" --ship "pretrained/$3"
     python evaluate.py --checkpoint "pretrained/$3" --checkpoint "checkpoints/$2" --no-baseline \
         --random-seed 0 --output "evaluation/pretrained-$3"
     cp "evaluation/pretrained-$3/report.md" "pretrained/$3/evaluation.md"

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT
 
 import generate
-from musicgen.pretrained import PRETRAINED, export
+import train
+from musicgen.pretrained import PRETRAINED
 
 SHIPPED = ("bach", "folk")
 
@@ -29,8 +30,12 @@ def test_the_shipped_models_are_small_complete_run_folders():
     assert "make.sh" in {path.name for path in PRETRAINED.iterdir()}
 
 
-def test_export_ships_the_weights_without_the_optimizer(trained_run, tmp_path):
-    shipped = export(trained_run, tmp_path / "shipped")
+def test_a_run_is_shipped_without_the_optimizer(trained_run, tmp_path, capsys):
+    train.main(["--checkpoints", str(trained_run.parent), "--run-name", trained_run.name, "--ship",
+                str(tmp_path / "shipped")])
+    shipped = tmp_path / "shipped"
+    assert "shipped in" in capsys.readouterr().out
+    assert {path.name for path in shipped.iterdir()} == {"best.keras", "vocab.json", "run_config.json"}
     assert (shipped / "best.keras").stat().st_size < (trained_run / "best.keras").stat().st_size
     from musicgen.saving import load_model
 
