@@ -688,6 +688,11 @@ class Vocabulary:
             ids.append(self.end_id)
         return np.array(ids, dtype=np.int32)
 
+    def known_symbols(self, symbols):
+        """The rows of (k, 3) grid chord symbols that the vocabulary has a token for."""
+        symbols = np.asarray(symbols, dtype=np.int64).reshape(-1, 3)
+        return symbols[np.isin(symbols[:, 2], list(self.symbols))]
+
     def encode_notes(self, notes, controls=(), symbols=()):
         """Notes (and chord symbols) -> (token ids of the whole piece, number of events, number of clipped notes)."""
         events, clipped = notes_to_events(notes, self.settings, self.chords, symbols)

@@ -84,7 +84,8 @@ def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random
     notes, tempo_changes = grid.notes, grid.tempo_changes
     settings = vocabulary.settings
     gap = infilling.split_at(notes, vocabulary, *bars, infilling.steps_per_bar(time_signature,
-                                                                               settings.steps_per_quarter))
+                                                                               settings.steps_per_quarter),
+                             grid.chord_symbols)
     controls = vocabulary.control_ids(conditions)
     middle_tokens = len(vocabulary.encode(gap.middle, start=False, end=False))
     prompt = infilling.prompt(vocabulary, gap, controls, run.config["config"]["seq_len"], middle_tokens)

@@ -48,10 +48,11 @@ def steps_per_bar(time_signature, steps_per_quarter):
     return max(1, round(bar_quarters(time_signature) * steps_per_quarter))
 
 
-def split_at(notes, vocabulary, first_bar, last_bar, bar_steps):
-    """The Gap of bars first_bar..last_bar (from 1) of a piece's grid notes; bars past the piece are refused."""
+def split_at(notes, vocabulary, first_bar, last_bar, bar_steps, symbols=()):
+    """The Gap of bars first_bar..last_bar (from 1) of a piece's grid notes (and chord symbols, those the
+    vocabulary knows); bars past the piece are refused."""
     settings = vocabulary.settings
-    events, _ = notes_to_events(notes, settings, vocabulary.chords)
+    events, _ = notes_to_events(notes, settings, vocabulary.chords, vocabulary.known_symbols(symbols))
     onsets = np.concatenate([[0], np.cumsum([event.shift for event in events])[:-1]]).astype(np.int64)
     bars = math.ceil(int((notes[:, 0] + notes[:, 1]).max()) / bar_steps)
     if last_bar > bars:

@@ -502,11 +502,11 @@ def _encode_file(job):
     for result_index, split, shift, source, tempo, notes, symbols, labels in _kept_copies(job):
         # Labels and chord symbols the vocabulary lacks (unseen in training, or absent from a --vocab) are left out.
         controls = [vocabulary.index.get(control_token(name, value)) for name, value in labels.items()]
-        known_symbols = np.isin(symbols[:, 2], list(vocabulary.symbols))
+        known_symbols = vocabulary.known_symbols(symbols)
         left_out = {"labels_not_in_vocabulary": controls.count(None),
-                    "chord_symbols_not_in_vocabulary": int((~known_symbols).sum())}
+                    "chord_symbols_not_in_vocabulary": len(symbols) - len(known_symbols)}
         tokens, events, clipped = vocabulary.encode_notes(notes, [c for c in controls if c is not None],
-                                                          symbols[known_symbols])
+                                                          known_symbols)
         pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped, left_out))
     return job[0], pieces
 

@@ -99,7 +99,7 @@ def _file_seed(path, run, events):
     if piece is None:
         raise UserError(f"seed file {path} has no usable notes")
     grid = recipe.grid_notes(piece, run.vocabulary.settings)
-    tokens = run.vocabulary.encode_notes(grid.notes)[0]
+    tokens = run.vocabulary.encode_notes(grid.notes, symbols=run.vocabulary.known_symbols(grid.chord_symbols))[0]
     cut = run.vocabulary.event_boundaries(tokens)
     return tokens[: cut[min(events, len(cut) - 1)]], grid.tempo_changes
 

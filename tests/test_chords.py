@@ -208,3 +208,22 @@ def test_an_unreadable_chord_is_one_line_and_exit_2(chord_run, tmp_path):
                             cwd=generate.__file__.rsplit("/", 1)[0])
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --chords: cannot read the chord symbol 'Q7'"
+
+
+def test_a_seed_file_and_a_piece_to_fill_in_keep_their_chord_symbols(chord_run, tmp_path):
+    from models import registry
+    from musicgen.infilling import split_at
+    from musicgen.seed import seed_tokens
+
+    tune = write_tune(tmp_path / "seed.mid", seed=7)  # block chords C F G C under the melody
+    run = registry.load_run(chord_run)
+    seed = seed_tokens(run, None, tune, 12, np.random.default_rng(0))
+    assert run.vocabulary.tokens[seed.tokens[1]] == "harmony:C", "the seed opens on its chord"
+    vocabulary = Vocabulary.build(EncodingSettings(), {}, symbols=[parse_symbol(n) for n in ("C", "F", "G")])
+    notes = np.array([(step, 4, 72, 80, 0) for step in range(0, 64, 4)])
+    symbols = np.array([(0, 16, parse_symbol("C")), (16, 16, parse_symbol("F")), (32, 16, parse_symbol("G")),
+                        (48, 16, parse_symbol("C"))])
+    gap = split_at(notes, vocabulary, 2, 3, 16, symbols)
+    assert [symbol_name(int(c)) for c in event_symbols(gap.before)[:, 2]] == ["C"]
+    assert [symbol_name(int(c)) for c in event_symbols(gap.middle)[:, 2]] == ["F", "G"]
+    assert [symbol_name(int(c)) for c in event_symbols(gap.after)[:, 2]] == ["C"]
