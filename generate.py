@@ -195,12 +195,12 @@ def main(argv=None):
     run = registry.load_run(run_dir)
     vocabulary = run.vocabulary.restricted_to(args.instruments) if args.instruments else run.vocabulary
     given_from = None  # where the given music starts again after an infilled gap
-    melody = None  # the notes of a melody to harmonize, or of the chords given
+    given_part = None  # the given notes to mark in the plot: a melody harmonized, or the chords written over
     if args.harmonize:
-        pieces, melody, file_tempo_changes, description = harmonize_plan(
+        pieces, given_part, file_tempo_changes, description = harmonize_plan(
             run, vocabulary, strategy, args.harmonize, args.conditions, len(paths), args.random_seed)
         seed = Seed(np.zeros(0, np.int32), description, file_tempo_changes)
-        given_events, seed_steps = len(melody), 0
+        given_events, seed_steps = len(given_part), 0
     elif args.chords:
         pieces, description = chords_plan(run, vocabulary, strategy, args.progression, args.conditions, len(paths),
                                           args.random_seed)
@@ -241,7 +241,7 @@ def main(argv=None):
         if play_symbols:
             chords = voiced(event_symbols(events))
             played = np.concatenate([played, chords])
-            melody = chords if args.chords else None  # the plot shows the given chords as given
+            given_part = chords if args.chords else None
         notes, merged, cut = normalise_notes(played)  # one note per key at a time, as in training
         if not vocabulary.settings.instruments:
             notes[:, PROGRAM] = args.program
@@ -257,16 +257,16 @@ def main(argv=None):
         write_companions(args, path, notes, spq, bpm, seed_steps=seed_steps,
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding",
                          seconds=vocabulary.settings.timing == "seconds", given_from=given_from,
-                         given=None if melody is None else given_notes(notes, melody))
+                         given=None if given_part is None else given_notes(notes, given_part))
 
 
-def given_notes(notes, melody):
-    """Which of the notes are the melody's (same onset and pitch)."""
+def given_notes(notes, given_part):
+    """Which of the notes are the given part's (same onset and pitch)."""
     import numpy as np
 
     from musicgen.encoding import ONSET, PITCH
 
-    keys = set(zip(melody[:, ONSET].tolist(), melody[:, PITCH].tolist()))
+    keys = set(zip(given_part[:, ONSET].tolist(), given_part[:, PITCH].tolist()))
     return np.array([key in keys for key in zip(notes[:, ONSET].tolist(), notes[:, PITCH].tolist())], dtype=bool)
 
 

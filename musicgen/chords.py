@@ -83,14 +83,19 @@ def bar_quarters(time_signature):
         return 4.0
 
 
+def harmonic_window(time_signature):
+    """Quarters between the strong beats where chords change: a bar, or half a bar from four quarters up."""
+    bar = bar_quarters(time_signature)
+    return bar / 2 if bar >= 4 else bar
+
+
 def infer_symbols(onsets, durations, pitches, time_signature):
     """(onset in quarters, code) of the symbol named for each bar, or half bar from four quarters up, where it
     differs from the one before; windows without notes name none. Notes are in quarters (a RawPiece's)."""
     onsets, durations, pitches = (np.asarray(a, dtype=np.float64) for a in (onsets, durations, pitches))
     if not len(onsets):
         return np.zeros((0, 2))
-    bar = bar_quarters(time_signature)
-    window = bar / 2 if bar >= 4 else bar
+    window = harmonic_window(time_signature)
     ends = onsets + durations
     qualities = [QUALITY_NAMES.index(q) for q in INFERRED_QUALITIES]
     codes = [root + 12 * q for q in qualities for root in range(12)]  # triads before sevenths: ties go to triads

@@ -106,14 +106,10 @@ def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_se
     from musicgen.harmonize import MelodyConstraint
 
     grid, _ = dataclasses.replace(run.recipe, melody_only=True).read_first(path, vocabulary.settings, "--harmonize")
-    prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
-    decoder = run.spec.decoder(run.model, seed=random_seed)
-    decoder.pin(vocabulary.opening_length(prompt))
-    constraint = MelodyConstraint(vocabulary, grid.notes, count)
     # Each melody note takes one event and the voices under it a few more: the cap only stops a model that never would.
-    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), len(grid.notes) * 16 + 64,
-                                  constraint=constraint)
-    pieces = [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated]
+    constraint = MelodyConstraint(vocabulary, grid.notes, count)
+    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count,
+                                       len(grid.notes) * 16 + 64, random_seed)
     description = f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels_of(vocabulary, prompt)}"
     return pieces, grid.notes, grid.tempo_changes, description
 
@@ -127,15 +123,22 @@ def chords_plan(run, vocabulary, strategy, chords, conditions, count, random_see
     steps = np.rint(chords[:, :2] * vocabulary.settings.steps_per_quarter).astype(np.int64)
     symbols = np.column_stack([steps, chords[:, 2].astype(np.int64)])
     constraint = ChordConstraint(vocabulary, symbols, count)
+    # A few events a quarter note at most in the music this is for: the cap only stops a model that never would.
+    cap = int(constraint.end // vocabulary.settings.steps_per_quarter + 1) * 16 + 64
+    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed)
+    names = " ".join(symbol_name(int(code)) for code in symbols[:, 2])
+    return pieces, f"music over the chords {names}{labels_of(vocabulary, prompt)}"
+
+
+def _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed):
+    """([events of each piece], prompt): `count` pieces sampled from a prompt of <start> and the labels of
+    `conditions`, under `constraint` (made for `count` rows), at most `cap` events each."""
     prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
     decoder = run.spec.decoder(run.model, seed=random_seed)
     decoder.pin(vocabulary.opening_length(prompt))
-    # A few events a quarter note at most in the music this is for: the cap only stops a model that never would.
-    cap = int(constraint.end // vocabulary.settings.steps_per_quarter + 1) * 16 + 64
-    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), cap, constraint=constraint)
-    pieces = [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated]
-    names = " ".join(symbol_name(int(code)) for code in symbols[:, 2])
-    return pieces, f"music over the chords {names}{labels_of(vocabulary, prompt)}"
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), cap,
+                                  constraint=constraint)
+    return [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated], prompt
 
 
 def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):

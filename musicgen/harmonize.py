@@ -30,7 +30,7 @@ the chord and how long it holds.
 
 import numpy as np
 
-from musicgen.chords import QUALITIES, QUALITY_NAMES, bar_quarters, chord_tones, symbol_name
+from musicgen.chords import QUALITIES, QUALITY_NAMES, chord_tones, harmonic_window, symbol_name
 from musicgen.encoding import DURATION, KINDS, ONSET, PITCH, pitch_name
 from musicgen.errors import UserError
 
@@ -185,8 +185,7 @@ def chord_tone_share(notes, symbols, steps_per_quarter, time_signature):
     them), a bar apart, or half a bar from four quarters up: the grid itself starts on the first note, which in a
     piece with an upbeat is not a bar's start."""
     notes, symbols = np.asarray(notes), np.asarray(symbols)
-    bar = bar_quarters(time_signature)
-    strong = (bar / 2 if bar >= 4 else bar) * steps_per_quarter
+    strong = harmonic_window(time_signature) * steps_per_quarter
     hits = total = 0
     for onset, duration, code in symbols.tolist():
         for time in np.arange(onset, onset + duration, strong).round().astype(np.int64):

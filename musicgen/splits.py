@@ -20,7 +20,7 @@ import numpy as np
 
 from musicgen.encoding import ONSET, PITCH
 from musicgen.errors import UserError
-from musicgen.labels import FILE_COLUMNS, csv_labels
+from musicgen.labels import FILE_COLUMNS, csv_labels, folder_labels
 
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validation", "validation": "validation",
                "val": "validation", "dev": "validation", "test": "test"}
@@ -58,21 +58,14 @@ def _rows_naming_no_file(csv_path, files, file_column):
 
 def splits_from_folders(files, roots):
     """{file: split} from the first folder under its --input root: train/, valid/ or validation/, test/."""
+    folders = folder_labels(files, roots, "split")
     splits, unlisted = {}, []
-    for path in files:
-        split = None
-        for root in roots:
-            try:
-                relative = Path(path).resolve().relative_to(Path(root).resolve())
-            except ValueError:
-                continue
-            if len(relative.parts) > 1:
-                split = SPLIT_NAMES.get(relative.parts[0].lower())
-            break
+    for path in map(str, files):
+        split = SPLIT_NAMES.get(folders.get(path, {}).get("split", "").lower())
         if split is None:
-            unlisted.append(str(path))
+            unlisted.append(path)
         else:
-            splits[str(path)] = split
+            splits[path] = split
     for root in roots:
         for folder in Path(root).iterdir() if Path(root).is_dir() else ():
             if folder.is_dir() and folder.name.lower() in SPLIT_NAMES and not any(
