@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 import models
-from musicgen import config as settings
+from musicgen import hyperparameters
 from musicgen.errors import UserError, run_cli
 
 
@@ -32,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--run-name", help="run folder name under --output (default: the model name)")
     parser.add_argument("--restart", action="store_true", help="discard an existing run of that name and start over")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
-    settings.add_arguments(parser)
+    hyperparameters.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
     from musicgen import crossvalidation
 
     spec = registry.get(args.model)
-    config = settings.resolve_config(spec, args.config, settings.overrides(args))
+    config = hyperparameters.resolve_config(spec, args.config, hyperparameters.overrides(args))
     crossvalidation.check_folds(fold_folders)
     run_dir = args.output / (args.run_name or args.model)
     if args.restart:

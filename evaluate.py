@@ -70,7 +70,7 @@ def main(argv=None):
     from musicgen import evaluation, reports
     from musicgen.dataset import load_processed
     runs = [registry.load_run(folder) for folder in folders]
-    data = args.data or Path(runs[0].config["data"])
+    data = args.data or Path(runs[0].run_config["data"])
     vocabulary, splits = load_processed(data)
     for run in runs:
         if run.vocabulary.hash() != vocabulary.hash():

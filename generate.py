@@ -6,7 +6,7 @@
     python generate.py --wav --musicxml --plot        # also audio, sheet music and a piano roll
     python generate.py --seed "mf C4.E4.G4:2@piano C2:2@bass" --instruments piano,bass,drums
     python generate.py --condition key="D minor" --condition density=high   # a model trained on labels
-    python generate.py --infill song.mid --bars 5-8        # new bars 5-8 (a model trained with --infilling)
+    python generate.py --infill song.mid --infill-bars 5-8   # new bars 5-8 (a model trained with --infilling)
     python generate.py --harmonize melody.mid              # voices under a melody (the default chorale model)
     python generate.py --chords "G D7 | G C" --bars 8      # music over chords (a model trained with chord symbols)
 
@@ -18,6 +18,7 @@ no seed, a random passage of the validation split is used.
 """
 
 import argparse
+import dataclasses
 import datetime
 import os
 from pathlib import Path
@@ -47,11 +48,13 @@ def parse_args(argv=None):
                                "families or program numbers; for models that keep instruments)")
     fill = parser.add_argument_group("given music: bars to fill in, a melody to harmonize, chords to write over")
     fill.add_argument("--infill", type=Path, metavar="FILE",
-                      help="a MIDI (or ABC, MusicXML) file whose --bars are written anew, leading from what comes "
-                           "before them into what comes after (runs trained on preprocess.py --infilling data)")
-    fill.add_argument("--bars", metavar="BARS",
-                      help="with --infill: the bars to fill, counted from 1, e.g. 5-8; with --chords: how many bars "
-                           "to write, the chords repeated to fill them (default: the bars given, once)")
+                      help="a MIDI (or ABC, MusicXML) file whose --infill-bars are written anew, leading from what "
+                           "comes before them into what comes after (runs trained on preprocess.py --infilling data)")
+    fill.add_argument("--infill-bars", metavar="FIRST-LAST",
+                      help="with --infill: the bars to fill, counted from 1, e.g. 5-8")
+    fill.add_argument("--bars", metavar="N",
+                      help="with --chords: how many bars to write, the chords repeated to fill them "
+                           "(default: the bars given, once)")
     fill.add_argument("--chords", metavar="PROGRESSION",
                       help="chord symbols to write music over, a bar each (\"G D7 G C\") or bars split by | "
                            "(\"G D7 | G C\"); for runs whose corpus kept chord symbols (preprocess.py --chord-symbols)")
@@ -83,9 +86,22 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What the arguments ask for, read and checked once before TensorFlow is imported."""
+
+    strategy: object  # a musicgen.sampling strategy
+    conditions: dict  # {label: value} of --condition
+    progression: object = None  # a chords.Progression for --chords
+    infill_bars: tuple = None  # (first, last) for --infill
+    instruments: frozenset = None  # the programs --instruments allows
+    soundfont: Path = None  # for --wav
+
+
 def check_args(args):
-    """Check what can be checked before TensorFlow is imported (each setting once); returns the decoding strategy."""
+    """The Request the arguments make, each setting checked once, before TensorFlow is imported."""
     from musicgen.audio import find_soundfont
+    from musicgen.key_value import key_values
     from musicgen.midi import check_bpm
 
     if sum(map(bool, (args.seed, args.seed_midi, args.interpolate, args.prior, args.infill, args.harmonize,
@@ -93,20 +109,22 @@ def check_args(args):
         raise UserError("give one of --seed, --seed-midi, --infill, --harmonize, --chords, --interpolate and --prior")
     if (args.harmonize or args.chords) and args.strategy == "beam":
         raise UserError("--harmonize and --chords sample under what is given; use a strategy other than beam")
-    if args.bars and not (args.infill or args.chords):
-        raise UserError("--bars goes with --infill FILE (the bars to fill) or --chords (how many bars)")
-    if args.infill and not args.bars:
-        raise UserError("--infill FILE and --bars FIRST-LAST go together")
+    if args.bars is not None and (args.infill or not args.bars.strip().isdigit()):
+        raise UserError(f"--bars is how many bars to write, with --chords; the bars to fill in are --infill-bars, "
+                        f"e.g. --infill FILE --infill-bars {args.bars.strip() if args.infill else '5-8'}")
+    if args.bars is not None and not args.chords:
+        raise UserError("--bars goes with --chords (how many bars to write over them)")
+    if bool(args.infill) != bool(args.infill_bars):
+        raise UserError("--infill FILE and --infill-bars FIRST-LAST go together")
+    progression = infill_bars = instruments = None
     if args.chords:
-        from musicgen.chords import check_meter, progression
+        from musicgen.chords import Progression
 
-        if args.bars is not None and not args.bars.strip().isdigit():
-            raise UserError(f"--bars with --chords is a number of bars, got {args.bars!r}")
-        args.progression = progression(args.chords, int(args.bars) if args.bars else None, check_meter(args.meter))
+        progression = Progression.parse(args.chords, int(args.bars) if args.bars else None, args.meter)
     if args.infill:
         from musicgen.infilling import parse_bars
 
-        args.bars = parse_bars(args.bars)
+        infill_bars = parse_bars(args.infill_bars)
         if args.strategy == "beam":
             raise UserError("--infill samples until the bars are full; use a strategy other than beam")
     if (args.interpolate or args.prior) and args.strategy == "beam":
@@ -121,10 +139,11 @@ def check_args(args):
         raise UserError(f"--program must be a General MIDI program 0..127, got {args.program}")
     if args.bpm is not None:
         check_bpm(args.bpm, "--bpm")
-    args.conditions = parse_conditions(args.condition)
-    if args.conditions and (args.interpolate or args.prior):
+    conditions = {name: value.strip()
+                  for name, value in key_values(args.condition, "--condition", "LABEL=VALUE", 'key="D minor"').items()}
+    if conditions and (args.interpolate or args.prior):
         raise UserError("--condition steers a seed's continuation; it does not apply to --interpolate or --prior")
-    if args.guidance != 1 and (not args.conditions or args.infill or args.harmonize or args.chords):
+    if args.guidance != 1 and (not conditions or args.infill or args.harmonize or args.chords):
         raise UserError("--guidance strengthens the --condition labels of a continuation: give --condition too "
                         "(and none of --infill, --harmonize and --chords)")
     if not 0 < args.guidance <= 10:
@@ -132,23 +151,9 @@ def check_args(args):
     if args.instruments is not None:
         from musicgen.instruments import parse_instrument_list
 
-        args.instruments = parse_instrument_list(args.instruments)
-    if args.wav:
-        args.soundfont = find_soundfont(args.soundfont)
-    return sampling.from_arguments(args)
-
-
-def parse_conditions(items):
-    """['key=D minor', 'density=high'] -> {'key': 'D minor', 'density': 'high'}."""
-    conditions = {}
-    for item in items:
-        name, separator, value = item.partition("=")
-        if not separator or not name.strip() or not value.strip():
-            raise UserError(f"--condition takes LABEL=VALUE, e.g. key=\"D minor\"; got {item!r}")
-        if name.strip() in conditions:
-            raise UserError(f"--condition gives {name.strip()} twice")
-        conditions[name.strip()] = value.strip()
-    return conditions
+        instruments = parse_instrument_list(args.instruments)
+    return Request(sampling.from_arguments(args), conditions, progression, infill_bars, instruments,
+                   find_soundfont(args.soundfont) if args.wav else None)
 
 
 def output_paths(output, run_name, count):
@@ -170,9 +175,7 @@ def output_paths(output, run_name, count):
 
 def main(argv=None):
     args = parse_args(argv)
-    strategy = check_args(args)
-    import numpy as np
-
+    request = check_args(args)
     from musicgen.pretrained import default_run
     from musicgen.runs import read_run_config
 
@@ -185,63 +188,65 @@ def main(argv=None):
 
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
-    from musicgen.encoding import PITCH, PROGRAM, event_notes, event_symbols, normalise_notes
-    from musicgen.generation import chords_plan, conditioned, guided, harmonize_plan, infill_plan, labels_of, latent_plan
+
+    run = registry.load_run(run_dir)
+    vocabulary = run.vocabulary.restricted_to(request.instruments) if request.instruments else run.vocabulary
+    generated = plan(args, request, run, vocabulary)
+    print(f"{run.spec.name} from {run_dir}; {generated.description}; {args.strategy} decoding")
+    write_pieces(args, request, run, vocabulary, generated, paths)
+
+
+def plan(args, request, run, vocabulary):
+    """The pieces the arguments ask for, as a generation.Generated."""
+    import numpy as np
+
+    from musicgen import generation
+    from musicgen.seed import seed_tokens
+
+    strategy, conditions, count = request.strategy, request.conditions, args.num_outputs
+    if args.harmonize:
+        return generation.harmonize_plan(run, vocabulary, strategy, args.harmonize, conditions, count,
+                                         args.random_seed)
+    if args.chords:
+        return generation.chords_plan(run, vocabulary, strategy, request.progression, conditions, count,
+                                      args.random_seed)
+    if args.infill:
+        return generation.infill_plan(run, vocabulary, strategy, args.infill, request.infill_bars, conditions, count,
+                                      args.random_seed)
+    if args.interpolate or args.prior:
+        return generation.latent_plan(run, vocabulary, strategy, args.prior, args.interpolate, args.steps,
+                                      args.length, args.random_seed)
+    seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events, np.random.default_rng(args.random_seed))
+    return generation.continuation_plan(run, vocabulary, strategy, seed, conditions, args.guidance, count,
+                                        args.length, args.random_seed)
+
+
+def write_pieces(args, request, run, vocabulary, generated, paths):
+    """Each generated piece as MIDI at its path, with its --wav, --musicxml and --plot companions."""
+    import numpy as np
+
+    from musicgen.encoding import event_notes, event_symbols
     from musicgen.harmonize import voiced
     from musicgen.instruments import instrument_name
     from musicgen.midi import write_midi
-    from musicgen.seed import Seed, seed_tokens
+    from musicgen.notes import PITCH, PROGRAM, normalise_notes
 
-    run = registry.load_run(run_dir)
-    vocabulary = run.vocabulary.restricted_to(args.instruments) if args.instruments else run.vocabulary
-    given_from = None  # where the given music starts again after an infilled gap
-    given_part = None  # the given notes to mark in the plot: a melody harmonized, or the chords written over
-    if args.harmonize:
-        pieces, given_part, file_tempo_changes, description = harmonize_plan(
-            run, vocabulary, strategy, args.harmonize, args.conditions, len(paths), args.random_seed)
-        seed = Seed(np.zeros(0, np.int32), description, file_tempo_changes)
-        given_events, seed_steps = len(given_part), 0
-    elif args.chords:
-        pieces, description = chords_plan(run, vocabulary, strategy, args.progression, args.conditions, len(paths),
-                                          args.random_seed)
-        seed = Seed(np.zeros(0, np.int32), description, None)
-        given_events, seed_steps = len(args.progression), 0
-    elif args.infill:
-        pieces, gap, file_tempo_changes, description = infill_plan(run, vocabulary, strategy, args.infill, args.bars,
-                                                                   args.conditions, len(paths), args.random_seed)
-        seed = Seed(np.zeros(0, np.int32), description, file_tempo_changes)
-        given_events, seed_steps, given_from = len(gap.before) + len(gap.after), gap.start, gap.start + gap.length
-    else:
-        if args.interpolate or args.prior:
-            decoder, *seed = latent_plan(run, args.prior, args.interpolate, args.steps, args.random_seed)
-            seed = Seed(*seed)
-        else:
-            seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events,
-                               np.random.default_rng(args.random_seed))
-            seed = seed._replace(tokens=conditioned(seed.tokens, vocabulary, args.conditions))
-            decoder = guided(run, vocabulary, args.guidance, args.random_seed)
-            decoder.pin(vocabulary.opening_length(seed.tokens))
-        generated = strategy.generate(decoder, vocabulary, np.tile(seed.tokens, (len(paths), 1)), args.length)
-        pieces = [vocabulary.decode(np.concatenate([seed.tokens, continuation])) for continuation in generated]
-        seed_events = vocabulary.decode(seed.tokens)
-        given_events, seed_steps = len(seed_events), sum(event.shift for event in seed_events)
-        description = seed.description + labels_of(vocabulary, seed.tokens)
-    bpm = args.bpm or (seed.tempo_changes[0, 1] if seed.tempo_changes is not None else run.config["default_bpm"])
-    tempo_changes = seed.tempo_changes if args.bpm is None else None
+    tempo_changes = generated.tempo_changes if args.bpm is None else None
+    bpm = args.bpm or (tempo_changes[0, 1] if tempo_changes is not None else run.run_config["default_bpm"])
     tempo = f"{bpm:g} bpm" if tempo_changes is None or len(tempo_changes) == 1 else \
         f"the seed's tempo map ({len(tempo_changes)} tempos from {bpm:g} bpm)"
     spq = vocabulary.settings.steps_per_quarter
-    print(f"{run.spec.name} from {run_dir}; {description}; {args.strategy} decoding")
     # A melody-only model writes chord symbols but no accompaniment: the symbols are played under its melody.
     play_symbols = run.recipe.melody_only and bool(vocabulary.symbols)
     if play_symbols:
         print("chord symbols are played as chords under the melody")
-    for path, events in zip(paths, pieces):
-        played = event_notes(events)
+    given = "from the seed" if generated.given == "seed" else "given"
+    for path, events in zip(paths, generated.pieces):
+        played, marked = event_notes(events), generated.melody
         if play_symbols:
             chords = voiced(event_symbols(events))
             played = np.concatenate([played, chords])
-            given_part = chords if args.chords else None
+            marked = chords if generated.given == "chords" else marked
         notes, merged, cut = normalise_notes(played)  # one note per key at a time, as in training
         if not vocabulary.settings.instruments:
             notes[:, PROGRAM] = args.program
@@ -250,27 +255,26 @@ def main(argv=None):
         instruments = ", ".join(instrument_name(p) for p in np.unique(notes[:, PROGRAM]).tolist())
         repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
                                                          (cut, "notes cut where their key was struck again")) if count]
-        given = "given" if args.infill or args.harmonize or args.chords else "from the seed"
-        print(f"wrote {path}: {len(events)} events ({given_events} {given}), "
+        print(f"wrote {path}: {len(events)} events ({generated.given_events} {given}), "
               f"{len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
               + "".join(f"; {r}" for r in repairs))
-        write_companions(args, path, notes, spq, bpm, seed_steps=seed_steps,
+        write_companions(args, request, path, notes, spq, bpm, seed_steps=generated.seed_steps,
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding",
-                         seconds=vocabulary.settings.timing == "seconds", given_from=given_from,
-                         given=None if given_part is None else given_notes(notes, given_part))
+                         seconds=vocabulary.settings.timing == "seconds", given_from=generated.given_from,
+                         given=None if marked is None else given_notes(notes, marked))
 
 
 def given_notes(notes, given_part):
     """Which of the notes are the given part's (same onset and pitch)."""
     import numpy as np
 
-    from musicgen.encoding import ONSET, PITCH
+    from musicgen.notes import ONSET, PITCH
 
     keys = set(zip(given_part[:, ONSET].tolist(), given_part[:, PITCH].tolist()))
     return np.array([key in keys for key in zip(notes[:, ONSET].tolist(), notes[:, PITCH].tolist())], dtype=bool)
 
 
-def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps, title, seconds=False,
+def write_companions(args, request, midi_path, notes, steps_per_quarter, bpm, seed_steps, title, seconds=False,
                      given_from=None, given=None):
     """The --wav, --musicxml and --plot files of one piece, named after its MIDI file; `seconds`: the encoding
     counts real time; `given_from`: where given music resumes after an infilled gap; `given`: which notes were
@@ -278,7 +282,7 @@ def write_companions(args, midi_path, notes, steps_per_quarter, bpm, seed_steps,
     if args.wav:
         from musicgen.audio import render_wav
 
-        method = render_wav(midi_path, midi_path.with_suffix(".wav"), args.soundfont)
+        method = render_wav(midi_path, midi_path.with_suffix(".wav"), request.soundfont)
         print(f"  {midi_path.with_suffix('.wav')} ({method})")
     if args.musicxml:
         from musicgen.notation import write_musicxml

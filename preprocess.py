@@ -25,7 +25,8 @@ from musicgen.chords import CHORD_SYMBOL_MODES
 from musicgen.dataset import DEFAULT_SHARD_TOKENS
 from musicgen.encoding_choice import EncodingRequest
 from musicgen.errors import UserError, run_cli
-from musicgen.preprocessing import PreprocessConfig, ReadLimits, run, run_folds, write_report
+from musicgen.limits import FileLimits
+from musicgen.preprocessing import PreprocessJob, run, run_folds, write_report
 from musicgen.recipe import Recipe
 
 DEFAULT_INPUT = Path("data")
@@ -231,7 +232,6 @@ def shared_vocabulary(args):
         raise UserError(f"--vocab decides the encoding ({vocabulary.settings.describe()}); leave out {', '.join(given)}")
     if args.infilling and not vocabulary.infilling:
         raise UserError(f"--vocab {args.vocab} has no infilling markers; leave out --infilling")
-    args.infilling = vocabulary.infilling
     return vocabulary
 
 
@@ -311,18 +311,18 @@ def main(argv=None):
         computed = parse_computed(args.compute_labels)
     files, bundled = collect_files(args)
     split_from = collect_split(args, files)
-    config = PreprocessConfig(
+    job = PreprocessJob(
         files=files, output=args.output, settings=request, recipe=recipe,
         labels=collect_labels(args, files), computed_labels=computed, infilling=args.infilling,
         val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
         test_fraction=0.1 if args.test_fraction is None else args.test_fraction,
         split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
-        limits=ReadLimits(args.max_file_mb, args.timeout), max_notes=args.max_notes, shard_tokens=args.shard_tokens,
+        limits=FileLimits(args.max_file_mb, args.timeout, args.max_notes), shard_tokens=args.shard_tokens,
         split_from=split_from, dedupe=bundled if args.dedupe is None else args.dedupe, vocabulary=vocabulary,
     )
     if args.folds is not None:
-        for fold, summary in enumerate(run_folds(config)):
+        for fold, summary in enumerate(run_folds(job)):
             counts = summary["pieces_per_split"]
             print(f"fold {fold}: {counts['test']} test, {counts['validation']} validation and {counts['train']} "
                   f"training pieces, vocabulary {summary['vocabulary_size']} tokens in {args.output / f'fold-{fold}'}")
@@ -330,7 +330,7 @@ def main(argv=None):
         print(f"{summary['kept']} of {summary['pieces']} pieces kept (reasons in each fold's manifest.csv); "
               f"cross-validate with: python crossval.py --data {args.output}")
         return
-    summary = run(config)
+    summary = run(job)
     print(f"encoding: {summary['encoding']} ({summary['encoding_reason']})")
     print(f"{summary['files']} files, {summary['pieces']} pieces: {summary['kept']} kept, "
           f"{summary['skipped']} skipped, {summary['failed']} failed (reasons in {args.output / 'manifest.csv'})")

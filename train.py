@@ -11,7 +11,7 @@ Run the same command again after a crash or Ctrl-C and it resumes from the last
 finished epoch. Everything lands in checkpoints/<run-name>/ (default: the model name).
 Each model has its own settings and defaults: see them with --show-config.
 It trains on every GPU TensorFlow sees, or with TF_CONFIG set, on several
-machines at once (see the README, "GPUs and machines").
+machines at once (see docs/training.md, "GPUs and several machines").
 """
 
 import argparse
@@ -19,8 +19,9 @@ import json
 from pathlib import Path
 
 import models
-from musicgen import config as settings
+from musicgen import hyperparameters
 from musicgen.errors import UserError, run_cli
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument("--ship", type=Path, metavar="FOLDER",
                         help="copy the run (its best weights without optimizer state, vocab.json, run_config.json) "
                              "to FOLDER as a shipped model, e.g. pretrained/folk, then exit")
-    settings.add_arguments(parser)
+    hyperparameters.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -55,7 +56,6 @@ def main(argv=None):
 
     import_tensorflow()  # before anything imports keras: without TensorFlow's start-up noise
     from models import registry
-
     from musicgen.runs import RUN_CONFIG_FILE, read_run_config
 
     if args.freeze and not args.init_from:
@@ -63,8 +63,8 @@ def main(argv=None):
     parent = read_run_config(args.init_from) if args.init_from else None
     model_name = args.model or (parent["model"] if parent else models.DEFAULT)
     spec = registry.get(model_name)
-    base = settings.fine_tuning(parent["config"]) if parent and parent["model"] == model_name else None
-    config = settings.resolve_config(spec, args.config, settings.overrides(args), base=base)
+    base = hyperparameters.fine_tuning(parent["config"]) if parent and parent["model"] == model_name else None
+    config = hyperparameters.resolve_config(spec, args.config, hyperparameters.overrides(args), base=base)
     if args.show_config:
         print(json.dumps({"model": model_name, **config}, indent=2))
         return

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import models
-from musicgen import config as settings
+from musicgen import hyperparameters
 from musicgen.errors import run_cli
 
 
@@ -59,7 +59,7 @@ def main(argv=None):
     from models import registry
 
     spec = registry.get(args.model)
-    base = settings.resolve_config(spec, args.config, {**settings.set_values(args.set), "epochs": args.epochs_per_trial,
+    base = hyperparameters.resolve_config(spec, args.config, {**hyperparameters.set_values(args.set), "epochs": args.epochs_per_trial,
                                                        "patience": args.patience, "random_seed": args.random_seed})
     output = args.output or Path("tuning") / args.model
     study = tuning.search(spec, base, args.data, output, args.budget_minutes, args.trials)

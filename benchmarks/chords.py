@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 
 from models import registry  # noqa: E402
 from musicgen import sampling  # noqa: E402
-from musicgen.chords import bar_quarters  # noqa: E402
+from musicgen.chords import ChordSymbols, bar_quarters  # noqa: E402
 from musicgen.dataset import MANIFEST_FILE, load_processed  # noqa: E402
 from musicgen.encoding import event_symbols, events_to_notes  # noqa: E402
 from musicgen.harmonize import ChordConstraint, chord_tone_share  # noqa: E402
@@ -37,9 +37,8 @@ def opening(notes, symbols, steps):
     """The notes and symbols of a piece's first `steps` grid steps, the last ones cut at the end."""
     notes = notes[notes[:, 0] < steps].copy()
     notes[:, 1] = np.minimum(notes[:, 1], steps - notes[:, 0])
-    symbols = symbols[symbols[:, 0] < steps].copy()
-    symbols[:, 1] = np.minimum(symbols[:, 1], steps - symbols[:, 0])
-    return notes, symbols
+    symbols = symbols.where(symbols.onsets < steps)
+    return notes, ChordSymbols(symbols.onsets, np.minimum(symbols.durations, steps - symbols.onsets), symbols.codes)
 
 
 def interval(values, rng, draws=2000):
@@ -59,7 +58,7 @@ def main():
     args = parser.parse_args()
     runs = [registry.load_run(path) for path in args.runs]
     vocabulary = runs[0].vocabulary
-    data = Path(runs[0].config["data"])
+    data = Path(runs[0].run_config["data"])
     _, splits = load_processed(data, ("test",))
     meters = pd.read_csv(data / MANIFEST_FILE, keep_default_na=False).set_index("source")["time_signature"]
     test = splits["test"]

@@ -23,10 +23,10 @@ import numpy as np  # noqa: E402
 
 from models import registry  # noqa: E402
 from musicgen import sampling, training  # noqa: E402
-from musicgen.config import resolve_config  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
-from musicgen.decoding import Decoder  # noqa: E402
+from musicgen.decoders import Decoder  # noqa: E402
 from musicgen.evaluation import generate_pieces, seed_prompts  # noqa: E402
+from musicgen.hyperparameters import resolve_config  # noqa: E402
 from musicgen.metrics import corpus_histograms, total_variation  # noqa: E402
 
 

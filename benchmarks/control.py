@@ -33,15 +33,16 @@ import numpy as np  # noqa: E402
 from models import registry  # noqa: E402
 from musicgen import labels, sampling  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
-from musicgen.encoding import CONTROL_SEPARATOR, ONSET, PITCH, events_to_notes  # noqa: E402
+from musicgen.encoding import events_to_notes  # noqa: E402
 from musicgen.evaluation import generate_pieces  # noqa: E402
-from musicgen.generation import guided  # noqa: E402
+from musicgen.guidance import guided  # noqa: E402
+from musicgen.notes import ONSET, PITCH  # noqa: E402
 
 
 def piece_labels(split, vocabulary, index):
     piece = split.piece(index)
     opening = piece[1:vocabulary.opening_length(piece)]
-    return dict(vocabulary.tokens[i].split(CONTROL_SEPARATOR, 1) for i in opening)
+    return dict(vocabulary.labels[i] for i in opening)
 
 
 def opening_notes(split, vocabulary, index, length):
@@ -173,7 +174,7 @@ def main():
     parser.add_argument("--random-seed", type=int, default=0)
     args = parser.parse_args()
     run = registry.load_run(args.run)
-    _, splits = load_processed(run.config["data"], ("train", "test"))
+    _, splits = load_processed(run.run_config["data"], ("train", "test"))
     generate = generator(run, sampling.get("top-p", seed=args.random_seed), args.length, args.guidance)
     print(f"{args.run}: labels {', '.join(f'{k} ({len(v)})' for k, v in run.vocabulary.controls.items())}")
     if "key" in run.vocabulary.controls:

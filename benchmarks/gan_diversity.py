@@ -2,7 +2,7 @@
 
     python benchmarks/gan_diversity.py checkpoints/gan --pieces 16
 
-Conditions are the openings of validation pieces; see models.gan.sample_diversity for the three figures
+Conditions are the openings of validation pieces; see models.gan_diversity.sample_diversity for the three figures
 (0 = every sample the same, i.e. collapse; the greedy one is 0 when the generator ignores its noise).
 """
 
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from models import registry  # noqa: E402
-from models.gan import sample_diversity  # noqa: E402
+from models.gan_diversity import sample_diversity  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def main():
     args = parser.parse_args()
     run = registry.load_run(args.run)
     model = run.model
-    _, splits = load_processed(run.config["data"], ("validation",))
+    _, splits = load_processed(run.run_config["data"], ("validation",))
     validation = splits["validation"]
     length = model.segment_tokens
     conditions = np.stack([validation.piece(i)[:length] for i in range(len(validation))

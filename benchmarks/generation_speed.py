@@ -42,11 +42,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import registry  # noqa: E402
-from musicgen.decoding import Decoder, WindowDecoder  # noqa: E402
-from musicgen.config import resolve_config
 from musicgen import sampling  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
-from musicgen.encoding import KINDS  # noqa: E402
+from musicgen.decoders import Decoder, WindowDecoder  # noqa: E402
+from musicgen.hyperparameters import resolve_config
+from musicgen.vocabulary import KINDS  # noqa: E402
 
 
 class PredictWindowDecoder(WindowDecoder):

@@ -56,7 +56,7 @@ def main():
     args = parser.parse_args()
     runs = [registry.load_run(path) for path in args.runs]
     vocabulary = runs[0].vocabulary
-    _, splits = load_processed(runs[0].config["data"], ("test",))
+    _, splits = load_processed(runs[0].run_config["data"], ("test",))
     test = splits["test"]
     indices = test.original_indices()[: args.pieces]
     spq = vocabulary.settings.steps_per_quarter
@@ -64,7 +64,7 @@ def main():
     melody_recipe = dataclasses.replace(runs[0].recipe, melody_only=True)
     melodies = [melody_recipe.read_first(Path(str(test.sources[i])), vocabulary.settings, "test piece")[0].notes
                 for i in indices]
-    print(f"{len(indices)} test pieces of {runs[0].config['data']}")
+    print(f"{len(indices)} test pieces of {runs[0].run_config['data']}")
     print("| harmonized by | lower voices, nats per note | beats on a triad | notes per melody note |")
     print("|---|---|---|---|")
     for run in runs:

@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 
 from models import registry  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
-from musicgen.encoding import FILL, HOLE  # noqa: E402
 from musicgen.evaluation import score_pieces  # noqa: E402
+from musicgen.vocabulary import FILL, HOLE  # noqa: E402
 
 
 def onset_cut(events, at_least):
@@ -96,7 +96,7 @@ def main():
     vocabulary = run.vocabulary
     if not vocabulary.infilling:
         raise SystemExit(f"{args.run} was not trained on --infilling data")
-    _, splits = load_processed(run.config["data"], (args.split,))
+    _, splits = load_processed(run.run_config["data"], (args.split,))
     found = passages(splits[args.split], vocabulary, args.before, args.middle, args.after)[: args.pieces]
     notes = np.array([sum(len(event.pitches) for event in middle) for _, _, middle, _ in found], np.float64)
     rows = {"filled in (before and after)": middle_nll(run, layouts(vocabulary, found, fill_in=True)),

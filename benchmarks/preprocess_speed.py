@@ -47,10 +47,10 @@ WORKER_GOAL = 1.7
 STAGES = [
     ("first pass per file: read (or cache), quantize, survey", ("_survey",), "preprocessing.py", True),
     ("  parse the file", ("read_file",), "readers.py", False),
-    ("  write per-file cache (.npz)", ("_save_cached",), "preprocessing.py", False),
+    ("  write per-file cache (.npz)", ("_save_cached",), "cache.py", False),
     ("  count chords for the vocabulary", ("count_chords",), "encoding.py", False),
     ("second pass per file: cached notes -> tokens", ("_encode_file",), "preprocessing.py", True),
-    ("  encode notes -> tokens", ("encode_notes",), "encoding.py", False),
+    ("  encode notes -> tokens", ("encode_notes",), "vocabulary.py", False),
     ("write shards, index, manifest, vocab (main)", ("_write", "write_index", "_write_manifest", "write_vocabulary"),
      ".py", True),
 ]

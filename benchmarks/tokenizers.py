@@ -71,9 +71,11 @@ ROOT = HERE.parent
 sys.path = [str(ROOT)] + [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
 from musicgen import readers  # noqa: E402
-from musicgen.encoding import DRUMS, Vocabulary, count_chords, events_to_notes  # noqa: E402
+from musicgen.encoding import count_chords, events_to_notes  # noqa: E402
 from musicgen.encoding_choice import EncodingRequest, piece_traits  # noqa: E402
+from musicgen.notes import DRUMS  # noqa: E402
 from musicgen.recipe import SECONDS_TIMING_BPM, Recipe  # noqa: E402
+from musicgen.vocabulary import Vocabulary  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-midi"
 FOLDERS = ("piano-performance", "pop-multitrack")

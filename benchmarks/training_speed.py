@@ -44,10 +44,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models import registry  # noqa: E402
-from musicgen.config import resolve_config
-from musicgen.dataset import windows
+from musicgen.dataset import load_processed, read_index, shard_files, windows  # noqa: E402
+from musicgen.hyperparameters import resolve_config
 from musicgen.optimizer import compile_model
-from musicgen.dataset import load_processed, read_index, shard_files  # noqa: E402
 
 
 class StopAfter(keras.callbacks.Callback):

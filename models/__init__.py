@@ -1,14 +1,14 @@
 """The model families `--model` names. Their specs are in models/registry.py.
 
 This module stays free of TensorFlow so that the scripts can answer --help and
-refuse a wrong model name at once; tests/test_registry.py keeps NAMES equal to
+refuse a wrong model name at once; tests/test_models.py keeps NAMES equal to
 the registry's table.
 """
 
 from musicgen.errors import UserError
 
 NAMES = ("rnn", "lstm", "gru", "cnn", "seq2seq", "transformer", "vae", "gan", "ngram")  # the order of --help
-# The best network measured on every corpus the README reports (Bach chorales, piano performances, pop songs).
+# The best network measured on every corpus docs/results.md reports (Bach chorales, piano performances, pop songs).
 DEFAULT = "transformer"
 
 

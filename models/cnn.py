@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from musicgen.decoding import Decoder
+from musicgen.decoders import Decoder
 from musicgen.errors import UserError
 from musicgen.spec import ModelSpec
 

@@ -45,13 +45,11 @@ segment (t < segment_tokens - 1) get zero logits, i.e. a uniform distribution.
 Generation does not use call(): GANDecoder draws a fresh z per segment.
 """
 
-import itertools
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from musicgen.decoding import Decoder
+from musicgen.decoders import Decoder
 from musicgen.errors import UserError
 from musicgen.spec import ModelSpec
 
@@ -80,7 +78,7 @@ DEFAULTS = {
     "clipnorm": 0.0,
 }
 
-PAD_ID = 0  # musicgen.encoding.SPECIAL_TOKENS starts with <pad>
+PAD_ID = 0  # musicgen.vocabulary.SPECIAL_TOKENS starts with <pad>
 LAST_TOKENS = 3  # the condition's last event, fed to the generator's context directly as well as through its GRU
 
 
@@ -440,7 +438,7 @@ def compile_gan(model, optimizer_settings):
     model.compile(optimizer=adam("generator_adam"), critic_optimizer=adam("critic_adam"))
 
 
-def _conditions(tokens, segment):
+def last_segment(tokens, segment):
     """The last `segment` tokens of each row, left-padded with <pad> where a row is shorter."""
     tokens = np.asarray(tokens, dtype=np.int32)[:, -segment:]
     return np.concatenate([np.full((len(tokens), segment - tokens.shape[1]), PAD_ID, np.int32), tokens], axis=1)
@@ -468,7 +466,7 @@ class GANDecoder(Decoder):
         return self._generate(tf.constant(condition), tf.constant(z)).numpy().astype(np.float64)
 
     def start(self, prompt):
-        recent = _conditions(prompt, self.segment)
+        recent = last_segment(prompt, self.segment)
         state = {"recent": recent, "logits": self._segment_logits(recent), "position": 0}
         return state["logits"][:, 0], state
 
@@ -482,42 +480,6 @@ class GANDecoder(Decoder):
 
     def reorder(self, state, rows):
         return {"recent": state["recent"][rows], "logits": state["logits"][rows], "position": state["position"]}
-
-
-def sample_diversity(model, conditions, n_samples=8, seed=0):
-    """How different the generator's segments are for the same condition (0 = mode collapse).
-
-    For each condition (rows of token ids; the last segment_tokens are used), draws
-    `n_samples` segments with fresh noise z and returns:
-      pairwise_difference: mean share of positions where two sampled segments differ,
-          tokens drawn from softmax(logits) as in training (Gumbel-max);
-      distinct_trigrams: distinct token 3-grams / all 3-grams among one condition's samples;
-      greedy_pairwise_difference: the same with each token the logits' argmax, so all
-          the variety comes from z (0 means the generator ignores its noise).
-    Averaged over conditions.
-    """
-    conditions = _conditions(conditions, model.segment_tokens)
-    rng = np.random.default_rng(seed)
-    repeated = np.repeat(conditions, n_samples, axis=0)
-    z = rng.standard_normal((len(repeated), model.noise_dim)).astype(np.float32)
-    logits = keras.ops.convert_to_numpy(model.generator(tf.constant(repeated), tf.constant(z), training=False))
-    gumbel = -np.log(-np.log(rng.uniform(1e-6, 1 - 1e-6, logits.shape)))
-    shape = (len(conditions), n_samples, model.segment_tokens)
-    sampled = (logits + gumbel).argmax(-1).reshape(shape)
-    greedy = logits.argmax(-1).reshape(shape)
-    pairs = list(itertools.combinations(range(n_samples), 2))
-
-    def pairwise(segments):
-        if not pairs:
-            return 0.0
-        return float(np.mean([(segments[:, i] != segments[:, j]).mean() for i, j in pairs]))
-
-    trigram_shares = []
-    for samples in sampled:
-        trigrams = [tuple(row[i: i + 3]) for row in samples.tolist() for i in range(len(row) - 2)]
-        trigram_shares.append(len(set(trigrams)) / max(1, len(trigrams)))
-    return {"pairwise_difference": pairwise(sampled), "distinct_trigrams": float(np.mean(trigram_shares)),
-            "greedy_pairwise_difference": pairwise(greedy)}
 
 
 SPEC = ModelSpec(

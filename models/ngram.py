@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.decoding import Decoder
+from musicgen.decoders import Decoder
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 from musicgen.spec import ModelSpec

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from musicgen.decoding import Decoder
+from musicgen.decoders import Decoder
 from musicgen.spec import ModelSpec
 
 LAYER_CLASSES = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}

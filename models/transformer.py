@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from musicgen.decoding import Decoder
+from musicgen.decoders import Decoder
 from musicgen.errors import UserError
 from musicgen.spec import ModelSpec
 
@@ -34,7 +34,7 @@ DEFAULTS = {
     "layers": 4,  # Transformer blocks
     "ff_dim": 512,  # hidden units of each block's feed-forward network
     "dropout": 0.1,  # dropout on the embeddings and on each residual branch, training only
-    # The recipe measured on the Bach chorales (README, "A training recipe"): 15 epochs of warm-up then cosine
+    # The recipe measured on the Bach chorales (docs/results.md, "A training recipe"): 15 epochs of warm-up then cosine
     # decay from 1.5e-3, with AdamW and clipping, reached a validation loss of 1.615 where Adam at a constant 5e-4
     # (the default before) reached 1.653, and the same recipe from 5e-4 only 1.774.
     "learning_rate": 1.5e-3,  # the peak

@@ -13,6 +13,7 @@ sounding in it: the triad or seventh chord that holds most of their length,
 preferring the one whose root is in the bass.
 """
 
+import dataclasses
 import re
 
 import numpy as np
@@ -66,12 +67,54 @@ def chord_tones(code):
     return {(code % 12 + interval) % 12 for interval in QUALITIES[QUALITY_NAMES[code // 12]]}
 
 
-def transpose_symbols(symbols, semitones):
-    """(k, 3) grid symbols (onset, duration, code) with their roots moved by `semitones`."""
-    symbols = symbols.copy()
-    codes = symbols[:, 2]
-    symbols[:, 2] = codes - codes % 12 + (codes % 12 + semitones) % 12
-    return symbols
+@dataclasses.dataclass(frozen=True, eq=False)
+class ChordSymbols:
+    """A piece's chord symbols on the grid: where each starts and how long it holds, in grid steps, and its code.
+
+    Made once, where a piece is put on the grid (musicgen/recipe.py), a progression
+    is asked for (progression) or tokens are decoded (encoding.event_symbols), and
+    carried as it is: transposed, narrowed to those a vocabulary knows, encoded.
+    Iterating gives (onset, duration, code) of each symbol, in time order.
+    """
+
+    onsets: np.ndarray
+    durations: np.ndarray
+    codes: np.ndarray
+
+    def __post_init__(self):
+        for name in ("onsets", "durations", "codes"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64).reshape(-1))
+        if not len(self.onsets) == len(self.durations) == len(self.codes):
+            raise ValueError("chord symbols need as many durations and codes as onsets")
+
+    @classmethod
+    def none(cls):
+        return cls((), (), ())
+
+    def __len__(self):
+        return len(self.codes)
+
+    def __iter__(self):
+        return zip(self.onsets.tolist(), self.durations.tolist(), self.codes.tolist())
+
+    @property
+    def end(self):
+        """Where the last symbol stops holding (0 for none)."""
+        return int((self.onsets + self.durations).max()) if len(self) else 0
+
+    def names(self):
+        """The symbols' names in order, e.g. ['G', 'D7']."""
+        return [symbol_name(code) for code in self.codes.tolist()]
+
+    def where(self, mask):
+        """The symbols where `mask` (one bool per symbol) holds."""
+        mask = np.asarray(mask, dtype=bool)
+        return ChordSymbols(self.onsets[mask], self.durations[mask], self.codes[mask])
+
+    def transposed(self, semitones):
+        """The same symbols with their roots moved by `semitones`."""
+        codes = self.codes
+        return ChordSymbols(self.onsets, self.durations, codes - codes % 12 + (codes % 12 + semitones) % 12)
 
 
 def bar_quarters(time_signature):
@@ -90,11 +133,11 @@ def harmonic_window(time_signature):
 
 
 def infer_symbols(onsets, durations, pitches, time_signature):
-    """(onset in quarters, code) of the symbol named for each bar, or half bar from four quarters up, where it
-    differs from the one before; windows without notes name none. Notes are in quarters (a RawPiece's)."""
+    """(onsets in quarters, codes) of the symbols named for each bar, or half bar from four quarters up, where
+    one differs from the one before; windows without notes name none. Notes are in quarters (a RawPiece's)."""
     onsets, durations, pitches = (np.asarray(a, dtype=np.float64) for a in (onsets, durations, pitches))
     if not len(onsets):
-        return np.zeros((0, 2))
+        return np.zeros(0), np.zeros(0, np.int64)
     window = harmonic_window(time_signature)
     ends = onsets + durations
     qualities = [QUALITY_NAMES.index(q) for q in INFERRED_QUALITIES]
@@ -113,7 +156,7 @@ def infer_symbols(onsets, durations, pitches, time_signature):
         if code != previous:
             found.append((start, code))
             previous = code
-    return np.array(found, dtype=np.float64).reshape(-1, 2)
+    return np.array([start for start, _ in found], dtype=np.float64), np.array([code for _, code in found], np.int64)
 
 
 def check_meter(text):
@@ -124,26 +167,42 @@ def check_meter(text):
     return f"{int(match.group(1))}/{match.group(2)}"
 
 
-def progression(text, bars, time_signature):
-    """generate.py --chords: 'G D7 G C' (a chord a bar) or 'G D7 | G C' (bars split evenly among their chords),
-    repeated to fill `bars` bars (None: the bars written) -> (k, 3) float (onset, duration in quarters, code)."""
-    written = [bar.split() for bar in text.split("|")] if "|" in text else [[name] for name in text.split()]
-    written = [bar for bar in written if bar]
-    if not written:
-        raise UserError("--chords is empty; give chord symbols such as \"G D7 G C\"")
-    codes = []
-    for bar in written:
-        try:
-            codes.append([parse_symbol(name) for name in bar])
-        except ValueError as error:
-            raise UserError(f"--chords: {error}") from None
-    bars = len(written) if bars is None else bars
-    if not 1 <= bars <= 256:
-        raise UserError(f"--bars must be in 1..256, got {bars}")
-    length = bar_quarters(time_signature)
-    rows = []
-    for index in range(bars):
-        chords = codes[index % len(codes)]
-        rows.extend((index * length + part * length / len(chords), length / len(chords), code)
-                    for part, code in enumerate(chords))
-    return np.array(rows, dtype=np.float64)
+@dataclasses.dataclass(frozen=True)
+class Progression:
+    """generate.py --chords, as written: the chord codes of each bar, repeated to fill `bars` bars in `meter`."""
+
+    written: tuple  # a tuple of chord codes per bar
+    bars: int
+    meter: str
+
+    @classmethod
+    def parse(cls, text, bars=None, meter="4/4"):
+        """'G D7 G C' (a chord a bar) or 'G D7 | G C' (bars split evenly among their chords), for `bars` bars
+        (None: the bars written); refused in one line where a name or a count cannot be read."""
+        meter = check_meter(meter)
+        written = [bar.split() for bar in text.split("|")] if "|" in text else [[name] for name in text.split()]
+        written = [bar for bar in written if bar]
+        if not written:
+            raise UserError("--chords is empty; give chord symbols such as \"G D7 G C\"")
+        codes = []
+        for bar in written:
+            try:
+                codes.append(tuple(parse_symbol(name) for name in bar))
+            except ValueError as error:
+                raise UserError(f"--chords: {error}") from None
+        bars = len(written) if bars is None else bars
+        if not 1 <= bars <= 256:
+            raise UserError(f"--bars must be in 1..256, got {bars}")
+        return cls(tuple(codes), bars, meter)
+
+    def on_grid(self, steps_per_quarter):
+        """The ChordSymbols of the progression on a grid of `steps_per_quarter`."""
+        length = bar_quarters(self.meter)
+        rows = []
+        for index in range(self.bars):
+            chords = self.written[index % len(self.written)]
+            rows.extend((index * length + part * length / len(chords), length / len(chords), code)
+                        for part, code in enumerate(chords))
+        quarters = np.array([row[:2] for row in rows], dtype=np.float64)
+        steps = np.rint(quarters * steps_per_quarter).astype(np.int64)
+        return ChordSymbols(steps[:, 0], steps[:, 1], [row[2] for row in rows])

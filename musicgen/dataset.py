@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.encoding import FILL, HOLE, KINDS, Vocabulary
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_user_json, write_json
 from musicgen.recipe import Recipe
+from musicgen.vocabulary import KINDS, Vocabulary
 
 SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
@@ -319,13 +319,13 @@ class Infilling:
         """The Infilling of a vocabulary with the infilling markers, else None."""
         if not vocabulary.infilling:
             return None
-        return cls(vocabulary.index[HOLE], vocabulary.index[FILL], vocabulary.kinds == KINDS.index("shift"),
+        return cls(vocabulary.hole_id, vocabulary.fill_id, vocabulary.kinds == KINDS.index("shift"),
                    vocabulary.shift_steps, vocabulary.gap_tokens, rate)
 
 
 def fill_in_the_middle(window, skip, infilling, rng):
     """`window` with its tokens after the first `skip` (a pinned prefix) rearranged as
-    <hole> gap after <fill> before middle (musicgen/encoding.py), as long as it was (the end of the middle
+    <hole> gap after <fill> before middle (musicgen/vocabulary.py), as long as it was (the end of the middle
     makes room for the markers and the gap), the middle being a run of whole events drawn at random; None where
     the window holds fewer than three event boundaries."""
     body = window[skip:]

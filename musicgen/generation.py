@@ -1,147 +1,61 @@
-"""What generating with a run needs beyond a seed: labels, infilling, harmonization and latent spaces."""
+"""Generating with a run: each way of asking for music (a seed to continue, a latent space, bars to fill in, a
+melody to harmonize, chords to write over) as one plan that returns what it made as a Generated.
+
+A plan reads what it is given through the run's recipe, builds the prompt,
+decodes with the run's decoder under a strategy (musicgen/sampling.py), and
+decodes the tokens into events; generate.py writes them out.
+"""
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from musicgen.decoding import Decoder
 from musicgen.errors import UserError
+from musicgen.guidance import conditioned, guided, labels_of
 from musicgen.seed import parse_seed
 
 
-def conditioned(tokens, vocabulary, conditions):
-    """A prompt's tokens opening with <start> and the control tokens of `conditions` ({label: value}, checked
-    against the vocabulary) instead of any it had; unchanged without conditions."""
-    if not conditions:
-        return tokens
-    controls = vocabulary.control_ids(conditions)
-    tokens = np.asarray(tokens, dtype=np.int32)
-    body = tokens[vocabulary.opening_length(tokens):]  # without its <start> and any labels it had
-    return np.concatenate([[vocabulary.start_id], controls, body]).astype(np.int32)
+class Generated(NamedTuple):
+    """What a plan made, and what writing it out needs to know of what was given rather than generated."""
+
+    pieces: list  # the events of each piece
+    description: str  # what was asked for, in words
+    given: str  # what each piece holds that the model did not write: "seed", "gap" (the music around filled
+    #             bars), "melody" (harmonized) or "chords" (written over)
+    given_events: int  # how many events (or melody notes, or chords) were given
+    tempo_changes: np.ndarray = None  # (k, 2) of (grid step, bpm): a given file's tempo map, which the output keeps
+    seed_steps: int = 0  # grid steps of given music at the start (marked in the piano roll)
+    given_from: int = None  # the grid step where given music starts again after a filled gap
+    melody: np.ndarray = None  # the harmonized melody's notes, marked in the piano roll
 
 
-def labels_of(vocabulary, prompt):
-    """'; labels density=high, key=D minor' for a prompt that opens with labels, else ''."""
-    opening = np.asarray(prompt)[1:vocabulary.opening_length(prompt)]
-    return f"; labels {', '.join(vocabulary.tokens[i] for i in opening)}" if len(opening) else ""
-
-
-class GuidedDecoder(Decoder):
-    """Classifier-free guidance (Ho and Salimans, 2022): next-token log-probabilities pushed from those the model
-    gives without labels towards those it gives with them, by `weight`:
-
-        log p = log p(x | no labels) + weight * (log p(x | labels) - log p(x | no labels)), renormalised
-
-    Weight 1 is plain conditioning; above 1 the labels count for more. One model gives both, because training
-    shows it a share of its windows without their labels (the `label_dropout` setting). Two decoders of the
-    model run side by side: one reads the prompt, the other the prompt without its control tokens.
-    """
-
-    def __init__(self, with_labels, without_labels, vocabulary, weight):
-        self.with_labels, self.without_labels = with_labels, without_labels
-        self.vocabulary, self.weight = vocabulary, weight
-
-    def pin(self, count):
-        self.with_labels.pin(count)
-        self.without_labels.pin(min(count, 1))  # the prompt without labels opens with <start> alone
-
-    def _mix(self, logits, free_logits):
-        def log_softmax(values):
-            return values - np.logaddexp.reduce(values, axis=1, keepdims=True)
-
-        return log_softmax(log_softmax(free_logits) + self.weight * (log_softmax(logits) - log_softmax(free_logits)))
-
-    def start(self, prompt):
-        prompt = np.asarray(prompt, dtype=np.int32)
-        unlabelled = prompt[:, ~self.vocabulary.is_control[prompt[0]]]  # every row has its labels in one place
-        logits, state = self.with_labels.start(prompt)
-        free_logits, free_state = self.without_labels.start(unlabelled)
-        return self._mix(logits, free_logits), (state, free_state)
-
-    def step(self, tokens, state):
-        logits, labelled = self.with_labels.step(tokens, state[0])
-        free_logits, free = self.without_labels.step(tokens, state[1])
-        return self._mix(logits, free_logits), (labelled, free)
-
-    def reorder(self, state, rows):
-        return self.with_labels.reorder(state[0], rows), self.without_labels.reorder(state[1], rows)
-
-
-def guided(run, vocabulary, weight, random_seed=None):
-    """The run's decoder, with classifier-free guidance of `weight` where it is not 1."""
-    decoder = run.spec.decoder(run.model, seed=random_seed)
-    if weight == 1:
-        return decoder
-    return GuidedDecoder(decoder, run.spec.decoder(run.model, seed=random_seed), vocabulary, weight)
-
-
-def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random_seed=None):
-    """([events of each filled piece], Gap, the file's tempo map, description): `count` fillings of bars
-    (first, last) of the music file at `path` (musicgen/infilling.py)."""
-    from musicgen import infilling
-
-    grid, time_signature = run.recipe.read_first(path, vocabulary.settings, "--infill")
-    notes, tempo_changes = grid.notes, grid.tempo_changes
-    settings = vocabulary.settings
-    gap = infilling.split_at(notes, vocabulary, *bars, infilling.steps_per_bar(time_signature,
-                                                                               settings.steps_per_quarter),
-                             grid.chord_symbols)
-    controls = vocabulary.control_ids(conditions)
-    middle_tokens = len(vocabulary.encode(gap.middle, start=False, end=False))
-    prompt = infilling.prompt(vocabulary, gap, controls, run.config["config"]["seq_len"], middle_tokens)
-    decoder = run.spec.decoder(run.model, seed=random_seed)
-    decoder.pin(1 + len(controls))
-    # Events at one onset do not move time on, so the cap only stops a model that never would.
-    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), num_events=gap.length * 8 + 64,
-                                  until_steps=gap.length)
-    pieces = [gap.before + infilling.fit_middle(vocabulary.decode(tokens), gap.length, settings) + gap.after
-              for tokens in generated]
-    return pieces, gap, tempo_changes, f"bars {bars[0]}-{bars[1]} of {path} filled in{labels_of(vocabulary, prompt)}"
-
-
-def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_seed=None):
-    """([events of each harmonization], the melody's notes, the file's tempo map, description): `count` pieces
-    whose top voice is the melody of the music file at `path` (its highest note at each onset; see
-    musicgen/harmonize.py)."""
-    from musicgen.harmonize import MelodyConstraint
-
-    grid, _ = dataclasses.replace(run.recipe, melody_only=True).read_first(path, vocabulary.settings, "--harmonize")
-    # Each melody note takes one event and the voices under it a few more: the cap only stops a model that never would.
-    constraint = MelodyConstraint(vocabulary, grid.notes, count)
-    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count,
-                                       len(grid.notes) * 16 + 64, random_seed)
-    description = f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels_of(vocabulary, prompt)}"
-    return pieces, grid.notes, grid.tempo_changes, description
-
-
-def chords_plan(run, vocabulary, strategy, chords, conditions, count, random_seed=None):
-    """([events of each piece], description): `count` pieces written over `chords`, (k, 3) float (onset, duration
-    in quarters, code) from chords.progression (musicgen/harmonize.py, ChordConstraint)."""
-    from musicgen.chords import symbol_name
-    from musicgen.harmonize import ChordConstraint
-
-    steps = np.rint(chords[:, :2] * vocabulary.settings.steps_per_quarter).astype(np.int64)
-    symbols = np.column_stack([steps, chords[:, 2].astype(np.int64)])
-    constraint = ChordConstraint(vocabulary, symbols, count)
-    # A few events a quarter note at most in the music this is for: the cap only stops a model that never would.
-    cap = int(constraint.end // vocabulary.settings.steps_per_quarter + 1) * 16 + 64
-    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed)
-    names = " ".join(symbol_name(int(code)) for code in symbols[:, 2])
-    return pieces, f"music over the chords {names}{labels_of(vocabulary, prompt)}"
-
-
-def _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed):
-    """([events of each piece], prompt): `count` pieces sampled from a prompt of <start> and the labels of
-    `conditions`, under `constraint` (made for `count` rows), at most `cap` events each."""
-    prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
-    decoder = run.spec.decoder(run.model, seed=random_seed)
+def continuation_plan(run, vocabulary, strategy, seed, conditions, guidance, count, length, random_seed=None):
+    """`count` continuations of the seed.Seed `seed` by `length` events, opening with the labels of `conditions`
+    ({label: value}), with classifier-free guidance of weight `guidance` (1: plain conditioning)."""
+    prompt = conditioned(seed.tokens, vocabulary, conditions)
+    decoder = guided(run, vocabulary, guidance, random_seed)
     decoder.pin(vocabulary.opening_length(prompt))
-    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), cap,
-                                  constraint=constraint)
-    return [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated], prompt
+    return _continued(vocabulary, strategy, decoder, prompt, count, length,
+                      seed.description + labels_of(vocabulary, prompt), seed.tempo_changes)
 
 
-def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):
+def latent_plan(run, vocabulary, strategy, prior, interpolate, steps, length, random_seed=None):
+    """Pieces of `length` events from a run's latent space: `steps` of them drawn from the prior, or along the path
+    between the encodings of two seeds in notation (latent_decoder)."""
+    decoder, prompt, description = latent_decoder(run, prior, interpolate, steps, random_seed)
+    return _continued(vocabulary, strategy, decoder, prompt, steps, length, description)
+
+
+def _continued(vocabulary, strategy, decoder, prompt, count, length, description, tempo_changes=None):
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), length)
+    pieces = [vocabulary.decode(np.concatenate([prompt, continuation])) for continuation in generated]
+    seed_events = vocabulary.decode(prompt)
+    return Generated(pieces, description, "seed", len(seed_events), tempo_changes,
+                     seed_steps=sum(event.shift for event in seed_events))
+
+
+def latent_decoder(run, prior=False, interpolate=None, steps=5, random_seed=None):
     """(decoder, prompt, description) for sampling a run's latent prior or walking between two seeds.
 
     Only for models with a latent space (spec.latent); the prompt is a lone <start>.
@@ -158,3 +72,64 @@ def latent_plan(run, prior=False, interpolate=None, steps=5, random_seed=None):
     first, second = (parse_seed(text, run.vocabulary, run.recipe.melody_only) for text in interpolate)
     decoder = run.spec.interpolation_decoder(run.model, first, second, steps)
     return decoder, prompt, f"{steps} steps from the encoding of {interpolate[0]!r} to that of {interpolate[1]!r}"
+
+
+def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random_seed=None):
+    """`count` fillings of bars (first, last) of the music file at `path` (musicgen/infilling.py)."""
+    from musicgen import infilling
+
+    grid, time_signature = run.recipe.read_first(path, vocabulary.settings, "--infill")
+    settings = vocabulary.settings
+    gap = infilling.split_at(grid.notes, vocabulary, *bars,
+                             infilling.steps_per_bar(time_signature, settings.steps_per_quarter), grid.chord_symbols)
+    controls = vocabulary.control_ids(conditions)
+    middle_tokens = len(vocabulary.encode(gap.middle, start=False, end=False))
+    prompt = infilling.prompt(vocabulary, gap, controls, run.config["seq_len"], middle_tokens)
+    decoder = run.spec.decoder(run.model, seed=random_seed)
+    decoder.pin(1 + len(controls))
+    # Events at one onset do not move time on, so the cap only stops a model that never would.
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), num_events=gap.length * 8 + 64,
+                                  until_steps=gap.length)
+    pieces = [gap.before + infilling.fit_middle(vocabulary.decode(tokens), gap.length, settings) + gap.after
+              for tokens in generated]
+    return Generated(pieces, f"bars {bars[0]}-{bars[1]} of {path} filled in{labels_of(vocabulary, prompt)}", "gap",
+                     len(gap.before) + len(gap.after), grid.tempo_changes, seed_steps=gap.start,
+                     given_from=gap.start + gap.length)
+
+
+def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_seed=None):
+    """`count` pieces whose top voice is the melody of the music file at `path` (its highest note at each onset;
+    see musicgen/harmonize.py)."""
+    from musicgen.harmonize import MelodyConstraint
+
+    grid, _ = dataclasses.replace(run.recipe, melody_only=True).read_first(path, vocabulary.settings, "--harmonize")
+    # Each melody note takes one event and the voices under it a few more: the cap only stops a model that never would.
+    constraint = MelodyConstraint(vocabulary, grid.notes, count)
+    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count,
+                                       len(grid.notes) * 16 + 64, random_seed)
+    description = f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels_of(vocabulary, prompt)}"
+    return Generated(pieces, description, "melody", len(grid.notes), grid.tempo_changes, melody=grid.notes)
+
+
+def chords_plan(run, vocabulary, strategy, progression, conditions, count, random_seed=None):
+    """`count` pieces written over a chords.Progression (musicgen/harmonize.py, ChordConstraint)."""
+    from musicgen.harmonize import ChordConstraint
+
+    symbols = progression.on_grid(vocabulary.settings.steps_per_quarter)
+    constraint = ChordConstraint(vocabulary, symbols, count)
+    # A few events a quarter note at most in the music this is for: the cap only stops a model that never would.
+    cap = int(constraint.end // vocabulary.settings.steps_per_quarter + 1) * 16 + 64
+    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed)
+    description = f"music over the chords {' '.join(symbols.names())}{labels_of(vocabulary, prompt)}"
+    return Generated(pieces, description, "chords", len(symbols))
+
+
+def _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed):
+    """([events of each piece], prompt): `count` pieces sampled from a prompt of <start> and the labels of
+    `conditions`, under `constraint` (made for `count` rows), at most `cap` events each."""
+    prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
+    decoder = run.spec.decoder(run.model, seed=random_seed)
+    decoder.pin(vocabulary.opening_length(prompt))
+    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), cap,
+                                  constraint=constraint)
+    return [vocabulary.decode(np.concatenate([prompt, tokens])) for tokens in generated], prompt

@@ -3,7 +3,7 @@
 
 Why constrained decoding of the plain model, and not a model trained for it:
 the default encoding writes each onset's notes one at a time, highest first
-(README, "The encoding of harmony"), so in every chorale the model has learned
+(docs/preprocess.md, "The encoding of harmony"), so in every chorale the model has learned
 from, the soprano note of an onset comes first and the alto, tenor and bass
 follow it. Forcing the given melody note at each of its onsets, and letting the
 model choose only notes below it, asks the model exactly what it was trained
@@ -31,8 +31,9 @@ the chord and how long it holds.
 import numpy as np
 
 from musicgen.chords import QUALITIES, QUALITY_NAMES, chord_tones, harmonic_window, symbol_name
-from musicgen.encoding import DURATION, KINDS, ONSET, PITCH, pitch_name
 from musicgen.errors import UserError
+from musicgen.notes import DURATION, ONSET, PITCH
+from musicgen.vocabulary import KINDS
 
 _EVENT_START = [KINDS.index(kind) for kind in ("start", "control", "shift")]
 _PITCHED = [KINDS.index(kind) for kind in ("note", "chord")]
@@ -61,7 +62,6 @@ class MelodyConstraint:
         highest = np.where(vocabulary.strikes.any(axis=1), 127 - np.argmax(vocabulary.strikes[:, ::-1], axis=1), -1)
         self.highest_pitch = highest  # per token: its highest pitch (-1 for tokens without pitches)
         self.kinds = vocabulary.kinds
-        self.duration_of = {steps: vocabulary.index[f"dur:{steps}"] for steps in range(1, self.durations.max() + 1)}
 
     @property
     def done(self):
@@ -80,7 +80,7 @@ class MelodyConstraint:
                     allowed[row] &= self.kinds == _VELOCITY  # the melody note's loudness is the model's choice
                 elif due:
                     only = np.zeros(len(allowed[row]), bool)
-                    only[self.vocabulary.index[pitch_name(int(self.pitches[placed]))]] = True
+                    only[self.vocabulary.note_id(int(self.pitches[placed]))] = True
                     allowed[row] &= only
                 else:
                     ceiling = self.pitches[max(placed - 1, 0)]
@@ -88,7 +88,7 @@ class MelodyConstraint:
                     allowed[row] &= ~too_high
             elif kinds[row] in _PITCHED and self.placing[row]:
                 only = np.zeros(len(allowed[row]), bool)
-                only[self.duration_of[int(self.durations[placed - 1])]] = True
+                only[self.vocabulary.duration_id(int(self.durations[placed - 1]))] = True
                 allowed[row] &= only
             elif kinds[row] == _DURATION:
                 allowed[row] &= _shifts_until(self.vocabulary, self.onsets, placed, self.end, self.time[row])
@@ -118,27 +118,24 @@ def _shifts_until(vocabulary, onsets, placed, end, time):
 
 
 class ChordConstraint:
-    """Keeps each row's music over a given progression: (k, 3) grid symbols (onset, duration, code), in order."""
+    """Keeps each row's music over a given progression (ChordSymbols)."""
 
     def __init__(self, vocabulary, symbols, rows):
         if not vocabulary.symbols:
             raise UserError("this model was trained without chord symbols, so it takes no --chords (preprocess its "
                             "corpus with --chord-symbols keep for ABC or MusicXML, infer for MIDI)")
-        symbols = np.asarray(symbols, dtype=np.int64).reshape(-1, 3)
-        unknown = sorted({symbol_name(code) for code in symbols[:, 2].tolist() if code not in vocabulary.symbols})
+        unknown = sorted({symbol_name(code) for code in symbols.codes.tolist() if code not in vocabulary.symbols})
         if unknown:
             known = " ".join(symbol_name(code) for code in vocabulary.symbols)
             raise UserError(f"this model never saw the chord {', '.join(unknown)} in training; it knows: {known}")
         self.vocabulary = vocabulary
-        self.onsets = symbols[:, 0]
-        self.symbol_ids = np.array([vocabulary.symbols[code] for code in symbols[:, 2].tolist()])
-        steps = np.minimum(symbols[:, 1], vocabulary.settings.max_duration_steps)
-        self.duration_ids = np.array([vocabulary.index[f"dur:{n}"] for n in steps.tolist()])
-        self.end = int((symbols[:, 0] + symbols[:, 1]).max())
+        self.onsets = symbols.onsets
+        self.symbol_ids = np.array([vocabulary.symbols[code] for code in symbols.codes.tolist()])
+        steps = np.minimum(symbols.durations, vocabulary.settings.max_duration_steps)
+        self.duration_ids = np.array([vocabulary.duration_id(n) for n in steps.tolist()])
+        self.end = symbols.end
         self.time = np.zeros(rows, dtype=np.int64)
         self.placed = np.zeros(rows, dtype=np.int64)  # symbols placed so far in each row
-        self.duration_steps = np.array([int(token[len("dur:"):]) if kind == _DURATION else 0
-                                        for token, kind in zip(vocabulary.tokens, vocabulary.kinds.tolist())])
 
     @property
     def done(self):
@@ -157,7 +154,7 @@ class ChordConstraint:
             elif kind == _HARMONY:
                 allowed[row] &= np.arange(len(kinds)) == self.duration_ids[placed - 1]
             elif kind in _PITCHED or kind == _REST:
-                allowed[row] &= self.duration_steps <= self.end - self.time[row]  # no note sounds past the end
+                allowed[row] &= self.vocabulary.duration_steps <= self.end - self.time[row]  # nothing sounds past the end
             elif kind == _DURATION:
                 allowed[row] &= _shifts_until(self.vocabulary, self.onsets, placed, self.end, self.time[row])
         return allowed
@@ -170,9 +167,9 @@ class ChordConstraint:
 
 
 def voiced(symbols, velocity=56, program=0):
-    """Grid symbols -> notes that play them: each chord in close position, its root in the octave from C3."""
+    """ChordSymbols -> notes that play them: each chord in close position, its root in the octave from C3."""
     rows = []
-    for onset, duration, code in np.asarray(symbols).tolist():
+    for onset, duration, code in symbols:
         root = 48 + code % 12
         rows.extend((onset, duration, root + interval, velocity, program)
                     for interval in QUALITIES[QUALITY_NAMES[code // 12]])
@@ -181,13 +178,13 @@ def voiced(symbols, velocity=56, program=0):
 
 def chord_tone_share(notes, symbols, steps_per_quarter, time_signature):
     """Of the top-voice notes sounding on strong beats, the share whose pitch class is in the chord symbol sounding
-    there. `symbols`: (k, 3) grid symbols. The strong beats are counted from each symbol's onset (chords change on
+    there. `symbols`: ChordSymbols. The strong beats are counted from each symbol's onset (chords change on
     them), a bar apart, or half a bar from four quarters up: the grid itself starts on the first note, which in a
     piece with an upbeat is not a bar's start."""
-    notes, symbols = np.asarray(notes), np.asarray(symbols)
+    notes = np.asarray(notes)
     strong = harmonic_window(time_signature) * steps_per_quarter
     hits = total = 0
-    for onset, duration, code in symbols.tolist():
+    for onset, duration, code in symbols:
         for time in np.arange(onset, onset + duration, strong).round().astype(np.int64):
             sounding = notes[(notes[:, ONSET] <= time) & (notes[:, ONSET] + notes[:, DURATION] > time)]
             if len(sounding):

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musicgen.chords import bar_quarters
-from musicgen.encoding import FILL, HOLE, Event, event_then_rests, notes_to_events
+from musicgen.chords import ChordSymbols, bar_quarters
+from musicgen.encoding import Event, event_then_rests, notes_to_events
 from musicgen.errors import UserError
 
 _BARS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
@@ -36,10 +36,10 @@ def parse_bars(text):
     """'5-8' -> (5, 8); '3' -> (3, 3); bars count from 1."""
     match = _BARS.match(text or "")
     if not match:
-        raise UserError(f"--bars takes FIRST-LAST bar numbers like 5-8, got {text!r}")
+        raise UserError(f"--infill-bars takes FIRST-LAST bar numbers like 5-8, got {text!r}")
     first, last = int(match.group(1)), int(match.group(2) or match.group(1))
     if not 1 <= first <= last:
-        raise UserError(f"--bars must count from 1 with FIRST <= LAST, got {text!r}")
+        raise UserError(f"--infill-bars must count from 1 with FIRST <= LAST, got {text!r}")
     return first, last
 
 
@@ -48,7 +48,7 @@ def steps_per_bar(time_signature, steps_per_quarter):
     return max(1, round(bar_quarters(time_signature) * steps_per_quarter))
 
 
-def split_at(notes, vocabulary, first_bar, last_bar, bar_steps, symbols=()):
+def split_at(notes, vocabulary, first_bar, last_bar, bar_steps, symbols=ChordSymbols.none()):
     """The Gap of bars first_bar..last_bar (from 1) of a piece's grid notes (and chord symbols, those the
     vocabulary knows); bars past the piece are refused."""
     settings = vocabulary.settings
@@ -56,7 +56,7 @@ def split_at(notes, vocabulary, first_bar, last_bar, bar_steps, symbols=()):
     onsets = np.concatenate([[0], np.cumsum([event.shift for event in events])[:-1]]).astype(np.int64)
     bars = math.ceil(int((notes[:, 0] + notes[:, 1]).max()) / bar_steps)
     if last_bar > bars:
-        raise UserError(f"--bars {first_bar}-{last_bar} is out of range: the piece has {bars} bars")
+        raise UserError(f"--infill-bars {first_bar}-{last_bar} is out of range: the piece has {bars} bars")
     start, end = (first_bar - 1) * bar_steps, last_bar * bar_steps
 
     def leading_to(part, part_onsets, time):
@@ -83,7 +83,7 @@ def rest_of(steps, settings):
 
 
 def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
-    """<start> [controls] <hole> gap after <fill> before (musicgen/encoding.py), with as much of before (its end)
+    """<start> [controls] <hole> gap after <fill> before (musicgen/vocabulary.py), with as much of before (its end)
     and after (its start) as leaves `middle_tokens` of the model's `context` free for the middle: two thirds of
     what is left before, a third after."""
     if not vocabulary.infilling:
@@ -100,7 +100,7 @@ def prompt(vocabulary, gap, controls=(), context=None, middle_tokens=0):
                             "at once: fill fewer bars")
         after = _first_events(after, vocabulary, max(room // 3, room - len(before)))
         before = _last_events(before, vocabulary, room - len(after))
-    return np.concatenate([opening, [vocabulary.index[HOLE]], gap_length, after, [vocabulary.index[FILL]],
+    return np.concatenate([opening, [vocabulary.hole_id], gap_length, after, [vocabulary.fill_id],
                            before]).astype(np.int32)
 
 

@@ -9,8 +9,8 @@ the 16 General MIDI families (`piano`, `bass`, `guitar`, `strings`, `brass`,
 
 import re
 
-from musicgen.encoding import DRUMS
 from musicgen.errors import UserError
+from musicgen.notes import DRUMS
 
 FAMILIES = ["piano", "chromatic-percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass", "reed", "pipe",
             "synth-lead", "synth-pad", "synth-effects", "ethnic", "percussive", "sound-effects"]

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.encoding import CONTROL_SEPARATOR, DRUMS, DURATION, PITCH, PROGRAM
 from musicgen.errors import UserError
+from musicgen.key_value import key_value
+from musicgen.notes import DRUMS, DURATION, PITCH, PROGRAM
+from musicgen.vocabulary import CONTROL_SEPARATOR
 
 COMPUTED_LABELS = ("key", "tempo", "density")
 TEMPO_BINS = (("slow", 76.0), ("moderate", 120.0), ("fast", float("inf")))  # (name, up to this many bpm)
@@ -132,9 +134,7 @@ def folder_labels(files, roots, name):
 def pattern_labels(files, spec):
     """{file: {name: value}} from `name=REGEX` matched at the start of each file name (without its extension):
     the first group if the pattern has one, else the whole match. Files that do not match get none."""
-    name, separator, pattern = spec.partition("=")
-    if not separator or not pattern:
-        raise UserError(f"--label-pattern takes NAME=REGEX, e.g. style=^[a-z]+, got {spec!r}")
+    name, pattern = key_value(spec, "--label-pattern", "NAME=REGEX", "style=^[a-z]+")
     check_name(name, "--label-pattern")
     try:
         regex = re.compile(pattern)

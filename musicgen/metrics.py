@@ -20,7 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musicgen.encoding import DRUMS, DURATION, ONSET, PITCH, as_notes, events_to_notes, velocity_bin
+from musicgen.encoding import events_to_notes
+from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, as_notes
+from musicgen.velocities import velocity_bin
 
 QUARTERS_PER_BAR = 4  # the encoding keeps no time signature, so every bar is taken to be 4/4
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])

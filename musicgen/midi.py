@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from musicgen.encoding import DRUMS, DURATION, ONSET, PITCH, PROGRAM, VELOCITY, as_notes
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 from musicgen.instruments import instrument_name
+from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, PROGRAM, VELOCITY, as_notes
 
 BPM_RANGE = (10, 400)  # tempos read from files, stored in runs and asked for in generate.py
 TICKS_PER_QUARTER_TARGET = 480

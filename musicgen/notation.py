@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from musicgen.encoding import DRUMS, DURATION, ONSET, PITCH, PROGRAM, as_notes, normalise_notes
 from musicgen.files import atomic_path
+from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, PROGRAM, as_notes, normalise_notes
 
 LOWEST_WRITABLE_PITCH = 12  # C0; MusicXML octaves run 0..9
 SIXTEENTHS = 4  # steps per quarter of the score of music on a grid sheet music cannot write

@@ -6,8 +6,9 @@ from collections import Counter
 
 import numpy as np
 
-from musicgen.encoding import KINDS, ONSET, PITCH, PROGRAM, VELOCITY, as_notes, parse_pitch, pitch_name
 from musicgen.files import atomic_path
+from musicgen.notes import ONSET, PITCH, PROGRAM, VELOCITY, as_notes, pitch_name
+from musicgen.vocabulary import KINDS
 
 
 def pyplot():
@@ -132,8 +133,7 @@ def plot_corpus_overview(path, vocabulary, splits, manifest, title=""):
 
     pitch_counts = np.zeros(128)
     for token_id in np.flatnonzero(np.isin(kinds, [KINDS.index("note"), KINDS.index("chord")]) & (counts > 0)):
-        for name in vocabulary.tokens[token_id].split("."):
-            pitch_counts[parse_pitch(name)] += counts[token_id]
+        pitch_counts[list(vocabulary.pitches[token_id])] += counts[token_id]
     used = np.flatnonzero(pitch_counts)
     axis = axes[0, 1]
     if len(used):
@@ -149,7 +149,7 @@ def plot_corpus_overview(path, vocabulary, splits, manifest, title=""):
         ids = ids[np.argsort(-counts[ids], kind="stable")][:top]
         ids = ids[counts[ids] > 0][::-1]
         names = [vocabulary.tokens[i] if kind == "chord" else
-                 f"{int(vocabulary.tokens[i][4:]) / vocabulary.settings.steps_per_quarter:g}" for i in ids]
+                 f"{vocabulary.duration_steps[i] / vocabulary.settings.steps_per_quarter:g}" for i in ids]
         axis.barh(np.arange(len(ids)), counts[ids], color="#e76f51" if kind == "chord" else "#8e6bbf")
         axis.set_yticks(np.arange(len(ids)), names, fontsize=8)
         axis.set_title(label if len(ids) else f"{label}: none")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.chords import parse_symbol
-from musicgen.encoding import DRUMS
 from musicgen.midi import BPM_RANGE
+from musicgen.notes import DRUMS
 
 MIDI_SUFFIXES = (".mid", ".midi")
 NOTATION_SUFFIXES = (".xml", ".mxl", ".musicxml", ".krn")
@@ -48,7 +48,8 @@ class RawPiece:
     velocities: np.ndarray = None  # MIDI velocities 1..127; None: the piece has none (a score)
     programs: np.ndarray = None  # General MIDI program of each note, encoding.DRUMS for drum-kit notes
     tempo_changes: np.ndarray = None  # (k, 2) float: (quarter note, bpm) of each tempo, the first at 0
-    chord_symbols: np.ndarray = None  # (k, 2) float: (quarter note, code) of each chord symbol (musicgen/chords.py)
+    chord_onsets: np.ndarray = None  # quarter notes at which the score names a chord symbol, float
+    chord_codes: np.ndarray = None  # the code of each of those symbols (musicgen/chords.py), int
 
     def __post_init__(self):
         count = len(self.pitches)
@@ -56,8 +57,8 @@ class RawPiece:
             self.programs = np.zeros(count, dtype=np.int64)
         if self.tempo_changes is None:
             self.tempo_changes = np.array([[0.0, self.tempo_bpm]])
-        if self.chord_symbols is None:
-            self.chord_symbols = np.zeros((0, 2))
+        if self.chord_onsets is None:
+            self.chord_onsets, self.chord_codes = np.zeros(0), np.zeros(0, np.int64)
 
     def seconds(self, quarters):
         """Quarter-note positions -> seconds from the start, through the tempo map."""
@@ -320,20 +321,22 @@ def read_notation(data, source, source_format):
         pitches=pitches.astype(np.int64),
         tempo_bpm=_sane_tempo(tempo),
         time_signature=signatures[0].ratioString if signatures else "4/4",
-        chord_symbols=_chord_symbols(score),
+        **_chord_symbols(score),
     )
 
 
 def _chord_symbols(score):
-    """(onset in quarters, code) of the chord symbols a score names (ABC's "G", MusicXML's harmony), in time order;
-    a symbol musicgen.chords cannot read is passed over."""
+    """{chord_onsets, chord_codes} of the chord symbols a score names (ABC's "G", MusicXML's harmony), in time
+    order; a symbol musicgen.chords cannot read is passed over."""
     found = []
     for symbol in score.flatten().getElementsByClass("ChordSymbol"):
         try:
             found.append((float(symbol.offset), parse_symbol(symbol.figure)))
         except (ValueError, AttributeError):
             continue
-    return np.array(sorted(found), dtype=np.float64).reshape(-1, 2)
+    found.sort()
+    return {"chord_onsets": np.array([onset for onset, _ in found], dtype=np.float64),
+            "chord_codes": np.array([code for _, code in found], dtype=np.int64)}
 
 
 def _join_ties(elements):

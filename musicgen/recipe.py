@@ -11,9 +11,9 @@ from typing import NamedTuple
 import numpy as np
 
 from musicgen import readers
-from musicgen.chords import CHORD_SYMBOL_MODES, infer_symbols
-from musicgen.encoding import DRUMS, quantize, shorten_silences
+from musicgen.chords import CHORD_SYMBOL_MODES, ChordSymbols, infer_symbols
 from musicgen.errors import UserError
+from musicgen.notes import DRUMS, quantize, shorten_silences
 
 SECONDS_TIMING_BPM = 120.0  # in seconds timing a "quarter" is half a second: the quarter note of 120 bpm
 
@@ -22,7 +22,7 @@ class GridPiece(NamedTuple):
     notes: np.ndarray  # (n, 5): onset, duration, pitch, velocity, program; times in grid steps
     silences_shortened: int
     tempo_changes: np.ndarray  # (k, 2): (grid step, bpm), the first at step 0; what plays the notes as read
-    chord_symbols: np.ndarray  # (k, 3) int: (onset step, duration steps, code) of each chord symbol (chords.py)
+    chord_symbols: ChordSymbols
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,22 +51,22 @@ class Recipe:
         notes = quantize(onsets, durations, piece.pitches, spq, self.melody_only, piece.velocities, programs)
         notes, cuts = shorten_silences(notes, self.max_silence_quarters * spq)
         first_step = np.rint(onsets.min() * spq) if len(onsets) else 0
-        symbols = self._symbols_of(piece)
+        symbol_onsets, codes = self._symbols_of(piece)
         if settings.timing == "seconds":
-            symbols = np.column_stack([piece.seconds(symbols[:, 0]) * SECONDS_TIMING_BPM / 60, symbols[:, 1]])
+            symbol_onsets = piece.seconds(symbol_onsets) * SECONDS_TIMING_BPM / 60
         end = int((notes[:, 0] + notes[:, 1]).max()) if len(notes) else 0
         return GridPiece(notes, len(cuts), _grid_tempo_changes(tempo_changes, spq, first_step, cuts),
-                         _grid_symbols(symbols, spq, first_step, cuts, end))
+                         _grid_symbols(symbol_onsets, codes, spq, first_step, cuts, end))
 
     def _symbols_of(self, piece):
-        """(quarter, code) of the piece's chord symbols, as this recipe keeps or infers them."""
+        """(onsets in quarters, codes) of the piece's chord symbols, as this recipe keeps or infers them."""
         if self.chord_symbols == "none":
-            return np.zeros((0, 2))
-        if self.chord_symbols == "infer" and not len(piece.chord_symbols):
+            return np.zeros(0), np.zeros(0, np.int64)
+        if self.chord_symbols == "infer" and not len(piece.chord_codes):
             pitched = piece.programs != DRUMS
             return infer_symbols(piece.onsets[pitched], piece.durations[pitched], piece.pitches[pitched],
                                  piece.time_signature)
-        return piece.chord_symbols
+        return piece.chord_onsets, piece.chord_codes
 
     def read_first(self, path, settings, flag):
         """(GridPiece, time signature) of the first piece in a music file; a missing file or one without notes is
@@ -118,18 +118,18 @@ def _grid_steps(quarters, steps_per_quarter, first_step, cuts):
     return steps
 
 
-def _grid_symbols(symbols, steps_per_quarter, first_step, cuts, end):
-    """(quarter, code) chord symbols -> (onset step, duration, code), each lasting until the next or the piece's
+def _grid_symbols(onsets, codes, steps_per_quarter, first_step, cuts, end):
+    """Chord symbols named at `onsets` (quarters) -> ChordSymbols, each lasting until the next or the piece's
     `end`: one sounding before the first note starts at step 0, of several at one step the last counts, and a
     symbol repeating the one before it is left out."""
-    steps = np.maximum(_grid_steps(symbols[:, 0], steps_per_quarter, first_step, cuts), 0).astype(np.int64)
-    codes = symbols[:, 1].astype(np.int64)
+    steps = np.maximum(_grid_steps(onsets, steps_per_quarter, first_step, cuts), 0).astype(np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
     last_at_step = np.append(steps[1:] != steps[:-1], True) & (steps < end)
     steps, codes = steps[last_at_step], codes[last_at_step]
     changes = np.ones(len(codes), dtype=bool)
     changes[1:] = codes[1:] != codes[:-1]
     steps, codes = steps[changes], codes[changes]
-    return np.column_stack([steps, np.diff(np.append(steps, end)), codes]).astype(np.int64).reshape(-1, 3)
+    return ChordSymbols(steps, np.diff(np.append(steps, end)), codes)
 
 
 def _grid_tempo_changes(tempo_changes, steps_per_quarter, first_step, cuts):

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from musicgen import plots
-from musicgen.encoding import PITCH_CLASS_NAMES
 from musicgen.evaluation import FORM_STATISTICS, REAL_PERCENTILES
 from musicgen.files import atomic_path, write_text
+from musicgen.notes import PITCH_CLASS_NAMES
 
 LIKELIHOOD_COLUMNS = ["nll_nats", "nll_bits", "perplexity", "accuracy", "nats_per_note", "pitch_bits_per_note",
                       "pitch_bits", "duration_bits", "shift_bits", "velocity_bits", "instrument_bits",

@@ -12,15 +12,14 @@ import dataclasses
 import math
 from pathlib import Path
 
-from musicgen import config as settings
-from musicgen import plots
+from musicgen import hyperparameters, plots
 from musicgen.dataset import read_vocabulary
-from musicgen.encoding import Vocabulary
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_json, read_user_json
 from musicgen.midi import check_bpm
 from musicgen.recipe import Recipe
 from musicgen.spec import ModelSpec
+from musicgen.vocabulary import Vocabulary
 
 RUN_CONFIG_FILE = "run_config.json"
 
@@ -58,7 +57,7 @@ def read_run_config(run_dir):
     if run_config["format"] != "musicgen-run":
         raise UserError(f"{path} is not a musicgen run configuration")
     check_bpm(run_config["default_bpm"], f"{path}: default_bpm")
-    run_config["config"] = settings.upgrade(run_config["config"])
+    run_config["config"] = hyperparameters.upgrade(run_config["config"])
     return run_config
 
 
@@ -74,7 +73,7 @@ def check_resumable(run_dir, run_config, spec, config, vocabulary, mixed_precisi
         raise UserError(f"{run_dir} was trained {'with' if run_config.get('mixed_precision') else 'without'} "
                         "mixed precision; ask for the same to resume it, restart it or choose another run name")
     changed = [f"{key} {run_config['config'].get(key)} -> {value}" for key, value in config.items()
-               if key not in settings.RESUMABLE_CHANGES and run_config["config"].get(key) != value]
+               if key not in hyperparameters.RESUMABLE_CHANGES and run_config["config"].get(key) != value]
     if changed:
         raise UserError(f"{run_dir} was trained with other settings ({'; '.join(changed)}); "
                         "restart it to replace it or choose another run name")
@@ -113,7 +112,7 @@ class Run:
 
     path: Path
     spec: ModelSpec
-    config: dict  # run_config.json
+    run_config: dict  # run_config.json
     vocabulary: Vocabulary
     model: object  # the Keras model (best.keras), or what spec.load gives
 
@@ -122,9 +121,14 @@ class Run:
         return self.path.name
 
     @property
+    def config(self):
+        """The run's hyperparameters (musicgen/hyperparameters.py)."""
+        return self.run_config["config"]
+
+    @property
     def recipe(self):
         """How the run's training data was preprocessed (runs older than the recipe: preprocess.py's defaults)."""
-        return Recipe.from_json(self.config.get("preprocessing", {}))
+        return Recipe.from_json(self.run_config.get("preprocessing", {}))
 
 
 def finished(run_config):

@@ -1,6 +1,6 @@
 """Decoding strategies: how the next token is chosen from a model's logits. They know nothing about the model.
 
-A strategy's generate() runs the decoding loop over a decoder (musicgen/decoding.py):
+A strategy's generate() runs the decoding loop over a decoder (musicgen/decoders.py):
 the base class applies the temperature and the event grammar once, and each
 sampling strategy only says how to pick from the resulting probabilities. Beam
 search keeps several sequences instead of choosing one token, so it overrides
@@ -9,8 +9,8 @@ the loop itself, as keras-hub's samplers do.
 
 import numpy as np
 
-from musicgen.encoding import KINDS
 from musicgen.errors import UserError
+from musicgen.vocabulary import KINDS
 
 # Controls and the infilling markers come from the user, never from a model.
 _NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end", "control", "hole", "fill")]
@@ -39,7 +39,7 @@ class Onsets:
     def advance(self, tokens):
         """Each row has taken one more token."""
         vocabulary = self.vocabulary
-        slots = vocabulary.program_slot_of[tokens]
+        slots = vocabulary.programs[tokens]
         self.program = np.where(slots >= 0, slots, self.program)
         self.struck[self.rows, self.program] |= vocabulary.strikes[tokens]
         self.struck[vocabulary.moves_on[tokens]] = False
@@ -248,7 +248,7 @@ def add_arguments(parser):
     """The decoding options, shared by generate.py and evaluate.py."""
     group = parser.add_argument_group("decoding")
     group.add_argument("--strategy", default="top-p", help=f"{', '.join(STRATEGIES)} (default: top-p)")
-    # 1.0, measured (README, "Music with form"): the default model's continuations then repeat themselves about
+    # 1.0, measured (docs/results.md, "Music with form"): the default model's continuations then repeat themselves about
     # as often as real chorales do; at 0.8 they repeat 4-event patterns over three times as often.
     group.add_argument("--temperature", type=float, default=1.0, help="below 1 is safer, above 1 wilder (default: 1.0)")
     group.add_argument("--top-k", type=int, default=20, help="tokens kept by top-k (default: 20)")

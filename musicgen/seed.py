@@ -28,10 +28,11 @@ import numpy as np
 
 from musicgen import readers
 from musicgen.dataset import load_processed
-from musicgen.encoding import DEFAULT_VELOCITY, INSTRUMENT_PREFIX, REST, START, VELOCITY_PREFIX, Event, event_then_rests, \
-    parse_pitch
+from musicgen.encoding import Event, event_then_rests
 from musicgen.errors import UserError
 from musicgen.instruments import program_named
+from musicgen.notes import DEFAULT_VELOCITY, parse_pitch
+from musicgen.vocabulary import DURATION_PREFIX, INSTRUMENT_PREFIX, REST, SHIFT_PREFIX, START, VELOCITY_PREFIX
 
 NOTATION_HELP = ("write notes like C4, F#3 or Bb2, chords like C4.E4.G4, rests as R, each optionally "
                  "followed by :QUARTERS such as C4:2 or R:0.5")
@@ -69,7 +70,7 @@ def parse_seed(text, vocabulary, melody_only=False):
     items = text.split()
     if not items:
         raise UserError(f"the seed is empty; {NOTATION_HELP}")
-    if any(item.startswith(("dur:", "shift:", INSTRUMENT_PREFIX, VELOCITY_PREFIX)) for item in items):
+    if any(item.startswith((DURATION_PREFIX, SHIFT_PREFIX, INSTRUMENT_PREFIX, VELOCITY_PREFIX)) for item in items):
         return _parse_tokens(items, vocabulary)
     settings, velocity, events = vocabulary.settings, DEFAULT_VELOCITY, []
     for item in items:
@@ -80,7 +81,7 @@ def parse_seed(text, vocabulary, melody_only=False):
             continue
         event = _parse_event(item, settings)
         if event.pitches:
-            event = event._replace(velocity=vocabulary.velocity_of_bin(velocity) if settings.velocity_bins else None,
+            event = event._replace(velocity=vocabulary.quantized_velocity(velocity) if settings.velocity_bins else None,
                                    program=(event.program or 0) if settings.instruments else None)
         events.append(event)
     if not events:
@@ -105,7 +106,7 @@ def _file_seed(path, run, events):
 
 
 def _passage_seed(run, events, rng):
-    data = Path(run.config.get("data", ""))
+    data = Path(run.run_config.get("data", ""))
     try:
         data_vocabulary, splits = load_processed(data, ("validation",))
     except UserError:

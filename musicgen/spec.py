@@ -3,7 +3,10 @@
 Every model maps token ids (batch, time) to next-token logits (batch, time,
 vocabulary). The library trains, saves, loads, scores and samples any model
 through its spec alone, so a new model needs no change in any script or in the
-library: it only gets a spec in models/registry.py.
+library. It needs three entries: its spec in models/registry.py's REGISTRY, its
+name in models/__init__.py's NAMES (read by the scripts before TensorFlow loads;
+tests/test_models.py keeps the two equal), and its tiny test settings in
+tests/conftest.py's TINY_SETTINGS (docs/architecture.md, "Adding a model").
 """
 
 import dataclasses
@@ -19,7 +22,7 @@ class ModelSpec:
     name: str  # what --model calls it
     description: str
     defaults: dict  # this model's hyperparameters, plus any training defaults it overrides
-    decoder: Callable  # (model, seed=None) -> musicgen.decoding.Decoder; `seed` seeds any noise of its own
+    decoder: Callable  # (model, seed=None) -> musicgen.decoders.Decoder; `seed` seeds any noise of its own
     build: Callable = None  # (vocabulary_size, hyperparameters) -> keras.Model; None for a model with its own `train`
     compile: Callable = None  # (model, musicgen.optimizer.OptimizerSettings) -> None; None: optimizer.compile_model
     # The size of the model's output (its vocabulary); subclassed Keras models have no output_shape of their own.

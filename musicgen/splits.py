@@ -1,6 +1,8 @@
-"""Splits a dataset brings with it, and near-duplicate pieces kept on one side of a split.
+"""Which pieces train, validate and test: the split drawn from file names, cross-validation folds, the split a
+dataset brings with it, and near-duplicate pieces kept on one side of a split.
 
-The default split is drawn from a hash of each file's name (preprocessing.split_of).
+The default split is drawn from a hash of each file's name (split_of), and
+`--folds K` deals the pieces into K folds the same way (fold_split).
 A collection that comes with its own split keeps it, so results compare with
 published ones: `--split-from FILE.csv` (MAESTRO's maestro-v3.0.0.csv: columns
 `split` and `midi_filename`) or `--split-from folders` (train/, valid/ or
@@ -18,13 +20,92 @@ from pathlib import Path
 
 import numpy as np
 
-from musicgen.encoding import ONSET, PITCH
 from musicgen.errors import UserError
 from musicgen.labels import FILE_COLUMNS, csv_labels, folder_labels
+from musicgen.notes import ONSET, PITCH
 
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "validation", "validation": "validation",
                "val": "validation", "dev": "validation", "test": "test"}
 OPENING_ONSETS = 16  # how much of a piece's top voice its fingerprint covers
+
+
+def check_fractions(val_fraction, test_fraction):
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise UserError("the validation and test fractions must each be in [0, 1) and sum to less than 1")
+
+
+def split_of(source, val_fraction, test_fraction, seed):
+    """The split of the piece read from `source`, drawn from a hash of its file name (and tune) and the seed.
+
+    Not from a shuffle of the whole corpus: a piece keeps its split when files are
+    added or removed, or the collection moves, so a rerun on a grown collection
+    never moves a piece from validation into training. The name is taken without
+    its extension, so files of the same name in different folders or formats
+    (often copies of one piece: song.mid and song.musicxml) share a split.
+    """
+    position = _hash_position(source, seed)
+    if position < test_fraction:
+        return "test"
+    return "validation" if position < test_fraction + val_fraction else "train"
+
+
+def fold_split(source, folds, test_fold, seed):
+    """The split of a piece in cross-validation fold `test_fold` of `folds`: its fold drawn like split_of's split.
+
+    The same hash deals the pieces into `folds` folds of about equal size; the
+    test fold tests, the one after it validates, the others train.
+    """
+    fold = fold_of(_hash_position(source, seed), folds)
+    if fold == test_fold:
+        return "test"
+    return "validation" if fold == (test_fold + 1) % folds else "train"
+
+
+def fold_of(position, folds):
+    return min(int(position * folds), folds - 1)
+
+
+def check_folds(rows, folds, seed):
+    """Refuse `folds` folds of which some would hold none of the kept pieces of the manifest `rows`."""
+    sources = [row["source"] for row in rows if row["status"] == "kept"]
+    held = {fold_of(_hash_position(source, seed), folds) for source in sources}
+    if len(held) < folds:
+        raise UserError(f"only {len(held)} of the {folds} folds hold a piece of the {len(sources)} kept; "
+                        "use fewer --folds (or another --split-seed)")
+
+
+def keep_duplicates_together(rows):
+    """Give each piece whose opening repeats an earlier piece's (splits.duplicate_leaders) that piece's split;
+    returns how many pieces were grouped with another."""
+    split_of_source = {row["source"]: row["split"] for row in rows if row["status"] == "kept"}
+    leaders = duplicate_leaders(rows)
+    for row in rows:
+        if row["source"] in leaders:
+            row["split"] = split_of_source[leaders[row["source"]]]
+    return len(leaders)
+
+
+def fill_empty_held_out_splits(rows, val_fraction, test_fraction, seed):
+    """In a corpus of 3+ pieces, give an empty held-out split (whose fraction is not 0) one training piece.
+
+    A small corpus can draw no piece for validation or test; this moves the
+    training piece whose hash lies nearest the held-out range. Returns whether any moved.
+    """
+    kept = [row for row in rows if row["status"] == "kept"]
+    moved = False
+    for name, fraction in (("test", test_fraction), ("validation", val_fraction)):
+        training = [row for row in kept if row["split"] == "train"]
+        if fraction > 0 and len(kept) >= 3 and len(training) > 1 and all(row["split"] != name for row in kept):
+            nearest = min(training, key=lambda row: _hash_position(row["source"], seed))
+            nearest["split"] = name
+            moved = True
+    return moved
+
+
+def _hash_position(source, seed):
+    path, mark, tune = source.partition("#")
+    digest = hashlib.sha1(f"{seed}:{Path(path).stem}{mark}{tune}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def splits_from_csv(files, csv_path, file_column=None):

@@ -24,8 +24,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from musicgen import config as settings
-from musicgen import plots
+from musicgen import hyperparameters, plots
 from musicgen.dataset import read_index
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, write_json
@@ -165,7 +164,7 @@ def best_settings(study, spec, base):
     from its defaults, and the searched ones; None before any trial has finished."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
-    defaults = settings.defaults(spec)
+    defaults = hyperparameters.defaults(spec)
     changed = {key: value for key, value in base.items()
                if key not in RUN_LENGTH_SETTINGS and value != defaults[key]}
     return {"model": spec.name, **changed, **_tidy(study.best_trial.params)}
@@ -277,7 +276,7 @@ def _open_study(spec, base, data_dir, output):
         study.set_user_attr("base", base)
     else:
         changed = [f"{key} {started_with.get(key)} -> {value}" for key, value in base.items()
-                   if key not in settings.RESUMABLE_CHANGES and started_with.get(key) != value]
+                   if key not in hyperparameters.RESUMABLE_CHANGES and started_with.get(key) != value]
         if changed:
             raise UserError(f"the search in {output} started from other settings ({'; '.join(changed)}); "
                             "choose another --output for a new search")

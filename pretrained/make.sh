@@ -4,7 +4,7 @@
 # bar). Each trains along a cosine schedule as long as the one that did best on its validation data,
 # then goes on at the schedule's floor until its validation loss stops improving (early stopping), beside
 # an n-gram on the same splits; the evaluation report of both goes in as evaluation.md. Why these lengths,
-# and the times on a 2-core CPU: the README, "Pretrained models".
+# and the times on a 2-core CPU: docs/pretrained.md, "The shipped models".
 #
 #     NOTTINGHAM=path/to/nottingham/midi pretrained/make.sh
 #

@@ -164,7 +164,7 @@ TINY_LSTM = TINY_SETTINGS["lstm"]
 def tiny_settings(name, **changes):
     """The model's full settings with its tiny ones (and `changes`) applied."""
     from models import registry
-    from musicgen.config import resolve_config
+    from musicgen.hyperparameters import resolve_config
 
     return resolve_config(registry.get(name), overrides={**TINY_SETTINGS[name], **changes})
 

@@ -21,7 +21,7 @@ from models import registry  # noqa: E402
 from musicgen import distributed  # noqa: E402
 from musicgen.callbacks import RunCheckpoint
 from musicgen.dataset import windows
-from musicgen.config import TRAINING_DEFAULTS
+from musicgen.hyperparameters import TRAINING_DEFAULTS
 from musicgen.optimizer import OptimizerSettings
 
 VOCABULARY_SIZE = 50

@@ -10,11 +10,23 @@ from conftest import UniformDecoder, shared, train_tiny_lstm, write_tune
 import generate
 import preprocess
 from musicgen import sampling
-from musicgen.chords import infer_symbols, parse_symbol, progression, symbol_name
+from musicgen.chords import ChordSymbols, Progression, infer_symbols, parse_symbol, symbol_name
 from musicgen.dataset import load_processed
-from musicgen.encoding import EncodingSettings, Vocabulary, event_symbols
+from musicgen.encoding import EncodingSettings, event_symbols
 from musicgen.errors import UserError
 from musicgen.harmonize import ChordConstraint, chord_tone_share
+from musicgen.vocabulary import Vocabulary
+
+
+def symbols_of(*rows):
+    """ChordSymbols of (onset, duration, chord name) rows."""
+    onsets, durations, names = zip(*rows)
+    return ChordSymbols(onsets, durations, [parse_symbol(name) for name in names])
+
+
+def rows_of(symbols):
+    return [(onset, duration, symbol_name(code)) for onset, duration, code in symbols]
+
 
 TUNE = """X:1
 T:Over chords
@@ -43,19 +55,20 @@ def test_inference_names_the_chord_of_each_half_bar():
     rows = [(0, 2, p) for p in (48, 52, 55, 60)] + [(2, 2, p) for p in (45, 53, 60, 65)] + \
            [(4, 2, p) for p in (43, 59, 62, 65)] + [(6, 2, p) for p in (43, 59, 62, 65)]
     onsets, durations, pitches = (np.array(column, dtype=float) for column in zip(*rows))
-    found = infer_symbols(onsets, durations, pitches, "4/4")
-    assert [(onset, symbol_name(int(code))) for onset, code in found.tolist()] == [(0, "C"), (2, "F"), (4, "G7")]
+    found_onsets, codes = infer_symbols(onsets, durations, pitches, "4/4")
+    assert [(onset, symbol_name(code)) for onset, code in zip(found_onsets.tolist(), codes.tolist())] == \
+        [(0, "C"), (2, "F"), (4, "G7")]
 
 
 def test_symbols_survive_encoding_and_come_first_at_their_onset():
     vocabulary = Vocabulary.build(EncodingSettings(), {}, symbols=[parse_symbol("G"), parse_symbol("D7")])
     notes = np.array([(0, 4, 67, 80, 0), (4, 4, 69, 80, 0), (8, 4, 66, 80, 0), (8, 4, 62, 80, 0)])
-    symbols = np.array([(0, 8, parse_symbol("G")), (8, 4, parse_symbol("D7"))])
+    symbols = symbols_of((0, 8, "G"), (8, 4, "D7"))
     ids = vocabulary.encode_notes(notes, symbols=symbols)[0]
     tokens = [vocabulary.tokens[i] for i in ids]
     assert tokens[:4] == ["<start>", "harmony:G", "dur:8", "shift:0"]
     assert tokens[tokens.index("harmony:D7") - 1] == "shift:4", "the symbol comes before the notes of its onset"
-    assert np.array_equal(event_symbols(vocabulary.decode(ids)), symbols)
+    assert rows_of(event_symbols(vocabulary.decode(ids))) == [(0, 8, "G"), (8, 4, "D7")]
     assert np.array_equal(vocabulary.allowed_next([ids[0]])[0], vocabulary.allowed_next([ids[3]])[0])
 
 
@@ -79,8 +92,8 @@ def test_abc_chord_symbols_become_tokens_and_transpose_with_the_music(tmp_path):
     train = splits["train"]
     first = next(i for i, source in enumerate(train.sources) if "transposed" not in str(source))
     events = vocabulary.decode(train.tokens[train.offsets[first]:train.offsets[first + 1]])
-    assert [symbol_name(int(code)) for code in event_symbols(events)[:, 2]] == ["G", "D7", "Em", "C", "D7", "G"]
-    assert event_symbols(events)[:, 0].tolist() == [0, 16, 32, 40, 48, 56]  # 4 steps a quarter, 4/4 bars
+    assert event_symbols(events).names() == ["G", "D7", "Em", "C", "D7", "G"]
+    assert event_symbols(events).onsets.tolist() == [0, 16, 32, 40, 48, 56]  # 4 steps a quarter, 4/4 bars
     manifest = (output / "manifest.csv").read_text()
     assert "chord_symbols" in manifest.splitlines()[0]
 
@@ -97,9 +110,9 @@ def test_midi_chords_are_inferred_only_when_asked(tmp_path):
     assert {"C", "F", "G"} <= {symbol_name(code) for code in vocabulary.symbols} <= {"C", "F", "G", "G7"}
     train = splits["train"]
     symbols = event_symbols(vocabulary.decode(train.tokens[train.offsets[0]:train.offsets[1]]))
-    sounding = [symbols[symbols[:, 0] <= bar * 16][-1] for bar in range(8)]
-    assert [symbol_name(int(code))[0] for *_, code in sounding] == list("CFGCCFGC"), "a melody F may make G a G7"
-    assert symbols[0].tolist()[:2] == [0, 16] and symbols[1, 0] == 16
+    sounding = [symbols.codes[symbols.onsets <= bar * 16][-1] for bar in range(8)]
+    assert [symbol_name(code)[0] for code in sounding] == list("CFGCCFGC"), "a melody F may make G a G7"
+    assert rows_of(symbols)[0][:2] == (0, 16) and symbols.onsets[1] == 16
     assert not load_processed(plain)[0].symbols
     recipe = json.loads((inferred / "shards.json").read_text())["recipe"]
     assert recipe["chord_symbols"] == "infer"
@@ -116,7 +129,7 @@ def test_nottingham_chord_tracks_give_plain_folk_harmony(tmp_path):
     for path in files:
         piece = readers.read_midi(path, readers.TrackSelection())
         grid = recipe.grid_notes(piece, Settings())
-        names |= {symbol_name(int(code)) for code in grid.chord_symbols[:, 2]}
+        names |= set(grid.chord_symbols.names())
         shares.append(chord_tone_share(grid.notes, grid.chord_symbols, 4, piece.time_signature))
     assert {"G", "D", "D7", "C"} <= names
     assert np.mean(shares) > 0.6, "a folk melody's strong beats mostly sound its chord"
@@ -125,7 +138,7 @@ def test_nottingham_chord_tracks_give_plain_folk_harmony(tmp_path):
 def test_the_given_chords_are_kept_and_the_music_ends_with_them():
     codes = [parse_symbol(name) for name in ("C", "F", "G7")]
     vocabulary = Vocabulary.build(EncodingSettings(), {}, symbols=codes)
-    given = np.array([(0, 16, codes[0]), (16, 8, codes[1]), (24, 8, codes[2]), (32, 16, codes[0])])
+    given = symbols_of((0, 16, "C"), (16, 8, "F"), (24, 8, "G7"), (32, 16, "C"))
     constraint = ChordConstraint(vocabulary, given, rows=3)
     generated = sampling.get("sample", seed=4).generate(UniformDecoder(len(vocabulary)), vocabulary,
                                                         np.full((3, 1), vocabulary.start_id), 400,
@@ -133,26 +146,26 @@ def test_the_given_chords_are_kept_and_the_music_ends_with_them():
     assert constraint.done.all()
     for row in generated:
         events = vocabulary.decode(row)
-        assert np.array_equal(event_symbols(events), given), "each chord where it was given, and no other"
+        assert rows_of(event_symbols(events)) == rows_of(given), "each chord where it was given, and no other"
         assert sum(event.shift for event in events) == 48
 
 
 def test_chords_a_model_cannot_take_are_refused():
     with pytest.raises(UserError, match="trained without chord symbols"):
-        ChordConstraint(Vocabulary.build(EncodingSettings(), {}), np.array([(0, 4, 0)]), rows=1)
+        ChordConstraint(Vocabulary.build(EncodingSettings(), {}), symbols_of((0, 4, "C")), rows=1)
     vocabulary = Vocabulary.build(EncodingSettings(), {}, symbols=[parse_symbol("C")])
     with pytest.raises(UserError, match="never saw the chord Bbmaj7 in training; it knows: C"):
-        ChordConstraint(vocabulary, np.array([(0, 4, parse_symbol("Bbmaj7"))]), rows=1)
+        ChordConstraint(vocabulary, symbols_of((0, 4, "Bbmaj7")), rows=1)
 
 
 def test_a_progression_is_spread_over_bars_and_repeated():
-    rows = progression("G D7 | C", 4, "3/4")
-    assert [symbol_name(int(c)) for c in rows[:, 2]] == ["G", "D7", "C", "G", "D7", "C"]
-    assert rows[:, 0].tolist() == [0, 1.5, 3, 6, 7.5, 9] and rows[:, 1].tolist() == [1.5, 1.5, 3, 1.5, 1.5, 3]
+    symbols = Progression.parse("G D7 | C", 4, "3/4").on_grid(steps_per_quarter=2)
+    assert symbols.names() == ["G", "D7", "C", "G", "D7", "C"]
+    assert symbols.onsets.tolist() == [0, 3, 6, 12, 15, 18] and symbols.durations.tolist() == [3, 3, 6, 3, 3, 6]
 
 
 def test_chord_tone_share_counts_strong_beats_on_the_chord():
-    symbols = np.array([(0, 16, parse_symbol("C")), (16, 16, parse_symbol("G"))])
+    symbols = symbols_of((0, 16, "C"), (16, 16, "G"))
     on_chord = np.array([(0, 8, 64, 80, 0), (8, 8, 67, 80, 0), (16, 8, 62, 80, 0), (24, 8, 71, 80, 0)])
     assert chord_tone_share(on_chord, symbols, 4, "4/4") == 1.0
     off = on_chord.copy()
@@ -185,7 +198,7 @@ def test_generate_writes_a_melody_over_the_chords_and_plays_them(chord_run, tmp_
 @pytest.mark.parametrize("argv, message", [
     (["--chords", "G Hm7"], "cannot read the chord symbol 'Hm7'"),
     (["--chords", "G Cxyz7"], "unknown chord quality"),
-    (["--chords", "C F", "--bars", "2-3"], "a number of bars"),
+    (["--chords", "C F", "--bars", "2-3"], "--bars is how many bars to write"),
     (["--chords", "C F", "--bars", "0"], "--bars must be in 1..256"),
     (["--chords", "C", "--meter", "5/3"], "--meter takes a time signature"),
     (["--chords", "C", "--seed", "C4"], "give one of"),
@@ -221,9 +234,8 @@ def test_a_seed_file_and_a_piece_to_fill_in_keep_their_chord_symbols(chord_run, 
     assert run.vocabulary.tokens[seed.tokens[1]] == "harmony:C", "the seed opens on its chord"
     vocabulary = Vocabulary.build(EncodingSettings(), {}, symbols=[parse_symbol(n) for n in ("C", "F", "G")])
     notes = np.array([(step, 4, 72, 80, 0) for step in range(0, 64, 4)])
-    symbols = np.array([(0, 16, parse_symbol("C")), (16, 16, parse_symbol("F")), (32, 16, parse_symbol("G")),
-                        (48, 16, parse_symbol("C"))])
+    symbols = symbols_of((0, 16, "C"), (16, 16, "F"), (32, 16, "G"), (48, 16, "C"))
     gap = split_at(notes, vocabulary, 2, 3, 16, symbols)
-    assert [symbol_name(int(c)) for c in event_symbols(gap.before)[:, 2]] == ["C"]
-    assert [symbol_name(int(c)) for c in event_symbols(gap.middle)[:, 2]] == ["F", "G"]
-    assert [symbol_name(int(c)) for c in event_symbols(gap.after)[:, 2]] == ["C"]
+    assert event_symbols(gap.before).names() == ["C"]
+    assert event_symbols(gap.middle).names() == ["F", "G"]
+    assert event_symbols(gap.after).names() == ["C"]

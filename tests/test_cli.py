@@ -8,16 +8,18 @@ import pytest
 from conftest import ROOT
 
 import preprocess
+from musicgen.errors import UserError
+from musicgen.key_value import key_value, key_values
 
 NOISE = ("absl::InitializeLog", "oneDNN", "cuda drivers", "cuInit", "cpu_feature_guard", "Unable to register")
 # Each command must end (exit 0 for --help, 2 for a wrong argument) without importing TensorFlow, which alone
 # takes seconds: that is what answering at once means, measured without a clock.
-WITHOUT_TENSORFLOW = [
-    (["train.py", "--help"], 0), (["generate.py", "--help"], 0), (["evaluate.py", "--help"], 0),
-    (["preprocess.py", "--help"], 0), (["train.py", "--model", "wavenet"], 2),
+WITHOUT_TENSORFLOW = [([path.name, "--help"], 0) for path in sorted(ROOT.glob("*.py"))] + [
+    (["train.py", "--model", "wavenet"], 2),
     (["generate.py", "--checkpoint", "missing/"], 2), (["generate.py", "--temperature", "0"], 2),
+    (["generate.py", "--infill", "song.mid", "--bars", "5-8"], 2),
     (["evaluate.py", "--checkpoint", "missing/"], 2), (["preprocess.py", "--input", "missing/"], 2),
-    (["crossval.py", "--help"], 0), (["crossval.py", "--data", "missing/"], 2),
+    (["crossval.py", "--data", "missing/"], 2),
 ]
 PROBE = """
 import runpy, sys
@@ -50,3 +52,13 @@ def test_a_short_run_shows_no_tensorflow_noise(processed, tmp_path):
 
 def test_preprocessing_uses_every_core_it_may_by_default():
     assert preprocess.parse_args([]).workers == len(os.sched_getaffinity(0))
+
+
+def test_name_value_items_are_read_alike_for_every_flag():
+    assert key_values([" key =D minor", "density=high"], "--condition") == {"key": "D minor", "density": "high"}
+    assert key_value("style=^(jigs|reels)=x", "--label-pattern") == ("style", "^(jigs|reels)=x"), "the first = splits"
+    for item in ("dropout", "=0.3", "dropout=", "dropout= "):
+        with pytest.raises(UserError, match=r"--set takes KEY=VALUE, e\.g\. dropout=0\.3; got"):
+            key_value(item, "--set", example="dropout=0.3")
+    with pytest.raises(UserError, match="--condition gives key twice"):
+        key_values(["key=C major", "key = D minor"], "--condition")

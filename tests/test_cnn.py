@@ -7,7 +7,7 @@ from conftest import TINY_SETTINGS, logits, tiny_settings
 
 import models.cnn
 from models import registry
-from musicgen.decoding import WindowDecoder
+from musicgen.decoders import WindowDecoder
 from musicgen.errors import UserError
 from musicgen.optimizer import OptimizerSettings, compile_model
 from musicgen.saving import load_model, save_model

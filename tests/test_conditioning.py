@@ -9,11 +9,12 @@ import generate
 import preprocess
 from models import registry
 from musicgen import labels, training
-from musicgen.config import resolve_config
 from musicgen.dataset import ControlPrefix, load_processed, pin_controls
-from musicgen.encoding import EncodingSettings, Vocabulary, control_token
+from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
+from musicgen.hyperparameters import resolve_config
 from musicgen.sampling import Onsets
+from musicgen.vocabulary import Vocabulary, control_token
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60]
 A_MINOR_TUNE = [57, 60, 64, 69, 68, 69, 64, 60, 57, 59, 60, 62, 64, 57]
@@ -176,7 +177,7 @@ def test_a_run_without_labels_takes_no_condition(trained_run, tmp_path):
 def test_the_transformer_decoder_keeps_pinned_tokens_in_front_of_the_recent_ones(labelled_run):
     import keras
 
-    from musicgen.generation import conditioned
+    from musicgen.guidance import conditioned
 
     run = registry.load_run(labelled_run)
     vocabulary = run.vocabulary
@@ -221,7 +222,7 @@ class LabelReader:
 
 
 def test_guidance_pushes_the_labels_harder_and_weight_one_is_plain_conditioning():
-    from musicgen.generation import GuidedDecoder
+    from musicgen.guidance import GuidedDecoder
 
     vocabulary = small_vocabulary()
     prompt = np.array([[vocabulary.start_id, vocabulary.index["key=D major"]]] * 2)

@@ -1,4 +1,4 @@
-"""Every model's decoder keeps the one contract generation relies on (musicgen/decoding.py).
+"""Every model's decoder keeps the one contract generation relies on (musicgen/decoders.py).
 
 - carried state = full rerun: the logits after start(prompt) and each step(token) equal what
   the model gives when it is run afresh over everything so far;

@@ -16,9 +16,9 @@ from distributed_worker import split_tokens
 
 from models import registry
 from musicgen import distributed
-from musicgen.config import TRAINING_DEFAULTS
 from musicgen.dataset import windows
 from musicgen.errors import UserError
+from musicgen.hyperparameters import TRAINING_DEFAULTS
 from musicgen.optimizer import OptimizerSettings, compile_model
 from musicgen.runs import RUN_CONFIG_FILE
 from musicgen.saving import load_model

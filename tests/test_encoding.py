@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from conftest import shared
 
-from musicgen.encoding import (EncodingSettings, Event, Vocabulary, count_chords, events_to_notes, parse_pitch,
-                               pitch_name, quantize, sort_notes)
+from musicgen.encoding import EncodingSettings, Event, count_chords, events_to_notes
 from musicgen.errors import UserError
+from musicgen.notes import parse_pitch, pitch_name, quantize, sort_notes
+from musicgen.vocabulary import Vocabulary
 
 SETTINGS = EncodingSettings()  # 4 steps per quarter, durations and shifts up to 8 quarters
 

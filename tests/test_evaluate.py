@@ -6,8 +6,8 @@ import evaluate
 from models import registry
 from musicgen import evaluation
 from musicgen.dataset import load_processed
-from musicgen.encoding import KINDS
 from musicgen.errors import UserError
+from musicgen.vocabulary import KINDS
 
 
 def test_scoring_through_the_decoder_equals_the_full_model(trained_run, processed):

@@ -10,9 +10,10 @@ from conftest import TINY_SETTINGS
 
 import models.gan as gan
 from models import registry
+from models.gan_diversity import sample_diversity
 from musicgen import training
-from musicgen.config import TRAINING_DEFAULTS, resolve_config
 from musicgen.errors import UserError
+from musicgen.hyperparameters import TRAINING_DEFAULTS, resolve_config
 from musicgen.sampling import RandomSampler
 from musicgen.saving import load_model, save_model
 
@@ -131,7 +132,8 @@ def test_a_lone_start_token_is_a_left_padded_condition(trained):
 
 
 def test_generation_loop_produces_whole_events(tmp_path):
-    from musicgen.encoding import EncodingSettings, Vocabulary
+    from musicgen.encoding import EncodingSettings
+    from musicgen.vocabulary import Vocabulary
 
     vocabulary = Vocabulary.build(EncodingSettings(max_duration_quarters=1, max_shift_quarters=1), {})
     spec = registry.get("gan")
@@ -144,7 +146,7 @@ def test_generation_loop_produces_whole_events(tmp_path):
 def test_sample_diversity_is_positive_after_training_and_zero_when_collapsed(trained):
     model = trained[1]
     conditions = np.random.default_rng(8).integers(1, VOCABULARY_SIZE, (3, SEGMENT)).astype("int32")
-    diversity = gan.sample_diversity(model, conditions, n_samples=6)
+    diversity = sample_diversity(model, conditions, n_samples=6)
     assert diversity["pairwise_difference"] > 0 and diversity["distinct_trigrams"] > 0
     assert diversity["greedy_pairwise_difference"] > 0, "z still changes the segments"
 
@@ -152,7 +154,7 @@ def test_sample_diversity_is_positive_after_training_and_zero_when_collapsed(tra
     kernel, bias = collapsed.generator.logits.weights
     kernel.assign(np.zeros(kernel.shape))
     bias.assign(np.where(np.arange(VOCABULARY_SIZE) == 5, 50.0, 0.0))  # always token 5, whatever z
-    diversity = gan.sample_diversity(collapsed, conditions, n_samples=6)
+    diversity = sample_diversity(collapsed, conditions, n_samples=6)
     assert diversity["pairwise_difference"] == 0 and diversity["greedy_pairwise_difference"] == 0
     assert diversity["distinct_trigrams"] == pytest.approx(1 / (6 * (SEGMENT - 2)))
 

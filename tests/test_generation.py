@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from musicgen import sampling
-from musicgen.decoding import Decoder
-from musicgen.encoding import EncodingSettings, Event, Vocabulary
+from musicgen.decoders import Decoder
+from musicgen.encoding import EncodingSettings, Event
 from musicgen.errors import UserError
 from musicgen.seed import parse_seed
+from musicgen.vocabulary import Vocabulary
 
 VOCABULARY = Vocabulary.build(EncodingSettings(), {(60, 64, 67): 5})
 

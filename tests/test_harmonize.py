@@ -7,9 +7,10 @@ from conftest import UniformDecoder
 
 import generate
 from musicgen import sampling
-from musicgen.encoding import EncodingSettings, Vocabulary, events_to_notes
+from musicgen.encoding import EncodingSettings, events_to_notes
 from musicgen.errors import UserError
 from musicgen.harmonize import MelodyConstraint, triad_share
+from musicgen.vocabulary import Vocabulary
 
 MELODY = np.array([(0, 4, 72, 80, 0), (4, 4, 74, 80, 0), (8, 8, 76, 80, 0), (16, 2, 71, 80, 0), (18, 6, 72, 80, 0)])
 

@@ -9,10 +9,12 @@ import generate
 import preprocess
 from models import registry
 from musicgen import infilling, sampling, training
-from musicgen.config import resolve_config
 from musicgen.dataset import Infilling, fill_in_the_middle, read_index, shard_files, windows
-from musicgen.encoding import FILL, HOLE, EncodingSettings, Vocabulary, events_to_notes, sort_notes
+from musicgen.encoding import EncodingSettings, events_to_notes
 from musicgen.errors import UserError
+from musicgen.hyperparameters import resolve_config
+from musicgen.notes import sort_notes
+from musicgen.vocabulary import FILL, HOLE, Vocabulary
 
 
 def vocabulary_with_markers():
@@ -100,7 +102,7 @@ def test_gap_tokens_add_up_to_the_gap():
 def test_parse_bars():
     assert infilling.parse_bars("5-8") == (5, 8) and infilling.parse_bars("3") == (3, 3)
     for bad in ("8-5", "0-2", "five", ""):
-        with pytest.raises(UserError, match="--bars"):
+        with pytest.raises(UserError, match="--infill-bars"):
             infilling.parse_bars(bad)
     assert infilling.steps_per_bar("3/4", 4) == 12 and infilling.steps_per_bar("6/8", 4) == 12
     assert infilling.steps_per_bar("", 4) == 16
@@ -139,7 +141,7 @@ def test_infill_rewrites_only_the_bars_asked_for(infill_run, tmp_path, capsys):
     folder, _, run_dir = infill_run
     tune = folder / "tune 0.mid"
     output = tmp_path / "filled.mid"
-    generate.main(["--checkpoint", str(run_dir), "--infill", str(tune), "--bars", "3", "--output", str(output),
+    generate.main(["--checkpoint", str(run_dir), "--infill", str(tune), "--infill-bars", "3", "--output", str(output),
                    "--random-seed", "0", "--plot"])
     assert "bars 3-3 of" in capsys.readouterr().out
     assert (tmp_path / "filled.png").is_file()
@@ -150,12 +152,15 @@ def test_infill_rewrites_only_the_bars_asked_for(infill_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--bars", "3"], "--bars goes with"),
-    (["--infill", "FILE", "--bars", "30-31"], "out of range"),
-    (["--infill", "FILE", "--bars", "2-1"], "FIRST <= LAST"),
-    (["--infill", "FILE", "--bars", "2", "--strategy", "beam"], "strategy other than beam"),
-    (["--infill", "FILE", "--bars", "2", "--seed", "C4"], "give one of"),
-    (["--infill", "missing.mid", "--bars", "2"], "does not exist"),
+    (["--bars", "3"], "--bars goes with --chords"),
+    (["--infill-bars", "3"], "go together"),
+    (["--infill", "FILE"], "go together"),
+    (["--infill", "FILE", "--bars", "5-8"], "the bars to fill in are --infill-bars, e.g. --infill FILE --infill-bars 5-8"),
+    (["--infill", "FILE", "--infill-bars", "30-31"], "out of range"),
+    (["--infill", "FILE", "--infill-bars", "2-1"], "FIRST <= LAST"),
+    (["--infill", "FILE", "--infill-bars", "2", "--strategy", "beam"], "strategy other than beam"),
+    (["--infill", "FILE", "--infill-bars", "2", "--seed", "C4"], "give one of"),
+    (["--infill", "missing.mid", "--infill-bars", "2"], "does not exist"),
 ])
 def test_infill_argument_errors(infill_run, tmp_path, argv, message):
     folder, _, run_dir = infill_run
@@ -166,5 +171,5 @@ def test_infill_argument_errors(infill_run, tmp_path, argv, message):
 
 def test_a_model_not_trained_to_fill_in_is_refused(trained_run, tune_folder, tmp_path):
     with pytest.raises(UserError, match="not trained to fill in"):
-        generate.main(["--checkpoint", str(trained_run), "--infill", str(tune_folder / "tune 00.mid"), "--bars",
+        generate.main(["--checkpoint", str(trained_run), "--infill", str(tune_folder / "tune 00.mid"), "--infill-bars",
                        "2", "--output", str(tmp_path / "x.mid")])

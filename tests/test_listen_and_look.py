@@ -11,10 +11,10 @@ from conftest import assert_picture
 import generate
 import preprocess
 from musicgen import audio, readers
-from musicgen.encoding import quantize
 from musicgen.errors import UserError
 from musicgen.midi import write_midi
 from musicgen.notation import notatable, voices, write_musicxml
+from musicgen.notes import quantize
 
 
 def grid_notes(path, steps_per_quarter):

@@ -9,8 +9,8 @@ from conftest import TINY_SETTINGS, tiny_settings
 import models
 from models import registry
 from musicgen import training
-from musicgen.config import TRAINING_DEFAULTS
 from musicgen.errors import UserError
+from musicgen.hyperparameters import TRAINING_DEFAULTS
 from musicgen.optimizer import OptimizerSettings
 from musicgen.saving import load_model, save_model
 

@@ -9,9 +9,11 @@ from conftest import only_the_fallback_reader, write_tune
 import preprocess
 from musicgen import readers
 from musicgen.dataset import load_processed
-from musicgen.encoding import DRUMS, PROGRAM, EncodingSettings, Vocabulary, count_chords, events_to_notes
+from musicgen.encoding import EncodingSettings, count_chords, events_to_notes
 from musicgen.midi import write_midi
+from musicgen.notes import DRUMS, PROGRAM
 from musicgen.recipe import Recipe
+from musicgen.vocabulary import Vocabulary
 
 READERS = ["symusic", "pretty_midi"]
 TICKS = 480  # per quarter note
@@ -187,7 +189,7 @@ def test_one_key_held_by_two_instruments_keeps_both_notes_through_encoding_and_b
     assert [(start, end, pitch, program) for start, end, pitch, _, program in back] == [
         (0.0, 2.0, 60, PIANO), (1.0, 3.0, 60, STRINGS)]
     velocities = [velocity for *_, velocity, _ in back]
-    assert velocities == [vocabulary.velocity_of_bin(100), vocabulary.velocity_of_bin(40)]
+    assert velocities == [vocabulary.quantized_velocity(100), vocabulary.quantized_velocity(40)]
     assert np.all(np.abs(np.array(velocities) - [100, 40]) <= 2), "half a bin of 127 / 32, rounded to a velocity"
 
 
@@ -206,8 +208,8 @@ def test_one_key_struck_again_on_the_same_instrument_ends_the_note_still_soundin
     write_midi(tmp_path / "back.mid", events_to_notes(vocabulary.decode(vocabulary.encode_notes(grid)[0])),
                SETTINGS.steps_per_quarter, 120)
     back = rows_of(read(tmp_path / "back.mid", reader))
-    assert back == [(0.0, 1.0, 60, vocabulary.velocity_of_bin(100), PIANO),
-                    (1.0, 3.0, 60, vocabulary.velocity_of_bin(40), PIANO)]
+    assert back == [(0.0, 1.0, 60, vocabulary.quantized_velocity(100), PIANO),
+                    (1.0, 3.0, 60, vocabulary.quantized_velocity(40), PIANO)]
 
 
 @pytest.mark.parametrize("reader", READERS)

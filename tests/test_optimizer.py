@@ -4,8 +4,8 @@ import keras
 import pytest
 
 from models import registry
-from musicgen.config import BEFORE_OPTIMIZER_SETTINGS, resolve_config, upgrade
 from musicgen.errors import UserError
+from musicgen.hyperparameters import BEFORE_OPTIMIZER_SETTINGS, resolve_config, upgrade
 from musicgen.optimizer import OptimizerSettings
 
 

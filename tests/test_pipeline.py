@@ -15,10 +15,11 @@ import generate
 import train
 from models import registry
 from musicgen import training
-from musicgen.config import resolve_config
-from musicgen.encoding import DRUMS, events_to_notes
+from musicgen.encoding import events_to_notes
 from musicgen.errors import UserError
+from musicgen.hyperparameters import resolve_config
 from musicgen.midi import write_midi
+from musicgen.notes import DRUMS
 from musicgen.saving import load_model
 
 

@@ -9,8 +9,8 @@ import preprocess
 from musicgen import readers
 from musicgen.dataset import load_processed, read_index
 from musicgen.errors import UserError
-from musicgen.preprocessing import PreprocessConfig, _fill_empty_held_out_splits, fold_split, split_of
 from musicgen.readers import RawPiece, ReadFailure, TrackSelection, read_abc_file, read_midi, split_abc_tunes
+from musicgen.splits import fill_empty_held_out_splits, fold_split, split_of
 
 GOOD_TUNE = """X:{n}
 T:Tune {n}
@@ -105,12 +105,11 @@ def test_folds_partition_the_pieces():
 
 
 def test_every_held_out_split_gets_a_piece_from_a_small_corpus():
-    config = PreprocessConfig(files=[], output=None, val_fraction=0.01, test_fraction=0.01)
     rows = [{"source": f"tune {i}.mid", "status": "kept"} for i in range(12)]
     for row in rows:
-        row["split"] = split_of(row["source"], config.val_fraction, config.test_fraction, config.split_seed)
+        row["split"] = split_of(row["source"], 0.01, 0.01, seed=0)
     assert {row["split"] for row in rows} == {"train"}, "12 pieces drew nothing for 1 % shares"
-    assert _fill_empty_held_out_splits(rows, config)
+    assert fill_empty_held_out_splits(rows, 0.01, 0.01, seed=0)
     assert pd.Series([row["split"] for row in rows]).value_counts().to_dict() == {"train": 10, "validation": 1,
                                                                                   "test": 1}
 

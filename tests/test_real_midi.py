@@ -15,10 +15,12 @@ from conftest import shared
 import preprocess
 from musicgen import readers
 from musicgen.dataset import load_processed
-from musicgen.encoding import DRUMS, Vocabulary, count_chords, events_to_notes
+from musicgen.encoding import count_chords, events_to_notes
 from musicgen.encoding_choice import EncodingRequest, piece_traits
 from musicgen.midi import write_midi
+from musicgen.notes import DRUMS
 from musicgen.recipe import Recipe
+from musicgen.vocabulary import Vocabulary
 
 PERFORMANCES = ["Maestro_1.mid", "Maestro_2.mid", "Maestro_3.mid", "Maestro_4.mid", "Maestro_5.mid",
                 "POP909_008.mid", "POP909_010.mid"]

@@ -9,12 +9,14 @@ import pytest
 from conftest import train_tiny_lstm, write_band_tune
 
 from musicgen import readers
-from musicgen.encoding import DRUMS, KINDS, EncodingSettings, Vocabulary, count_chords, events_to_notes
+from musicgen.encoding import EncodingSettings, count_chords, events_to_notes
 from musicgen.encoding_choice import EncodingRequest, piece_traits
 from musicgen.errors import UserError
 from musicgen.instruments import parse_instrument_list, programs_named
+from musicgen.notes import DRUMS
 from musicgen.recipe import Recipe
 from musicgen.seed import DYNAMICS, parse_seed
+from musicgen.vocabulary import KINDS, Vocabulary
 
 RICH = EncodingSettings(velocity_bins=8, instruments=True)
 
@@ -47,6 +49,32 @@ def test_the_grammar_puts_instrument_then_velocity_before_each_note_and_nothing_
     assert kinds_after("vel:9") == {"note", "chord"}
     assert kinds_after("R") == {"duration"}
     assert {"inst:drums", "inst:0", "inst:127"} <= set(vocabulary.tokens)
+
+
+def test_the_vocabulary_says_what_each_token_means_so_nothing_else_reads_token_strings():
+    from musicgen.chords import parse_symbol
+
+    vocabulary = Vocabulary.build(RICH, {(60, 64): 2}, controls=["key=D minor"], infilling=True,
+                                  symbols=[parse_symbol("D7")])
+    meaning = {token: (KINDS[vocabulary.kinds[i]], vocabulary.pitches[i], int(vocabulary.duration_steps[i]),
+                       int(vocabulary.shift_steps[i]), int(vocabulary.velocities[i]), int(vocabulary.programs[i]),
+                       int(vocabulary.symbol_codes[i]), vocabulary.labels[i])
+               for i, token in enumerate(vocabulary.tokens)}
+    assert meaning["C4.E4"] == ("chord", (60, 64), 0, 0, 0, -1, -1, None)
+    assert meaning["A0"] == ("note", (21,), 0, 0, 0, -1, -1, None)
+    assert meaning["dur:12"] == ("duration", (), 12, 0, 0, -1, -1, None)
+    assert meaning["shift:7"] == ("shift", (), 0, 7, 0, -1, -1, None)
+    assert meaning["vel:25"] == ("velocity", (), 0, 0, 25, -1, -1, None)
+    assert meaning["inst:33"][5] == 33 and meaning["inst:drums"][5] == DRUMS
+    assert meaning["harmony:D7"] == ("harmony", (), 0, 0, 0, -1, parse_symbol("D7"), None)
+    assert meaning["key=D minor"] == ("control", (), 0, 0, 0, -1, -1, ("key", "D minor"))
+    assert meaning["<hole>"][0] == "hole" and meaning["R"][0] == "rest"
+    assert vocabulary.strikes[vocabulary.index["C4.E4"]].nonzero()[0].tolist() == [60, 64]
+    assert (vocabulary.duration_id(12), vocabulary.shift_id(7), vocabulary.note_id(21)) == \
+        (vocabulary.index["dur:12"], vocabulary.index["shift:7"], vocabulary.index["A0"])
+    assert vocabulary.control_id("key", "D minor") == vocabulary.index["key=D minor"]
+    assert vocabulary.control_id("key", "E minor") is None
+    assert vocabulary.quantized_velocity(30) == 25, "velocity 30 lies in the bin whose middle is 25"
 
 
 def test_seeds_take_dynamic_marks_and_instruments():

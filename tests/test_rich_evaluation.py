@@ -4,15 +4,16 @@ instruments and timing of generated music against held-out music."""
 import math
 
 import numpy as np
-import pytest
 
 from models import registry
 from musicgen import evaluation, sampling
 from musicgen.dataset import load_processed
-from musicgen.decoding import Decoder
-from musicgen.encoding import DRUMS, EncodingSettings, Event, Vocabulary
+from musicgen.decoders import Decoder
+from musicgen.encoding import EncodingSettings, Event
 from musicgen.metrics import instrument_counts, onset_gap_counts, velocity_counts
+from musicgen.notes import DRUMS
 from musicgen.seed import parse_seed
+from musicgen.vocabulary import Vocabulary
 
 
 def baseline_evaluation(vocabulary, splits):

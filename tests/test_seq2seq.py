@@ -8,9 +8,10 @@ from conftest import TINY_SETTINGS
 
 from models import registry
 from musicgen import sampling
-from musicgen.encoding import EncodingSettings, Vocabulary
+from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
 from musicgen.saving import load_model, save_model
+from musicgen.vocabulary import Vocabulary
 
 TINY = TINY_SETTINGS["seq2seq"]
 PHRASE = TINY["phrase_tokens"]

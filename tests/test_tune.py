@@ -5,13 +5,12 @@ import json
 import shutil
 
 import pytest
-from optuna.distributions import CategoricalDistribution
 from conftest import TINY_LSTM, assert_picture
+from optuna.distributions import CategoricalDistribution
 
 import tune
 from models import registry
-from musicgen import config as settings
-from musicgen import tuning
+from musicgen import hyperparameters, tuning
 from musicgen.callbacks import RunCheckpoint
 from musicgen.errors import UserError, run_cli
 
@@ -47,7 +46,7 @@ def test_a_search_writes_every_trial_its_plot_and_the_best_settings_for_train_py
     assert rows[0]["learning_rate"] != rows[1]["learning_rate"]
     best_row = min(rows, key=lambda row: float(row["best_val_loss"]))
 
-    config = settings.resolve_config(registry.get("lstm"), two_trials / "best.json")
+    config = hyperparameters.resolve_config(registry.get("lstm"), two_trials / "best.json")
     assert {key: str(config[key]) for key in SEARCHED_LSTM} == {key: best_row[key] for key in SEARCHED_LSTM}
     assert config["embedding_dim"] == TINY_LSTM["embedding_dim"]  # a base setting, not searched, kept
     assert json.loads((two_trials / "best.json").read_text())["model"] == "lstm"
@@ -117,7 +116,7 @@ def test_resuming_from_other_base_settings_is_refused(two_trials, processed, tmp
 
 
 def test_each_model_is_searched_over_the_settings_it_has_around_its_defaults():
-    names = {name: set(tuning.search_space(registry.get(name), settings.defaults(registry.get(name))))
+    names = {name: set(tuning.search_space(registry.get(name), hyperparameters.defaults(registry.get(name))))
              for name in ("lstm", "transformer", "cnn", "seq2seq")}
     assert names["lstm"] == set(SEARCHED_LSTM)
     assert names["transformer"] == {"learning_rate", "embedding_dim", "layers", "dropout", "seq_len", "batch_size"}
@@ -125,12 +124,12 @@ def test_each_model_is_searched_over_the_settings_it_has_around_its_defaults():
     assert names["seq2seq"] == {"learning_rate", "units", "dropout", "seq_len", "batch_size"}
     for name, spec in registry.REGISTRY.items():
         if spec.likelihood and spec.keras:
-            defaults = settings.defaults(spec)
+            defaults = hyperparameters.defaults(spec)
             for setting, distribution in tuning.search_space(spec, defaults).items():
                 if isinstance(distribution, CategoricalDistribution):
                     assert defaults[setting] in distribution.choices, (name, setting)
                 else:
                     assert distribution.low <= defaults[setting] <= distribution.high, (name, setting)
-    seq2seq = settings.defaults(registry.get("seq2seq"))
+    seq2seq = hyperparameters.defaults(registry.get("seq2seq"))
     windows = tuning.search_space(registry.get("seq2seq"), seq2seq)["seq_len"].choices
     assert min(windows) >= 2 * seq2seq["phrase_tokens"]  # two phrases: its previous one and the next

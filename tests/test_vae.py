@@ -9,9 +9,10 @@ from conftest import TINY_SETTINGS
 import models.vae as vae
 from models import registry
 from musicgen import sampling
-from musicgen.encoding import EncodingSettings, Vocabulary
+from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
 from musicgen.saving import load_model, save_model
+from musicgen.vocabulary import Vocabulary
 
 TINY = TINY_SETTINGS["vae"]
 SEGMENT = TINY["seq_len"]
@@ -154,19 +155,19 @@ def test_interpolation_runs_between_the_two_encodings(trained):
 def test_the_latent_plans_sample_the_prior_or_walk_between_two_seeds_through_the_spec(trained):
     from pathlib import Path
 
-    from musicgen.generation import latent_plan
+    from musicgen.generation import latent_decoder
     from musicgen.runs import Run
 
     model, _, _ = trained
     run = Run(Path("vae-run"), registry.get("vae"), {}, VOCABULARY, model)
-    prior, prompt, description = latent_plan(run, prior=True, random_seed=0)
+    prior, prompt, description = latent_decoder(run, prior=True, random_seed=0)
     assert prompt.tolist() == [VOCABULARY.start_id] and "prior" in description
     first, _ = prior.start(np.tile(prompt, (2, 1)))
-    again, _ = latent_plan(run, prior=True, random_seed=0)[0].start(np.tile(prompt, (2, 1)))
+    again, _ = latent_decoder(run, prior=True, random_seed=0)[0].start(np.tile(prompt, (2, 1)))
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first[0], first[1]), "each row draws its own latent"
-    walk, prompt, _ = latent_plan(run, interpolate=("C4 E4", "G4 B4"), steps=3)
+    walk, prompt, _ = latent_decoder(run, interpolate=("C4 E4", "G4 B4"), steps=3)
     logits, _ = walk.start(np.tile(prompt, (3, 1)))
     assert logits.shape == (3, SIZE) and not np.allclose(logits[0], logits[2])
     with pytest.raises(UserError, match="needs a model that has one"):
-        latent_plan(Run(Path("lstm-run"), registry.get("lstm"), {}, VOCABULARY, model), prior=True)
+        latent_decoder(Run(Path("lstm-run"), registry.get("lstm"), {}, VOCABULARY, model), prior=True)

@@ -14,10 +14,10 @@ from conftest import tiny_model
 from models import registry
 from musicgen import readers, sampling
 from musicgen.dataset import load_processed
-from musicgen.encoding import (DURATION, ONSET, PITCH, PROGRAM, Event, as_notes, event_notes, events_to_notes,
-                               normalise_notes)
+from musicgen.encoding import Event, event_notes, events_to_notes
 from musicgen.midi import write_midi
 from musicgen.notation import notatable, write_musicxml
+from musicgen.notes import DURATION, ONSET, PITCH, PROGRAM, as_notes, normalise_notes
 
 STEPS_PER_QUARTER = 4
 

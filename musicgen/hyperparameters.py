@@ -1,9 +1,12 @@
-"""A run's settings: training defaults < the model's defaults < a JSON config file < command-line overrides."""
+"""A run's hyperparameters, its "config": training defaults < the model's defaults < a JSON config file (train.py
+--config) < command-line overrides. run_config.json keeps them under "config", and Run.config reads them back.
+"""
 
 from pathlib import Path
 
 from musicgen.errors import UserError
 from musicgen.files import read_user_json
+from musicgen.key_value import key_values
 
 TRAINING_DEFAULTS = {
     "epochs": 50,  # upper bound; early stopping usually ends sooner
@@ -22,7 +25,7 @@ TRAINING_DEFAULTS = {
     # labelled corpus also plays unconditioned (only where the data has labels).
     "label_dropout": 0.2,
     # The share of training windows put in fill-in-the-middle order, where the data has the infilling markers
-    # (preprocess.py --infilling); the others keep teaching plain continuation. 0.8, measured (README,
+    # (preprocess.py --infilling); the others keep teaching plain continuation. 0.8, measured (docs/generating.md,
     # "Infilling"): on the chorales, 0.8 for 25 epochs predicted gaps better than 0.5 for 15, in both orders,
     # and plain continuation better than no infilling at all.
     "infill_rate": 0.8,
@@ -79,13 +82,7 @@ def overrides(args):
 
 def set_values(items):
     """{setting: value as written} of --set KEY=VALUE items."""
-    values = {}
-    for item in items:
-        key, separator, value = item.partition("=")
-        if not separator:
-            raise UserError(f"--set takes KEY=VALUE, got {item!r}")
-        values[key.strip().replace("-", "_")] = value
-    return values
+    return {key.replace("-", "_"): value for key, value in key_values(items, "--set", example="dropout=0.3").items()}
 
 
 def defaults(spec):

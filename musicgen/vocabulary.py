@@ -1,0 +1,459 @@
+"""The vocabulary: events (musicgen/encoding.py) spelled as tokens, token ids and what each one means.
+
+Every event is three tokens:
+
+    <what> dur:<steps> shift:<steps>      e.g.  C4.E4.G4 dur:8 shift:8
+
+where <what> is a note (C4), a chord of notes joined by '.', or R for a rest. A
+piece is wrapped in <start> ... <end>. Richer encodings add tokens before the
+notes of an event, only where their settings ask for them:
+
+    inst:33 vel:82 C2 dur:4 shift:0      the bass (GM program 33), mezzo-forte
+
+The vocabulary stays compact: 128 single-note tokens, the most common chords of
+the training split, and one token per duration and per shift value. A chord
+outside the vocabulary is written as its notes, one event each with shift 0, so
+encoding is lossless either way (up to durations clipped at the maximum).
+
+A corpus with labels (musicgen/labels.py) adds one control token per label,
+`name=value`, right after <start>, in the vocabulary's order:
+
+    <start> density=high key=D minor C4 dur:4 shift:4 ...
+
+Controls are never generated: they come from the user (generate.py --condition).
+
+A corpus with chord symbols (musicgen/chords.py) spells each as a harmony event,
+first of the events at its onset:
+
+    harmony:D7 dur:8 shift:0 A4 dur:2 shift:2 ...
+
+A vocabulary made for infilling (preprocess.py --infilling) has two markers
+more, for the fill-in-the-middle training of language models (Bavarian et al.
+2022), in its suffix-first order: a passage is trained, and asked for, as
+
+    <start> [controls] <hole> gap after <fill> before middle
+
+so a model that only reads left to right writes the middle knowing what follows
+it, and yet as a continuation of what comes before it, which is what it does
+best. `gap` is the middle's length in shift tokens (gap_tokens): unlike a text,
+music must fill a gap of a given length for `after` to fall in place. (The
+order before <hole> after <fill> middle, tried first, left the middle worse
+predicted than with no `after` at all: docs/generating.md, "Infilling".)
+
+Token strings are spelled and read here alone: the Vocabulary parses its tokens
+once, into arrays from token id to what it means (its kind, pitches, duration
+and shift steps, velocity, program, chord symbol code, label), which every
+other module reads instead of the strings.
+"""
+
+import copy
+import difflib
+import hashlib
+import json
+
+import numpy as np
+
+from musicgen.chords import ChordSymbols, parse_symbol, symbol_name
+from musicgen.encoding import EncodingSettings, Event, notes_to_events
+from musicgen.errors import UserError
+from musicgen.notes import DEFAULT_VELOCITY, DRUMS, parse_pitch, pitch_name
+from musicgen.velocities import bin_middles, quantize_velocity
+
+PAD, START, END, REST = "<pad>", "<start>", "<end>", "R"
+SPECIAL_TOKENS = [PAD, START, END, REST]
+HOLE, FILL = "<hole>", "<fill>"  # the infilling markers (see the module docstring)
+
+# Token kinds, and which kinds may follow which (the event grammar).
+KINDS = ["pad", "start", "end", "rest", "note", "chord", "duration", "shift", "instrument", "velocity", "control",
+         "hole", "fill", "harmony"]
+_EVENT_KINDS = ("rest", "note", "chord")
+_PITCHED_KINDS = ("note", "chord")
+
+INSTRUMENT_PREFIX, VELOCITY_PREFIX, HARMONY_PREFIX = "inst:", "vel:", "harmony:"
+DURATION_PREFIX, SHIFT_PREFIX = "dur:", "shift:"
+CONTROL_SEPARATOR = "="  # control tokens are label=value; no other token holds "="
+
+
+def control_token(name, value):
+    return f"{name}{CONTROL_SEPARATOR}{value}"
+
+
+def chord_name(pitches):
+    return ".".join(pitch_name(p) for p in sorted(pitches))
+
+
+def harmony_token(code):
+    """A chord symbol's code (musicgen/chords.py) -> its token, e.g. 'harmony:D7'."""
+    return f"{HARMONY_PREFIX}{symbol_name(code)}"
+
+
+def instrument_token(program):
+    return f"{INSTRUMENT_PREFIX}{'drums' if program == DRUMS else program}"
+
+
+class Vocabulary:
+    """Token strings <-> ids, with the encoding settings they were made for, and what each token id means.
+
+    Per token id (NumPy arrays, but `pitches` and `labels`, which are lists):
+    kinds (index into KINDS), pitches (a tuple, () for tokens that sound none),
+    strikes (bool, the 128 keys it strikes), duration_steps and shift_steps (0 but
+    for durations and shifts), velocities (0 but for velocity tokens), programs and
+    symbol_codes (-1 but for instrument and harmony tokens), labels ((name, value)
+    of a control token, else None).
+    """
+
+    def __init__(self, tokens, settings):
+        self.tokens = list(tokens)
+        self.settings = settings
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+        if len(self.index) != len(self.tokens):
+            raise UserError("vocabulary has duplicate tokens")
+        if self.tokens[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
+            raise UserError(f"vocabulary must start with {SPECIAL_TOKENS}")
+        meanings = [self._meaning_of(token) for token in self.tokens]
+        self.kinds = np.array([KINDS.index(meaning["kind"]) for meaning in meanings], dtype=np.int64)
+        for kind, wanted in (("instrument", settings.instruments), ("velocity", settings.velocity_bins > 0)):
+            if wanted != (KINDS.index(kind) in self.kinds):
+                raise UserError(f"vocabulary {kind} tokens do not match its settings")
+
+        def column(name, missing):
+            return np.array([meaning.get(name, missing) for meaning in meanings], dtype=np.int64)
+
+        self.pitches = [meaning.get("pitches", ()) for meaning in meanings]
+        self.duration_steps = column("duration", 0)
+        self.shift_steps = column("shift", 0)
+        self.velocities = column("velocity", 0)
+        self.programs = column("program", -1)
+        self.symbol_codes = column("symbol", -1)
+        self.labels = [meaning.get("label") for meaning in meanings]
+        self.chords = {pitches for pitches, kind in zip(self.pitches, self.kinds) if KINDS[kind] == "chord"}
+        self.symbols = {code: i for i, code in enumerate(self.symbol_codes.tolist()) if code >= 0}  # code -> token id
+        # Which keys each token strikes, and which tokens move on to a new onset (a shift > 0, or <start>).
+        self.strikes = np.zeros((len(self.tokens), 128), dtype=bool)
+        for index, pitches in enumerate(self.pitches):
+            self.strikes[index, list(pitches)] = True
+        self.moves_on = (self.kinds == KINDS.index("start")) | (self.shift_steps > 0)
+        # The velocity token of each MIDI velocity 0..127, looked up per event when encoding.
+        bins = settings.velocity_bins
+        middles = quantize_velocity(np.arange(128), bins).tolist() if bins else []
+        self._velocity_ids = [self.index[f"{VELOCITY_PREFIX}{middle}"] for middle in middles]
+        self._followers = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)
+        for kind, followers in self.grammar(settings).items():
+            self._followers[KINDS.index(kind)] = np.isin(self.kinds, [KINDS.index(f) for f in followers])
+        # The slots of keys that instrument tokens strike on: one per program, or one in all without instruments.
+        self.program_slots = DRUMS + 1 if settings.instruments else 1
+        self.event_starts = self._followers[KINDS.index("shift")] & (self.kinds != KINDS.index("end"))
+
+    def restricted_to(self, programs):
+        """This vocabulary with a grammar that allows only the instruments `programs` (for generating)."""
+        if not self.settings.instruments:
+            raise UserError("this model keeps no instruments, so there are none to choose from")
+        restricted = copy.copy(self)
+        banned = (self.programs >= 0) & ~np.isin(self.programs, sorted(programs))
+        restricted._followers = self._followers & ~banned
+        restricted.event_starts = self.event_starts & ~banned
+        return restricted
+
+    @staticmethod
+    def grammar(settings):
+        """Which kinds may follow which: an event is [instrument] [velocity] what duration shift.
+
+        The instrument and velocity tokens come only before notes and chords (a
+        rest or chord symbol has neither), and only where the settings keep them, then always.
+        """
+        pitched = ("velocity",) if settings.velocity_bins else _PITCHED_KINDS
+        event_start = (("instrument",) if settings.instruments else pitched) + ("rest", "end")
+        event_start += ("harmony",)
+        return {
+            "pad": ("start",),
+            "start": event_start + ("control",),
+            "control": event_start + ("control",),
+            "shift": event_start,
+            "instrument": pitched,
+            "velocity": _PITCHED_KINDS,
+            "rest": ("duration",),
+            "note": ("duration",),
+            "chord": ("duration",),
+            "harmony": ("duration",),
+            "duration": ("shift",),
+            "end": ("start",),
+            "hole": event_start,
+            "fill": event_start,
+        }
+
+    @classmethod
+    def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2, controls=(), infilling=False,
+              symbols=()):
+        """The vocabulary for `settings`, with the most frequent chords of the training data, the infilling
+        markers if asked for, a token for each chord symbol code in `symbols`, and the control tokens `controls`
+        (label=value strings), last and sorted."""
+        chords = [c for c, n in sorted(chord_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_chord_count]
+        tokens = list(SPECIAL_TOKENS)
+        tokens += [pitch_name(p) for p in range(128)]
+        tokens += [chord_name(c) for c in chords[:max_chords]]
+        tokens += [f"{DURATION_PREFIX}{n}" for n in range(1, settings.max_duration_steps + 1)]
+        tokens += [f"{SHIFT_PREFIX}{n}" for n in range(settings.max_shift_steps + 1)]
+        if settings.instruments:
+            tokens += [instrument_token(program) for program in range(DRUMS + 1)]
+        if settings.velocity_bins:
+            tokens += [f"{VELOCITY_PREFIX}{v}" for v in bin_middles(settings.velocity_bins).tolist()]
+        if infilling:
+            tokens += [HOLE, FILL]
+        tokens += [harmony_token(code) for code in sorted(set(symbols))]
+        return cls(tokens + sorted(set(controls)), settings)
+
+    def __len__(self):
+        return len(self.tokens)
+
+    @property
+    def pad_id(self):
+        return self.index[PAD]
+
+    @property
+    def start_id(self):
+        return self.index[START]
+
+    @property
+    def end_id(self):
+        return self.index[END]
+
+    @property
+    def hole_id(self):
+        return self.index[HOLE]
+
+    @property
+    def fill_id(self):
+        return self.index[FILL]
+
+    def note_id(self, pitch):
+        """The token of a single note of MIDI pitch `pitch`."""
+        return self.index[pitch_name(pitch)]
+
+    def duration_id(self, steps):
+        return self.index[f"{DURATION_PREFIX}{steps}"]
+
+    def shift_id(self, steps):
+        return self.index[f"{SHIFT_PREFIX}{steps}"]
+
+    def control_id(self, name, value):
+        """The token of label `name` = `value`, or None where the vocabulary has none."""
+        return self.index.get(control_token(name, value))
+
+    def _meaning_of(self, token):
+        """{kind, and what the token says: pitches, duration, shift, velocity, program, symbol or label}; a token
+        that is none of the kinds is refused."""
+        if token in (PAD, START, END, HOLE, FILL):
+            return {"kind": token.strip("<>")}
+        if token == REST:
+            return {"kind": "rest"}
+        if CONTROL_SEPARATOR in token:
+            name, _, value = token.partition(CONTROL_SEPARATOR)
+            if not name or not value:
+                raise UserError(f"vocabulary control token {token!r} must read label=value")
+            return {"kind": "control", "label": (name, value)}
+        if token.startswith(INSTRUMENT_PREFIX):
+            return {"kind": "instrument", "program": self._number_of(token)}
+        if token.startswith(VELOCITY_PREFIX):
+            return {"kind": "velocity", "velocity": self._number_of(token)}
+        if token.startswith(HARMONY_PREFIX):
+            return {"kind": "harmony", "symbol": self._symbol_of(token)}
+        for prefix, kind, limit, lowest in ((DURATION_PREFIX, "duration", self.settings.max_duration_steps, 1),
+                                            (SHIFT_PREFIX, "shift", self.settings.max_shift_steps, 0)):
+            if token.startswith(prefix):
+                value = token[len(prefix):]
+                if not value.isdigit() or not lowest <= int(value) <= limit:
+                    raise UserError(f"vocabulary token {token!r} is outside {lowest}..{limit} steps")
+                return {"kind": kind, kind: int(value)}
+        pitches = self._pitches_of(token)
+        return {"kind": "note" if len(pitches) == 1 else "chord", "pitches": pitches}
+
+    @staticmethod
+    def _number_of(token):
+        """The program of an instrument token (DRUMS for inst:drums) or the MIDI velocity of a velocity token."""
+        prefix, _, value = token.partition(":")
+        if prefix + ":" == INSTRUMENT_PREFIX and value == "drums":
+            return DRUMS
+        if not value.isdigit() or not (0 if prefix + ":" == INSTRUMENT_PREFIX else 1) <= int(value) <= 127:
+            raise UserError(f"vocabulary token {token!r} is not a General MIDI program or velocity")
+        return int(value)
+
+    @staticmethod
+    def _symbol_of(token):
+        """The code of a chord symbol token, which must spell it as harmony_token does."""
+        try:
+            code = parse_symbol(token[len(HARMONY_PREFIX):])
+        except ValueError as error:
+            raise UserError(f"vocabulary token {token!r}: {error}") from None
+        if harmony_token(code) != token:
+            raise UserError(f"vocabulary token {token!r} should be spelled {harmony_token(code)!r}")
+        return code
+
+    @staticmethod
+    def _pitches_of(token):
+        try:
+            pitches = tuple(parse_pitch(name) for name in token.split("."))
+        except ValueError as error:
+            raise UserError(f"vocabulary token {token!r} is not a note, chord, duration or shift ({error})") from None
+        if list(pitches) != sorted(set(pitches)):
+            raise UserError(f"vocabulary chord {token!r} must list distinct pitches from low to high")
+        return pitches
+
+    def kind(self, token_id):
+        return KINDS[self.kinds[token_id]]
+
+    @property
+    def controls(self):
+        """{label: [values]} of the control tokens, in vocabulary order."""
+        labels = {}
+        for label in self.labels:
+            if label is not None:
+                labels.setdefault(label[0], []).append(label[1])
+        return labels
+
+    @property
+    def infilling(self):
+        """Whether the vocabulary has the infilling markers."""
+        return HOLE in self.index
+
+    @property
+    def is_control(self):
+        """Boolean per token id: whether it is a control token."""
+        return self.kinds == KINDS.index("control")
+
+    def gap_tokens(self, steps):
+        """Shift tokens that move on `steps` grid steps together, the largest first: how long a gap to fill is."""
+        largest = self.settings.max_shift_steps
+        parts = [largest] * (steps // largest) + ([steps % largest] if steps % largest or not steps else [])
+        return [self.shift_id(part) for part in parts]
+
+    def opening_length(self, ids):
+        """How many tokens open `ids` as a piece: <start> and the control tokens after it (0 without <start>)."""
+        ids = np.asarray(ids)
+        if not len(ids) or ids[0] != self.start_id:
+            return 0
+        rest = ~self.is_control[ids[1:]]
+        return 1 + (int(np.argmax(rest)) if rest.any() else len(ids) - 1)
+
+    def control_ids(self, conditions):
+        """{label: value} -> the control token ids, in vocabulary order; unknown labels and values are refused
+        with the known ones (matched without regard to case)."""
+        known = self.controls
+        if conditions and not known:
+            raise UserError("this model was trained without labels, so it takes no --condition "
+                            "(label a corpus with preprocess.py --label-from, --labels or --compute-labels)")
+        ids = []
+        for name, value in conditions.items():
+            if name not in known:
+                raise UserError(f"unknown label {name!r}; this model knows: {', '.join(known)}")
+            matches = [v for v in known[name] if v.lower() == str(value).strip().lower()]
+            if not matches:
+                raise UserError(f"{name}={value!r} was never seen in training; known values of {name}: "
+                                f"{', '.join(known[name])}")
+            ids.append(self.control_id(name, matches[0]))
+        return sorted(ids)
+
+    def hash(self):
+        """A short fingerprint of tokens and settings: checkpoints record it to catch mismatches."""
+        payload = json.dumps({"tokens": self.tokens, "settings": self.settings.to_json()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_json(self):
+        return {
+            "format": "musicgen-vocabulary",
+            "version": 1,
+            "hash": self.hash(),
+            "settings": self.settings.to_json(),
+            "encoding": self.settings.describe(),
+            "tokens": self.tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data):
+        """Validate and load a vocabulary read from JSON (which may come from anyone)."""
+        if not isinstance(data, dict) or data.get("format") != "musicgen-vocabulary":
+            raise UserError("not a musicgen vocabulary (missing 'format': 'musicgen-vocabulary')")
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens) or len(tokens) > 1_000_000:
+            raise UserError("vocabulary tokens must be a list of strings")
+        vocabulary = cls(tokens, EncodingSettings.from_json(data.get("settings")))
+        if "hash" in data and data["hash"] != vocabulary.hash():
+            raise UserError("vocabulary hash does not match its tokens (the file was edited or damaged)")
+        return vocabulary
+
+    def encode(self, events, start=True, end=True, controls=()):
+        """Events -> token ids, with the `controls` ids after <start>. Chords outside the vocabulary must already be
+        split (notes_to_events does)."""
+        ids = ([self.start_id] if start else []) + sorted(controls)
+        for event in events:
+            if event.symbol is not None:
+                ids += [self.symbols[event.symbol], self.duration_id(event.duration), self.shift_id(event.shift)]
+                continue
+            if event.pitches:
+                if self.settings.instruments:
+                    ids.append(self.index[instrument_token(event.program or 0)])
+                if self.settings.velocity_bins:
+                    velocity = DEFAULT_VELOCITY if event.velocity is None else event.velocity
+                    ids.append(self._velocity_ids[min(max(int(velocity), 0), 127)])
+            what = REST if not event.pitches else chord_name(event.pitches)
+            ids += [self.index[what], self.duration_id(event.duration), self.shift_id(event.shift)]
+        if end:
+            ids.append(self.end_id)
+        return np.array(ids, dtype=np.int32)
+
+    def known_symbols(self, symbols):
+        """The ChordSymbols of `symbols` that the vocabulary has a token for."""
+        return symbols.where(np.isin(symbols.codes, list(self.symbols)))
+
+    def encode_notes(self, notes, controls=(), symbols=ChordSymbols.none()):
+        """Notes (and ChordSymbols) -> (token ids of the whole piece, number of events, number of clipped notes)."""
+        events, clipped = notes_to_events(notes, self.settings, self.chords, symbols)
+        return self.encode(events, controls=controls), len(events), clipped
+
+    def quantized_velocity(self, velocity):
+        """The velocity a note of MIDI velocity `velocity` is encoded with: its bin's middle."""
+        return int(quantize_velocity(velocity, self.settings.velocity_bins))
+
+    def decode(self, ids):
+        """Token ids -> events. Tokens that break the event grammar are skipped, not fatal.
+
+        Where the settings keep instruments and velocities, a note event without
+        them (a hand-written seed, say) takes program 0 and velocity 80.
+        """
+        events, what, duration, velocity, program, symbol = [], None, None, None, None, None
+        kinds = self.kinds
+        for token_id in np.asarray(ids).tolist():
+            kind = KINDS[kinds[token_id]]
+            if kind == "instrument":
+                what, duration, velocity, program, symbol = None, None, None, int(self.programs[token_id]), None
+            elif kind == "velocity":
+                what, duration, velocity, symbol = None, None, int(self.velocities[token_id]), None
+            elif kind in _EVENT_KINDS:
+                what, duration, symbol = self.pitches[token_id], None, None
+            elif kind == "harmony":
+                what, duration, velocity, program, symbol = (), None, None, None, int(self.symbol_codes[token_id])
+            elif kind == "duration" and what is not None:
+                duration = int(self.duration_steps[token_id])
+            elif kind == "shift" and what is not None and duration is not None:
+                if what:
+                    velocity = DEFAULT_VELOCITY if velocity is None and self.settings.velocity_bins else velocity
+                    program = 0 if program is None and self.settings.instruments else program
+                else:
+                    velocity, program = None, None
+                events.append(Event(what, duration, int(self.shift_steps[token_id]), velocity, program, symbol))
+                what, duration, velocity, program, symbol = None, None, None, None, None
+            else:
+                what, duration, velocity, program, symbol = None, None, None, None, None
+        return events
+
+    def allowed_next(self, previous_ids):
+        """Boolean mask (batch, vocabulary): which tokens the grammar allows after each previous token."""
+        return self._followers[self.kinds[np.asarray(previous_ids)]]
+
+    def event_boundaries(self, ids):
+        """Positions i such that ids[:i] ends on a whole event (after <start> or a shift token)."""
+        kinds = self.kinds[np.asarray(ids)]
+        return np.flatnonzero((kinds == KINDS.index("shift")) | (kinds == KINDS.index("start"))) + 1
+
+    def nearest_tokens(self, token, count=3):
+        """Tokens spelled most like `token`, for 'did you mean' messages."""
+        return difflib.get_close_matches(token, self.tokens, n=count, cutoff=0.0)
