@@ -111,6 +111,15 @@ class ChordSymbols:
         mask = np.asarray(mask, dtype=bool)
         return ChordSymbols(self.onsets[mask], self.durations[mask], self.codes[mask])
 
+    def cut_at(self, step):
+        """The same symbols, one sounding across `step` cut in two there: music from `step` on names it again."""
+        across = (self.onsets < step) & (self.onsets + self.durations > step)
+        onsets = np.concatenate([self.onsets, np.full(across.sum(), step)])
+        durations = np.concatenate([np.where(across, step - self.onsets, self.durations),
+                                    self.onsets[across] + self.durations[across] - step])
+        order = np.argsort(onsets, kind="stable")
+        return ChordSymbols(onsets[order], durations[order], np.concatenate([self.codes, self.codes[across]])[order])
+
     def transposed(self, semitones):
         """The same symbols with their roots moved by `semitones`."""
         codes = self.codes

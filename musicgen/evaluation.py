@@ -19,25 +19,10 @@ from tqdm import tqdm
 
 from musicgen import intervals
 from musicgen.encoding import events_to_notes
-from musicgen.metrics import (
-    QUARTERS_PER_BAR,
-    CopyFinder,
-    bar_self_similarity,
-    corpus_histograms,
-    distinct_ngram_ratio,
-    duration_counts,
-    histogram_overlap,
-    instrument_counts,
-    longest_loop,
-    longest_repeated_passage,
-    onset_gap_counts,
-    piece_statistics,
-    pitch_class_counts,
-    repeated_ngram_share,
-    shares,
-    value_distribution_overlap,
-    velocity_counts,
-)
+from musicgen.metrics import (QUARTERS_PER_BAR, CopyFinder, bar_self_similarity, corpus_histograms,
+                              distinct_ngram_ratio, duration_counts, histogram_overlap, instrument_counts, longest_loop,
+                              longest_repeated_passage, onset_gap_counts, piece_statistics, pitch_class_counts,
+                              repeated_ngram_share, shares, value_distribution_overlap, velocity_counts)
 from musicgen.vocabulary import KINDS
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),

@@ -50,14 +50,16 @@ def steps_per_bar(time_signature, steps_per_quarter):
 
 def split_at(notes, vocabulary, first_bar, last_bar, bar_steps, symbols=ChordSymbols.none()):
     """The Gap of bars first_bar..last_bar (from 1) of a piece's grid notes (and chord symbols, those the
-    vocabulary knows); bars past the piece are refused."""
+    vocabulary knows); bars past the piece are refused. A chord symbol sounding on across the gap's end is named
+    again where the music after the gap begins, which is given back as it was."""
     settings = vocabulary.settings
-    events, _ = notes_to_events(notes, settings, vocabulary.chords, vocabulary.known_symbols(symbols))
-    onsets = np.concatenate([[0], np.cumsum([event.shift for event in events])[:-1]]).astype(np.int64)
     bars = math.ceil(int((notes[:, 0] + notes[:, 1]).max()) / bar_steps)
     if last_bar > bars:
         raise UserError(f"--infill-bars {first_bar}-{last_bar} is out of range: the piece has {bars} bars")
     start, end = (first_bar - 1) * bar_steps, last_bar * bar_steps
+    symbols = vocabulary.known_symbols(symbols).cut_at(end)
+    events, _ = notes_to_events(notes, settings, vocabulary.chords, symbols)
+    onsets = np.concatenate([[0], np.cumsum([event.shift for event in events])[:-1]]).astype(np.int64)
 
     def leading_to(part, part_onsets, time):
         """`part` with its last event's shift reaching `time` (through rests where it is far)."""

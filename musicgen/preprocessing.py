@@ -16,18 +16,8 @@ from tqdm import tqdm
 from musicgen import labels as piece_labels
 from musicgen import readers, splits
 from musicgen.cache import CACHE_FOLDER, read_cached
-from musicgen.dataset import (
-    DEFAULT_SHARD_TOKENS,
-    MANIFEST_FILE,
-    SPLITS,
-    TRANSPOSED_MARK,
-    ShardWriter,
-    load_processed,
-    remove_other_shards,
-    write_folds,
-    write_index,
-    write_vocabulary,
-)
+from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
+                              remove_other_shards, write_folds, write_index, write_vocabulary)
 from musicgen.encoding import EncodingSettings, count_chords
 from musicgen.encoding_choice import EncodingRequest, describe_traits, piece_traits
 from musicgen.errors import UserError

@@ -1,6 +1,6 @@
 """Reading music files into notes measured in quarter notes.
 
-MIDI is read with symusic (a C++ parser, about 150x faster than pretty_midi on
+MIDI is read with symusic (a C++ parser, over 100x faster than pretty_midi on
 the Nottingham files), falling back to pretty_midi for files symusic refuses.
 Both give times in ticks, which divided by ticks-per-quarter put every note on
 the file's own beat grid, whatever its tempo map. MusicXML, Humdrum and ABC are
@@ -281,7 +281,9 @@ def split_abc_tunes(text):
     starts = [i for i, line in enumerate(lines) if re.match(r"^\s*X:", line)]
     if not starts:
         return [("tune 1", text)] if text.strip() else []
-    header = [line for line in lines[: starts[0]] if re.match(r"^[A-Za-z]:", line)]
+    # The file header's fields hold for every tune; its remarks (r:) and macros (m:) are left out, since music21
+    # reads those lines as notes and would refuse every tune.
+    header = [line for line in lines[: starts[0]] if re.match(r"^[A-Z]:", line)]
     tunes = []
     for number, (begin, end) in enumerate(zip(starts, starts[1:] + [len(lines)]), start=1):
         body = lines[begin:end]

@@ -63,6 +63,15 @@ def write_tune(path, seed, bars=8, with_drums=False, program=0):
     return path
 
 
+def written_notes(path, steps_per_quarter=4):
+    """The (onset, duration, pitch) rows of a MIDI file on its grid, sorted, as generate.py wrote them."""
+    from musicgen import readers
+
+    piece = readers.read_midi(path, readers.TrackSelection(keep_drums=True))
+    rows = zip(np.rint(piece.onsets * steps_per_quarter), np.rint(piece.durations * steps_per_quarter), piece.pitches)
+    return sorted((int(onset), int(duration), int(pitch)) for onset, duration, pitch in rows)
+
+
 class UniformDecoder:
     """A decoder whose logits are all alike, so what comes out is the sampler's and its masks' doing."""
 

@@ -164,6 +164,13 @@ def test_a_progression_is_spread_over_bars_and_repeated():
     assert symbols.onsets.tolist() == [0, 3, 6, 12, 15, 18] and symbols.durations.tolist() == [3, 3, 6, 3, 3, 6]
 
 
+def test_a_symbol_sounding_across_a_cut_is_named_again_after_it():
+    symbols = symbols_of((0, 16, "C"), (16, 32, "F"), (48, 16, "G"))
+    assert rows_of(symbols.cut_at(32)) == [(0, 16, "C"), (16, 16, "F"), (32, 16, "F"), (48, 16, "G")]
+    assert rows_of(symbols.cut_at(48)) == rows_of(symbols), "a symbol starting at the cut is left as it is"
+    assert rows_of(symbols.transposed(2).where([True, False, True])) == [(0, 16, "D"), (48, 16, "A")]
+
+
 def test_chord_tone_share_counts_strong_beats_on_the_chord():
     symbols = symbols_of((0, 16, "C"), (16, 16, "G"))
     on_chord = np.array([(0, 8, 64, 80, 0), (8, 8, 67, 80, 0), (16, 8, 62, 80, 0), (24, 8, 71, 80, 0)])

@@ -251,6 +251,41 @@ def test_guidance_needs_a_condition(labelled_run, tmp_path):
     assert (tmp_path / "g.mid").is_file()
 
 
+def test_generate_samples_from_the_guided_distribution(labelled_run, tmp_path, monkeypatch):
+    import keras
+
+    from musicgen import sampling
+
+    sampled_from = []  # (first next-token distribution, prompts) of each generate.py call
+    generate_original = sampling.Sampler.generate
+
+    def spy(self, decoder, vocabulary, prompts, *args, **kwargs):
+        sampled_from.append((softmax(decoder.start(prompts)[0]), prompts))
+        return generate_original(self, decoder, vocabulary, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(sampling.Sampler, "generate", spy)
+    for weight in ("1", "3"):
+        generate.main(["--checkpoint", str(labelled_run), "--seed", "C4 E4", "--condition", "key=C major",
+                       "--guidance", weight, "--length", "4", "--output", str(tmp_path / f"w{weight}.mid")])
+    (plain, prompts), (guided, _) = sampled_from
+    run = registry.load_run(labelled_run)
+    unlabelled = prompts[:, ~run.vocabulary.is_control[prompts[0]]]
+    assert prompts.shape[1] == unlabelled.shape[1] + 1, "the prompt opens with <start> and the label"
+
+    def log_probabilities(tokens):
+        logits = keras.ops.convert_to_numpy(run.model(tokens, training=False))[:, -1].astype(np.float64)
+        return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+    with_label, without = log_probabilities(prompts), log_probabilities(unlabelled)
+    np.testing.assert_allclose(plain, np.exp(with_label), atol=1e-5)
+    np.testing.assert_allclose(guided, softmax(without + 3 * (with_label - without)), atol=1e-5)
+    assert np.abs(guided - plain).max() > 1e-3, "guidance 3 moves the distribution"
+
+
+def softmax(logits):
+    return np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
+
+
 def test_scoring_opens_on_the_labels_keeps_them_in_view_and_counts_none_of_them(labelled_run, labelled):
     from musicgen import evaluation
 

@@ -132,3 +132,8 @@ def test_headings_get_githubs_anchors():
     assert github_slug("What happens when...") == "what-happens-when"
     assert github_slug("The performances on today's encoding") == "the-performances-on-todays-encoding"
     assert github_slug("Labels (`--condition`)") == "labels---condition"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert f"```bash\n{command}\n```" in (ROOT / "README.md").read_text(encoding="utf-8")

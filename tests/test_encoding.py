@@ -105,8 +105,11 @@ def test_vocabulary_json_round_trip_and_tampering_is_caught():
     data["tokens"][5], data["tokens"][6] = data["tokens"][6], data["tokens"][5]
     with pytest.raises(UserError, match="hash"):
         Vocabulary.from_json(data)
-    with pytest.raises(UserError):
-        Vocabulary.from_json({"format": "musicgen-vocabulary", "settings": {"steps_per_quarter": "x"}, "tokens": []})
+    with pytest.raises(UserError, match="missing or have unknown keys"):
+        Vocabulary.from_json({"format": "musicgen-vocabulary", "settings": {"steps_per_quarter": 4}, "tokens": []})
+    settings = {"steps_per_quarter": "x", "max_duration_quarters": 8, "max_shift_quarters": 8}
+    with pytest.raises(UserError, match="steps_per_quarter must be an integer in 1..96, got 'x'"):
+        Vocabulary.from_json({"format": "musicgen-vocabulary", "settings": settings, "tokens": []})
 
 
 def _notes_of(piece, steps_per_quarter=4):

@@ -99,12 +99,35 @@ def test_fine_tuning_starts_from_the_parent_and_keeps_frozen_layers(trained_run,
     assert "starting from the weights of" in capsys.readouterr().out
 
 
-def test_fine_tuning_resumes_like_any_run(trained_run, own_data, tmp_path):
+def test_fine_tuning_resumes_like_any_run(trained_run, own_data, tmp_path, capsys):
+    import keras
+
+    from musicgen.saving import save_model
+
     arguments = ["--init-from", str(trained_run), "--data", str(own_data), "--checkpoints", str(tmp_path)]
     train.main([*arguments, "--epochs", "1"])
+    assert "starting from the weights of" in capsys.readouterr().out
+    run = tmp_path / "lstm"
+    # Mark the end of epoch 1: a zero embedding, which the parent's weights are far from.
+    after_one = load_model(run / "last.keras")
+    steps_per_epoch = int(after_one.optimizer.iterations.numpy())
+    embedding = next(layer for layer in after_one.layers if isinstance(layer, keras.layers.Embedding))
+    embedding.set_weights([np.zeros_like(weights) for weights in embedding.get_weights()])
+    save_model(after_one, run / "last.keras")
+    parent_scale = np.abs(next(layer for layer in load_model(trained_run / "best.keras").layers
+                               if isinstance(layer, keras.layers.Embedding)).get_weights()[0]).mean()
+
     train.main([*arguments, "--epochs", "2"])
-    run_config = json.loads((tmp_path / "lstm" / "run_config.json").read_text())
+    printed = capsys.readouterr().out
+    assert f"resuming {run} after epoch 1" in printed and "starting from the weights" not in printed
+    run_config = json.loads((run / "run_config.json").read_text())
     assert run_config["progress"]["epochs_completed"] == 2 and "parent" in run_config
+    assert [row["epoch"] for row in run_config["progress"]["history"]] == [1, 2]
+    after_two = load_model(run / "last.keras")
+    assert int(after_two.optimizer.iterations.numpy()) == 2 * steps_per_epoch, "the optimizer went on, too"
+    resumed_scale = np.abs(next(layer for layer in after_two.layers
+                                if isinstance(layer, keras.layers.Embedding)).get_weights()[0]).mean()
+    assert resumed_scale < parent_scale / 5, "epoch 2 went on from epoch 1's weights, not from the parent's"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -73,10 +73,13 @@ def test_sampling_follows_the_distribution_and_temperature_flattens_it():
     np.testing.assert_allclose(counts, [0.25] * 4, atol=0.04)
 
 
-def test_same_random_seed_same_output():
-    a = [sampling.get("top-p", seed=7)(LOGITS, ALL)[0] for _ in range(50)]
-    b = [sampling.get("top-p", seed=7)(LOGITS, ALL)[0] for _ in range(50)]
-    assert a == b
+def test_same_random_seed_same_output_and_another_seed_another():
+    def draws(seed):
+        sampler = sampling.get("top-p", seed=seed)
+        return [sampler(LOGITS, ALL)[0] for _ in range(50)]
+
+    assert draws(7) == draws(7)
+    assert draws(7) != draws(8)
 
 
 @pytest.mark.parametrize("options, message", [

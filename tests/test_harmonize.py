@@ -3,7 +3,7 @@
 import numpy as np
 import pretty_midi
 import pytest
-from conftest import UniformDecoder
+from conftest import UniformDecoder, assert_picture
 
 import generate
 from musicgen import sampling
@@ -73,7 +73,7 @@ def test_harmonize_writes_voices_under_the_melody(trained_run, tmp_path, capsys)
     for start, pitch in notes:
         tops[start] = max(tops.get(start, 0), pitch)
     assert [tops[i * 0.5] for i in range(9)] == [72, 74, 76, 77, 79, 77, 76, 74, 72]
-    assert (tmp_path / "harmonized.png").is_file()
+    assert_picture(tmp_path / "harmonized.png", 1200, 450)
 
 
 @pytest.mark.parametrize("extra, message", [(["--strategy", "beam"], "other than beam"),

@@ -3,7 +3,7 @@
 import numpy as np
 import pretty_midi
 import pytest
-from conftest import TINY_SETTINGS, UniformDecoder, write_tune
+from conftest import TINY_SETTINGS, UniformDecoder, assert_picture, write_tune
 
 import generate
 import preprocess
@@ -144,7 +144,7 @@ def test_infill_rewrites_only_the_bars_asked_for(infill_run, tmp_path, capsys):
     generate.main(["--checkpoint", str(run_dir), "--infill", str(tune), "--infill-bars", "3", "--output", str(output),
                    "--random-seed", "0", "--plot"])
     assert "bars 3-3 of" in capsys.readouterr().out
-    assert (tmp_path / "filled.png").is_file()
+    assert_picture(tmp_path / "filled.png", 1200, 450)
     # 120 bpm, 4/4: bar 3 is 4 s to 6 s.
     assert sounding(output, 0, 4) == sounding(tune, 0, 4)
     assert sounding(output, 6, 99) == sounding(tune, 6, 99)

@@ -3,9 +3,10 @@
 import numpy as np
 import pretty_midi
 import pytest
-
 from conftest import only_the_fallback_reader, shared
+
 from musicgen import readers
+from musicgen.notes import DURATION, ONSET, PITCH
 from musicgen.recipe import Recipe
 
 WITH_PEDAL = readers.TrackSelection()
@@ -95,6 +96,23 @@ def test_preprocess_applies_the_pedal_unless_told_not_to(tmp_path):
                      "--no-sustain-pedal"])
     assert json.loads((tmp_path / "on" / "shards.json").read_text())["recipe"]["sustain_pedal"] is True
     assert json.loads((tmp_path / "off" / "shards.json").read_text())["recipe"]["sustain_pedal"] is False
+    held, played = encoded_notes(tmp_path / "on"), encoded_notes(tmp_path / "off")
+    assert np.array_equal(held[:, [ONSET, PITCH]], played[:, [ONSET, PITCH]]), "the same 16 keys struck"
+    assert (played[:, DURATION] == 1).all(), "without the pedal, 0.1 s keys are one sixteenth"
+    # Under the pedal each note sounds until it comes up at 4.5 s (quarter 9, step 36), or until its key is
+    # struck again: keys 60-63, struck at steps 0-6, come again 12 notes (24 steps) later.
+    struck_again = (played[:, PITCH] < 64) & (played[:, ONSET] < 24)
+    assert held[:, DURATION].tolist() == np.where(struck_again, 24, 36 - played[:, ONSET]).tolist()
+
+
+def encoded_notes(data):
+    """The notes of the one piece preprocessed into `data`, decoded from its tokens."""
+    from musicgen.dataset import load_processed
+    from musicgen.encoding import events_to_notes
+
+    vocabulary, splits = load_processed(data)
+    tokens = np.concatenate([split.tokens for split in splits.values()])
+    return events_to_notes(vocabulary.decode(tokens))
 
 
 def test_maestro_performances_keep_every_note_and_sound_as_long_as_the_pedal_holds_them():

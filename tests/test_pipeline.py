@@ -9,7 +9,7 @@ import music21
 import numpy as np
 import pretty_midi
 import pytest
-from conftest import TINY_LSTM, assert_picture
+from conftest import TINY_LSTM, assert_picture, written_notes
 
 import generate
 import train
@@ -78,19 +78,47 @@ def test_several_outputs_and_a_validation_seed(trained_run, tmp_path, capsys):
     assert "(validation split)" in out
     files = sorted(tmp_path.glob("lstm-*.mid"))
     assert len(files) == 3 and [f.name[-6:] for f in files] == ["01.mid", "02.mid", "03.mid"]
+    pieces = [written_notes(path) for path in files]
+    assert len({tuple(piece) for piece in pieces}) == 3, "three pieces drawn, not one written thrice"
+    assert pieces[0][:4] == pieces[1][:4] == pieces[2][:4], "all three continue the one validation passage"
 
 
 def test_beam_search_outputs_are_the_best_beams(trained_run, tmp_path, capsys):
+    from musicgen.sampling import BeamSearch
+    from musicgen.seed import seed_tokens
+
     generate.main(["--checkpoint", str(trained_run), "--seed", "C4 D4", "--strategy", "beam", "--beam-width", "3",
                    "--num-outputs", "2", "--length", "6", "--output", str(tmp_path / "beam.mid")])
     assert "beam decoding" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["beam-01.mid", "beam-02.mid"]
+    run = registry.load_run(trained_run)
+    prompt = seed_tokens(run, "C4 D4").tokens
+    beams, scores = BeamSearch(width=3).search(run.spec.decoder(run.model), run.vocabulary, prompt, 6)
+    assert scores[0] >= scores[1] >= scores[2] > -np.inf
+    best = [[tuple(row) for row in events_to_notes(run.vocabulary.decode(np.concatenate([prompt, beam])))[:, :3]]
+            for beam in beams]
+    assert best[0] != best[1], "two different beams"
+    assert written_notes(tmp_path / "beam-01.mid") == sorted(best[0]), "the best beam first"
+    assert written_notes(tmp_path / "beam-02.mid") == sorted(best[1]), "then the second best"
 
 
 def test_seed_midi(trained_run, tune_folder, tmp_path, capsys):
-    generate.main(["--checkpoint", str(trained_run), "--seed-midi", str(tune_folder / "tune 01.mid"),
-                   "--seed-events", "5", "--length", "4", "--output", str(tmp_path / "a.mid")])
+    from musicgen.seed import seed_tokens
+
+    tune = tune_folder / "tune 01.mid"
+    generate.main(["--checkpoint", str(trained_run), "--seed-midi", str(tune), "--seed-events", "5", "--length", "4",
+                   "--output", str(tmp_path / "a.mid")])
     assert "(5 from the seed)" in capsys.readouterr().out
+    run = registry.load_run(trained_run)
+    seed_events = run.vocabulary.decode(seed_tokens(run, music_file=tune, events=5).tokens)
+    seed_notes = [tuple(row) for row in events_to_notes(seed_events)[:, :3].tolist()]
+    seed_end = sum(event.shift for event in seed_events)
+    assert len(seed_events) == 5 and len(seed_notes) >= 5
+    tune_notes = written_notes(tune)
+    assert set(seed_notes) == {(onset, min(duration, 32), pitch) for onset, duration, pitch in tune_notes
+                               if onset < seed_end}, "the seed is the file's opening, read with the run's recipe"
+    written = written_notes(tmp_path / "a.mid")
+    assert [note for note in written if note[0] < seed_end] == sorted(seed_notes), "the output opens with the seed"
 
 
 def test_rerunning_an_interrupted_training_resumes_it(trained_run, processed, tmp_path):

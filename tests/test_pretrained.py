@@ -50,6 +50,9 @@ def test_generate_without_a_run_uses_the_shipped_chorale_model(tmp_path, monkeyp
     printed = capsys.readouterr().out
     assert "using the pretrained model pretrained/bach" in printed
     assert len(pretty_midi.PrettyMIDI(str(tmp_path / "out.mid")).instruments[0].notes) > 3
+    generate.main(["--checkpoint", str(ROOT / "pretrained" / "bach"), "--seed", "D4 F#4 A4", "--length", "24",
+                   "--output", str(tmp_path / "bach.mid"), "--random-seed", "0"])
+    assert (tmp_path / "out.mid").read_bytes() == (tmp_path / "bach.mid").read_bytes(), "the very same model"
 
 
 def test_the_folk_model_writes_over_chords_from_the_command_line(tmp_path):

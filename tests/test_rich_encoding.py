@@ -96,9 +96,11 @@ def test_a_seed_asks_only_for_what_the_model_keeps(seed, problem):
         parse_seed(seed, Vocabulary.build(EncodingSettings(), {}))
 
 
-@pytest.mark.parametrize("seed", ["R@bass", "C4@kazoo-9000", "ff"])
-def test_bad_rich_seeds_are_refused(seed):
-    with pytest.raises(UserError):
+@pytest.mark.parametrize("seed, message", [("R@bass", "a rest belongs to no instrument"),
+                                           ("C4@kazoo-9000", "'kazoo-9000' is not a General MIDI instrument"),
+                                           ("ff", "dynamic marks but no notes")])
+def test_bad_rich_seeds_are_refused(seed, message):
+    with pytest.raises(UserError, match=message):
         parse_seed(seed, Vocabulary.build(RICH, {}))
 
 

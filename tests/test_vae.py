@@ -165,6 +165,8 @@ def test_the_latent_plans_sample_the_prior_or_walk_between_two_seeds_through_the
     first, _ = prior.start(np.tile(prompt, (2, 1)))
     again, _ = latent_decoder(run, prior=True, random_seed=0)[0].start(np.tile(prompt, (2, 1)))
     np.testing.assert_array_equal(first, again)
+    other, _ = latent_decoder(run, prior=True, random_seed=1)[0].start(np.tile(prompt, (2, 1)))
+    assert not np.allclose(first, other), "another seed draws other latents"
     assert not np.allclose(first[0], first[1]), "each row draws its own latent"
     walk, prompt, _ = latent_decoder(run, interpolate=("C4 E4", "G4 B4"), steps=3)
     logits, _ = walk.start(np.tile(prompt, (3, 1)))
