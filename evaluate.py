@@ -7,7 +7,9 @@
 Reports, on the test split: negative log-likelihood per token and per note (nats, bits, perplexity),
 next-token accuracy and bits per token kind; then, for pieces generated from the opening of held-out
 pieces, how close their musical statistics come to the real continuations (next to training music, the
-as-real-as-real mark), how much they repeat themselves and how much they copy from the training set.
+as-real-as-real mark), how much they repeat themselves and how much they copy from the training set; and
+whole pieces, begun at <start> and ended by the model, against whole held-out pieces: form, key, endings
+and MusPy's metrics, each against the real pieces' range.
 Every number comes with its 95 % interval from a bootstrap over pieces, and every pair of models with
 the paired interval of their difference. Writes evaluation.csv, differences.csv, report.md and histogram
 plots to --output.
@@ -38,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--split", default="test", choices=("test", "validation"), help="held-out split (default: test)")
     parser.add_argument("--pieces", type=int, default=16, help="pieces generated per model (default: 16)")
     parser.add_argument("--length", type=int, default=128, help="events per generated piece (default: 128)")
+    parser.add_argument("--whole-pieces", type=int, default=16, metavar="N",
+                        help="whole pieces generated per model, each until the model ends it, and judged against as "
+                             "many whole held-out pieces (default: 16; 0: none)")
     parser.add_argument("--likelihood-only", action="store_true", help="score held-out pieces only; generate nothing")
     parser.add_argument("--per-piece", type=Path, metavar="FILE.csv",
                         help="also write one row per model and held-out piece: tokens, notes, events, duration and "
@@ -53,6 +58,11 @@ def main(argv=None):
     args = parse_args(argv)
     if args.pieces < 1 or args.length < 1 or args.resamples < 1:
         raise UserError("--pieces, --length and --resamples must be at least 1")
+    if args.whole_pieces < 0:
+        raise UserError(f"--whole-pieces must be 0 or more, got {args.whole_pieces}")
+    if args.whole_pieces and args.strategy == "beam" and not args.likelihood_only:
+        raise UserError("whole pieces are sampled until the model ends them; use a strategy other than beam, "
+                        "or --whole-pieces 0")
     strategy = sampling.from_arguments(args)
     from musicgen.runs import read_run_config, run_folders
 
@@ -85,7 +95,8 @@ def main(argv=None):
     if args.likelihood_only and not any(spec.likelihood for _, spec, _ in candidates):
         raise UserError("--likelihood-only needs a model with a likelihood (not only a gan); drop --no-baseline")
     result = evaluation.evaluate(candidates, splits, vocabulary, strategy, args.split, args.pieces, args.length,
-                                 args.random_seed, likelihood_only=args.likelihood_only, resamples=args.resamples)
+                                 args.random_seed, likelihood_only=args.likelihood_only, resamples=args.resamples,
+                                 whole=args.whole_pieces)
     result.description = {"data": str(data), **result.description}
     if not args.likelihood_only:
         result.description["decoding"] = args.strategy
@@ -96,6 +107,12 @@ def main(argv=None):
     if args.per_piece:
         reports.write_csv(args.per_piece, result.per_piece)
         print(f"wrote {len(result.per_piece)} rows to {args.per_piece}")
+    if result.whole_pieces:
+        whole = reports.whole_pieces_table(result.whole_pieces)
+        for model in result.whole_pieces:
+            inside = ((whole[model] >= whole["real_p10"]) & (whole[model] <= whole["real_p90"])).sum()
+            print(f"{model}: whole pieces inside the real range on {inside} of {len(whole)} statistics "
+                  f"(report.md, 'Whole pieces')")
     print(f"wrote {args.output / 'evaluation.csv'}, differences.csv, report.md"
           + ("" if args.likelihood_only else " and plots") + f" in {args.output}/")
 

@@ -1,6 +1,7 @@
-"""Extend a seed with a trained model and write MIDI.
+"""Write music with a trained model: a whole piece from its beginning, or a seed extended, as MIDI.
 
-    python generate.py --seed "D4 F#4 A4"
+    python generate.py                                 # a whole piece from the default model, until it ends it
+    python generate.py --seed "D4 F#4 A4" --bars 16
     python generate.py --seed "C4 E4 G4 C4.E4.G4:2 R:1" --strategy top-k --top-k 10 --num-outputs 4
     python generate.py --seed-midi tune.mid --checkpoint checkpoints/gru --length 256
     python generate.py --wav --musicxml --plot        # also audio, sheet music and a piano roll
@@ -14,7 +15,8 @@ Seed notation: notes with octaves (C4 is middle C; F#3, Bb2), chords joined by
 '.', R for a rest, each optionally followed by ':' and a duration in quarter
 notes (default 1); for models that keep them, dynamic marks (p, mf, ff, ...) and
 instruments after '@' (C2:2@bass). Exact vocab.json token names work too. With
-no seed, a random passage of the validation split is used.
+no seed, the model begins a piece at its start. It writes until the model ends
+the piece, or for --length events, --bars bars or --seconds seconds.
 """
 
 import argparse
@@ -24,18 +26,26 @@ import os
 from pathlib import Path
 
 from musicgen import sampling
+from musicgen.chords import MAX_BARS
 from musicgen.errors import UserError, run_cli
+from musicgen.sampling import MAX_EVENTS
+
+# Beam search compares continuations of one length, so it writes a number of events, never "until the end".
+BEAM_EVENTS = 128
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    seed = parser.add_argument_group("seed (default: a random passage of the validation split)")
+    seed = parser.add_argument_group("seed (default: none; the model begins the piece)")
     seed.add_argument("--seed", help="events in seed notation, e.g. \"C4 E4 G4 C4.E4.G4:2 R:1\"")
     seed.add_argument("--seed-midi", type=Path,
                       help="use the start of this MIDI (or ABC, MusicXML) file as the seed; the output keeps its tempo map")
-    seed.add_argument("--seed-events", type=int, default=16, help="events taken from --seed-midi or the validation split (default: 16)")
+    seed.add_argument("--seed-events", type=int, default=16, help="events taken from --seed-midi (default: 16)")
     decoding = sampling.add_arguments(parser)
-    decoding.add_argument("--length", type=int, default=128, help="events to generate after the seed (default: 128)")
+    decoding.add_argument("--length", type=int,
+                          help=f"events to write after the seed (default: until the model ends the piece, at most "
+                               f"{MAX_EVENTS}; {BEAM_EVENTS} with beam search)")
+    decoding.add_argument("--seconds", type=float, help="write this many seconds of music (at --bpm)")
     decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
     decoding.add_argument("--condition", action="append", default=[], metavar="LABEL=VALUE",
                           help="steer a model trained on labelled music (preprocess.py --compute-labels, "
@@ -53,12 +63,12 @@ def parse_args(argv=None):
     fill.add_argument("--infill-bars", metavar="FIRST-LAST",
                       help="with --infill: the bars to fill, counted from 1, e.g. 5-8")
     fill.add_argument("--bars", metavar="N",
-                      help="with --chords: how many bars to write, the chords repeated to fill them "
+                      help="how many bars of --meter to write; with --chords, the chords repeated to fill them "
                            "(default: the bars given, once)")
     fill.add_argument("--chords", metavar="PROGRESSION",
                       help="chord symbols to write music over, a bar each (\"G D7 G C\") or bars split by | "
                            "(\"G D7 | G C\"); for runs whose corpus kept chord symbols (preprocess.py --chord-symbols)")
-    fill.add_argument("--meter", default="4/4", help="the time signature of --chords' bars (default: 4/4)")
+    fill.add_argument("--meter", default="4/4", help="the time signature of the bars of --bars and --chords (default: 4/4)")
     fill.add_argument("--harmonize", type=Path, metavar="FILE",
                       help="keep the melody of this file (its highest note at each onset) as the top voice and "
                            "write the voices under it")
@@ -92,6 +102,7 @@ class Request:
 
     strategy: object  # a musicgen.sampling strategy
     conditions: dict  # {label: value} of --condition
+    length: str  # how long the music runs, in words: "until the model ends it", "16 bars", "30 seconds", "64 events"
     progression: object = None  # a chords.Progression for --chords
     infill_bars: tuple = None  # (first, last) for --infill
     instruments: frozenset = None  # the programs --instruments allows
@@ -110,10 +121,19 @@ def check_args(args):
     if (args.harmonize or args.chords) and args.strategy == "beam":
         raise UserError("--harmonize and --chords sample under what is given; use a strategy other than beam")
     if args.bars is not None and (args.infill or not args.bars.strip().isdigit()):
-        raise UserError(f"--bars is how many bars to write, with --chords; the bars to fill in are --infill-bars, "
+        raise UserError(f"--bars is how many bars to write; the bars to fill in are --infill-bars, "
                         f"e.g. --infill FILE --infill-bars {args.bars.strip() if args.infill else '5-8'}")
-    if args.bars is not None and not args.chords:
-        raise UserError("--bars goes with --chords (how many bars to write over them)")
+    if args.bars is not None and not 1 <= int(args.bars) <= MAX_BARS:
+        raise UserError(f"--bars must be in 1..{MAX_BARS}, got {int(args.bars)}")
+    if sum(value is not None for value in (args.length, args.bars, args.seconds)) > 1:
+        raise UserError("give one of --length, --bars and --seconds: how long the music runs")
+    if (args.harmonize or args.infill) and (args.length, args.bars, args.seconds) != (None, None, None):
+        raise UserError("--harmonize and --infill write as long as the music given: --length, --bars and --seconds "
+                        "do not apply")
+    if args.chords and (args.length is not None or args.seconds is not None):
+        raise UserError("--chords writes for the bars of its chords: give --bars, not --length or --seconds")
+    if args.strategy == "beam" and (args.bars is not None or args.seconds is not None):
+        raise UserError(f"beam search writes a number of events: give --length (default with beam: {BEAM_EVENTS})")
     if bool(args.infill) != bool(args.infill_bars):
         raise UserError("--infill FILE and --infill-bars FIRST-LAST go together")
     progression = infill_bars = instruments = None
@@ -129,8 +149,10 @@ def check_args(args):
             raise UserError("--infill samples until the bars are full; use a strategy other than beam")
     if (args.interpolate or args.prior) and args.strategy == "beam":
         raise UserError("--interpolate and --prior sample; use a strategy other than beam")
-    if args.length < 1:
-        raise UserError(f"--length must be at least 1 event, got {args.length}")
+    if args.length is not None and not 1 <= args.length <= MAX_EVENTS:
+        raise UserError(f"--length must be 1 to {MAX_EVENTS} events, got {args.length}")
+    if args.seconds is not None and not 0 < args.seconds <= 3600:
+        raise UserError(f"--seconds must be above 0 and at most 3600, got {args.seconds}")
     if args.num_outputs < 1:
         raise UserError(f"--num-outputs must be at least 1, got {args.num_outputs}")
     if args.seed_events < 1:
@@ -152,8 +174,16 @@ def check_args(args):
         from musicgen.instruments import parse_instrument_list
 
         instruments = parse_instrument_list(args.instruments)
-    return Request(sampling.from_arguments(args), conditions, progression, infill_bars, instruments,
-                   find_soundfont(args.soundfont) if args.wav else None)
+    if args.length is not None or args.strategy == "beam":
+        length = f"{args.length or BEAM_EVENTS} events"
+    elif args.bars is not None:
+        length = f"{int(args.bars)} bars of {args.meter}"
+    elif args.seconds is not None:
+        length = f"{args.seconds:g} seconds"
+    else:
+        length = f"until the model ends the piece (at most {MAX_EVENTS} events)"
+    return Request(sampling.from_arguments(args, progress=True), conditions, length, progression, infill_bars,
+                   instruments, find_soundfont(args.soundfont) if args.wav else None)
 
 
 def output_paths(output, run_name, count):
@@ -192,14 +222,13 @@ def main(argv=None):
     run = registry.load_run(run_dir)
     vocabulary = run.vocabulary.restricted_to(request.instruments) if request.instruments else run.vocabulary
     generated = plan(args, request, run, vocabulary)
-    print(f"{run.spec.name} from {run_dir}; {generated.description}; {args.strategy} decoding")
+    print(f"{run.spec.name} from {run_dir}; {generated.description}; {args.strategy} decoding"
+          + ("" if args.harmonize or args.infill or args.chords else f", {request.length}"))
     write_pieces(args, request, run, vocabulary, generated, paths)
 
 
 def plan(args, request, run, vocabulary):
     """The pieces the arguments ask for, as a generation.Generated."""
-    import numpy as np
-
     from musicgen import generation
     from musicgen.seed import seed_tokens
 
@@ -213,12 +242,29 @@ def plan(args, request, run, vocabulary):
     if args.infill:
         return generation.infill_plan(run, vocabulary, strategy, args.infill, request.infill_bars, conditions, count,
                                       args.random_seed)
+    length = length_of(args, run, vocabulary.settings)
     if args.interpolate or args.prior:
-        return generation.latent_plan(run, vocabulary, strategy, args.prior, args.interpolate, args.steps,
-                                      args.length, args.random_seed)
-    seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events, np.random.default_rng(args.random_seed))
-    return generation.continuation_plan(run, vocabulary, strategy, seed, conditions, args.guidance, count,
-                                        args.length, args.random_seed)
+        return generation.latent_plan(run, vocabulary, strategy, args.prior, args.interpolate, args.steps, length,
+                                      args.random_seed)
+    seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events)
+    return generation.continuation_plan(run, vocabulary, strategy, seed, conditions, args.guidance, count, length,
+                                        args.random_seed)
+
+
+def length_of(args, run, settings):
+    """The sampling.Length that --length, --bars or --seconds ask for (until the model ends the piece without
+    them); seconds count at --bpm, else at the training data's median tempo."""
+    from musicgen.infilling import steps_per_bar
+    from musicgen.sampling import Length
+
+    if args.length is not None or args.strategy == "beam":
+        return Length(args.length or BEAM_EVENTS)
+    if args.bars is not None:
+        return Length(steps=int(args.bars) * steps_per_bar(args.meter, settings.steps_per_quarter))
+    if args.seconds is not None:
+        quarters = args.seconds * (args.bpm or run.run_config["default_bpm"]) / 60
+        return Length(steps=max(1, round(quarters * settings.steps_per_quarter)))
+    return Length(to_end=True)
 
 
 def write_pieces(args, request, run, vocabulary, generated, paths):
@@ -241,7 +287,7 @@ def write_pieces(args, request, run, vocabulary, generated, paths):
     if play_symbols:
         print("chord symbols are played as chords under the melody")
     given = "from the seed" if generated.given == "seed" else "given"
-    for path, events in zip(paths, generated.pieces):
+    for index, (path, events) in enumerate(zip(paths, generated.pieces)):
         played, marked = event_notes(events), generated.melody
         if play_symbols:
             chords = voiced(event_symbols(events))
@@ -255,9 +301,11 @@ def write_pieces(args, request, run, vocabulary, generated, paths):
         instruments = ", ".join(instrument_name(p) for p in np.unique(notes[:, PROGRAM]).tolist())
         repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
                                                          (cut, "notes cut where their key was struck again")) if count]
-        print(f"wrote {path}: {len(events)} events ({generated.given_events} {given}), "
-              f"{len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
-              + "".join(f"; {r}" for r in repairs))
+        ending = [] if generated.ended is None else ["ended by the model" if generated.ended[index]
+                                                      else "stopped at the cap: the model did not end it"]
+        print(f"wrote {path}: {len(events)} events" + (f" ({generated.given_events} {given})" if generated.given_events else "")
+              + f", {len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
+              + "".join(f"; {r}" for r in repairs + ending))
         write_companions(args, request, path, notes, spq, bpm, seed_steps=generated.seed_steps,
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding",
                          seconds=vocabulary.settings.timing == "seconds", given_from=generated.given_from,

@@ -26,7 +26,7 @@ from musicgen.dataset import DEFAULT_SHARD_TOKENS
 from musicgen.encoding_choice import EncodingRequest
 from musicgen.errors import UserError, run_cli
 from musicgen.limits import FileLimits
-from musicgen.preprocessing import PreprocessJob, run, run_folds, write_report
+from musicgen.preprocessing import DEFAULT_MERGES, PreprocessJob, run, run_folds, write_report
 from musicgen.recipe import Recipe
 
 DEFAULT_INPUT = Path("data")
@@ -84,6 +84,10 @@ def parse_args(argv=None):
                           help="at most this many chord tokens, the most common ones; other chords are written "
                                "note by note, highest first (default: 0, every chord note by note: measured "
                                "better for the transformer on the Bach chorales; 1024 was the default before)")
+    encoding.add_argument("--merges", type=int, metavar="N",
+                          help=f"at most N merged tokens, each a run of tokens within one event that the training "
+                               f"pieces often hold (a note with its duration and shift, say), so a note costs the "
+                               f"model about one step instead of three; 0 for none (default: {DEFAULT_MERGES})")
     encoding.add_argument("--min-chord-count", type=int, default=2,
                           help="a chord needs this many occurrences in training data to get a token (default: 2)")
     labels = parser.add_argument_group("labels: control tokens at the start of each piece, for generate.py --condition")
@@ -227,7 +231,8 @@ def shared_vocabulary(args):
                                       ("--instruments/--no-instruments", args.instruments is not None),
                                       ("--steps-per-quarter", args.steps_per_quarter),
                                       ("--max-duration", args.max_duration), ("--max-shift", args.max_shift),
-                                      ("--max-chords", args.max_chords)) if value]
+                                      ("--max-chords", args.max_chords), ("--merges", args.merges is not None))
+             if value]
     if given:
         raise UserError(f"--vocab decides the encoding ({vocabulary.settings.describe()}); leave out {', '.join(given)}")
     if args.infilling and not vocabulary.infilling:
@@ -295,6 +300,8 @@ def main(argv=None):
         raise UserError("--timeout, --max-file-mb, --max-notes and --max-silence must be positive")
     if args.folds is not None and (args.val_fraction is not None or args.test_fraction is not None):
         raise UserError("--folds decides the validation and test pieces; leave out --val-fraction and --test-fraction")
+    if args.merges is not None and not 0 <= args.merges <= 100_000:
+        raise UserError(f"--merges must be in 0..100000, got {args.merges}")
     if args.folds is not None and args.report:
         raise UserError("--report draws one data set: run it without --folds")
     request = EncodingRequest(args.timing, args.velocity_bins, args.instruments, args.steps_per_quarter,
@@ -318,6 +325,7 @@ def main(argv=None):
         test_fraction=0.1 if args.test_fraction is None else args.test_fraction,
         split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,
         min_notes=args.min_notes, max_chords=args.max_chords, min_chord_count=args.min_chord_count,
+        merges=DEFAULT_MERGES if args.merges is None else args.merges,
         limits=FileLimits(args.max_file_mb, args.timeout, args.max_notes), shard_tokens=args.shard_tokens,
         split_from=split_from, dedupe=bundled if args.dedupe is None else args.dedupe, vocabulary=vocabulary,
     )
@@ -338,6 +346,8 @@ def main(argv=None):
     print(f"{summary['events']} events; pieces per split: {splits}; vocabulary {summary['vocabulary_size']} tokens "
           f"({summary['chords_in_vocabulary']} chords); {summary['clipped_notes']} notes clipped to --max-duration; "
           f"{summary['shards']} shard files; {summary['seconds']} s")
+    print(f"{summary['steps_per_note']} model steps per note"
+          + (f" ({summary['merged_tokens']} merged tokens)" if summary["merged_tokens"] else ""))
     left_out = {name.replace("_", " "): count for name, count in summary["not_in_vocabulary"].items() if count}
     if args.vocab:
         print(f"encoded with {args.vocab}'s vocabulary"

@@ -64,13 +64,29 @@ def main(argv=None):
     model_name = args.model or (parent["model"] if parent else models.DEFAULT)
     spec = registry.get(model_name)
     base = hyperparameters.fine_tuning(parent["config"]) if parent and parent["model"] == model_name else None
-    config = hyperparameters.resolve_config(spec, args.config, hyperparameters.overrides(args), base=base)
-    if args.show_config:
-        print(json.dumps({"model": model_name, **config}, indent=2))
-        return
+    overrides = hyperparameters.overrides(args)
+    window_from_corpus = overrides.get("seq_len") == hyperparameters.AUTO
+    if window_from_corpus:
+        del overrides["seq_len"]
+        if not spec.longest_window:
+            raise UserError(f"--seq-len auto chooses the window of the transformer and the recurrent models; the "
+                            f"{model_name} model's window is its own (give a number)")
+    config = hyperparameters.resolve_config(spec, args.config, overrides, base=base)
     from musicgen import training
 
     run_dir = args.checkpoints / (args.run_name or model_name)
+    if window_from_corpus and not args.ship:
+        existing = read_run_config(run_dir) if (run_dir / RUN_CONFIG_FILE).exists() and not args.restart else None
+        if existing and existing["model"] == model_name:  # a run resumes with the window it began with
+            config["seq_len"], config["batch_size"] = existing["config"]["seq_len"], existing["config"]["batch_size"]
+        else:
+            config["seq_len"], why = training.corpus_window(args.data, spec.longest_window)
+            if "batch_size" not in hyperparameters.given(args.config, overrides, base):
+                config["batch_size"] = training.windows_per_batch(spec, config["seq_len"])  # the same tokens a step
+            print(f"{why}; {config['batch_size']} windows a batch")
+    if args.show_config:
+        print(json.dumps({"model": model_name, **config}, indent=2))
+        return
     if args.ship:
         from musicgen.pretrained import export
 

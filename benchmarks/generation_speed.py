@@ -46,7 +46,7 @@ from musicgen import sampling  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
 from musicgen.decoders import Decoder, WindowDecoder  # noqa: E402
 from musicgen.hyperparameters import resolve_config
-from musicgen.vocabulary import KINDS  # noqa: E402
+from musicgen.tokens import KINDS  # noqa: E402
 
 
 class PredictWindowDecoder(WindowDecoder):

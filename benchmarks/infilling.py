@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from models import registry  # noqa: E402
 from musicgen.dataset import load_processed  # noqa: E402
 from musicgen.evaluation import score_pieces  # noqa: E402
-from musicgen.vocabulary import FILL, HOLE  # noqa: E402
+from musicgen.tokens import FILL, HOLE  # noqa: E402
 
 
 def onset_cut(events, at_least):

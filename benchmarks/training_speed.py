@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 from models import registry  # noqa: E402
 from musicgen.dataset import load_processed, read_index, shard_files, windows  # noqa: E402
 from musicgen.hyperparameters import resolve_config
-from musicgen.optimizer import compile_model
+from musicgen.optimizer import OptimizerSettings, compile_model
 
 
 class StopAfter(keras.callbacks.Callback):
@@ -138,7 +138,7 @@ def main():
 
     def ours(seq_len, batch_size, name):
         model = registry.get("lstm").build(len(vocabulary), hp)
-        compile_model(model, hp["learning_rate"])
+        compile_model(model, OptimizerSettings(hp["learning_rate"]))
         batches = windows(train_shards, seq_len, batch_size, vocabulary.pad_id, shuffle=True, seed=args.random_seed)
         contender = Contender(name, model, batches, seq_len * batch_size)
         contender.seq_len, contender.batch_size = seq_len, batch_size
@@ -146,7 +146,7 @@ def main():
 
     contenders = [ours(hp["seq_len"], hp["batch_size"], f"ours ({hp['seq_len']}-token windows, batch {hp['batch_size']})")]
     baseline_model = one_target_per_window_lstm(len(vocabulary), hp)
-    compile_model(baseline_model, hp["learning_rate"])
+    compile_model(baseline_model, OptimizerSettings(hp["learning_rate"]))
     baseline_batches = windows(train_shards, window, args.baseline_batch_size, vocabulary.pad_id,
                                         shuffle=True, seed=args.random_seed).map(lambda x, y, w: (x, y[:, -1]))
     baseline = Contender(f"one target per window ({window} tokens, batch {args.baseline_batch_size})",

@@ -27,6 +27,7 @@ QUALITIES = {"": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7
 QUALITY_NAMES = list(QUALITIES)
 INFERRED_QUALITIES = ("", "m", "7", "dim")  # what inference chooses from: the chords of folk and common-practice music
 CHORD_SYMBOL_MODES = ("keep", "infer", "none")
+MAX_BARS = 256  # the most bars generate.py --bars writes
 
 _ALIASES = {
     "": ["", "M", "maj", "major", "6", "M6", "maj6", "add9", "add2", "2", "5", "69", "6/9"],
@@ -200,8 +201,8 @@ class Progression:
             except ValueError as error:
                 raise UserError(f"--chords: {error}") from None
         bars = len(written) if bars is None else bars
-        if not 1 <= bars <= 256:
-            raise UserError(f"--bars must be in 1..256, got {bars}")
+        if not 1 <= bars <= MAX_BARS:
+            raise UserError(f"--bars must be in 1..{MAX_BARS}, got {bars}")
         return cls(tuple(codes), bars, meter)
 
     def on_grid(self, steps_per_quarter):

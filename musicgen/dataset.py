@@ -27,7 +27,7 @@ import numpy as np
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, read_user_json, write_json
 from musicgen.recipe import Recipe
-from musicgen.vocabulary import KINDS, Vocabulary
+from musicgen.vocabulary import Vocabulary
 
 SPLITS = ("train", "validation", "test")
 VOCABULARY_FILE = "vocab.json"
@@ -309,8 +309,8 @@ class Infilling:
 
     hole_id: int
     fill_id: int
-    ends_event: np.ndarray  # bool per token id: shift tokens, after which a new event begins
-    shift_steps: np.ndarray  # grid steps each token id moves on (0 but for shifts)
+    ends_event: np.ndarray  # bool per token id: tokens ending an event (a shift), after which a new one begins
+    shift_steps: np.ndarray  # grid steps each token id moves on (0 but for tokens holding a shift)
     gap_tokens: typing.Callable  # steps -> the shift tokens saying how long a gap is (Vocabulary.gap_tokens)
     rate: float  # the share of training windows rearranged
 
@@ -319,7 +319,7 @@ class Infilling:
         """The Infilling of a vocabulary with the infilling markers, else None."""
         if not vocabulary.infilling:
             return None
-        return cls(vocabulary.hole_id, vocabulary.fill_id, vocabulary.kinds == KINDS.index("shift"),
+        return cls(vocabulary.hole_id, vocabulary.fill_id, vocabulary.ends_event,
                    vocabulary.shift_steps, vocabulary.gap_tokens, rate)
 
 

@@ -17,17 +17,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from musicgen import intervals
+from musicgen import intervals, whole_pieces
 from musicgen.encoding import events_to_notes
 from musicgen.metrics import (QUARTERS_PER_BAR, CopyFinder, bar_self_similarity, corpus_histograms,
                               distinct_ngram_ratio, duration_counts, histogram_overlap, instrument_counts, longest_loop,
                               longest_repeated_passage, onset_gap_counts, piece_statistics, pitch_class_counts,
                               repeated_ngram_share, shares, value_distribution_overlap, velocity_counts)
-from musicgen.vocabulary import KINDS
+from musicgen.tokens import KINDS
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
                 "velocity": ("velocity",), "instrument": ("instrument",), "harmony": ("harmony",),
-                "other": ("rest", "start", "end", "pad")}
+                "other": ("rest", "start", "end", "pad"),
+                "merged": ("merged",)}
 SEED_EVENTS = 16
 LN2 = np.log(2)
 # Each likelihood metric is a ratio of sums over pieces: (numerator column, denominator column, scale).
@@ -44,6 +45,8 @@ LIKELIHOOD_METRICS = {
     "velocity_bits": ("velocity_nll_nats", "velocity_tokens", 1 / LN2),  # NaN where the encoding has no velocities
     "instrument_bits": ("instrument_nll_nats", "instrument_tokens", 1 / LN2),  # or no instruments
     "harmony_bits": ("harmony_nll_nats", "harmony_tokens", 1 / LN2),  # or no chord symbols
+    # A merged token (preprocess.py --merges) says several of the above at once: its bits count here, not there.
+    "merged_bits": ("merged_nll_nats", "merged_tokens", 1 / LN2),  # or no merged tokens
 }
 # Metrics whose paired differences between models are reported ("A beats B" with an interval).
 COMPARED_METRICS = ("nll_nats", "nats_per_note", "pitch_bits_per_note", "accuracy", "mean_overlap",
@@ -65,6 +68,7 @@ class Evaluation:
     differences: list  # paired differences of COMPARED_METRICS between models, with intervals
     histograms: dict  # pooled pitch-class and duration histograms by name, for the plots
     description: dict
+    whole_pieces: dict = dataclasses.field(default_factory=dict)  # {model: whole_pieces.judge's table}
 
 
 def score_pieces(decoder, pieces, pad_id, batch_size=32, opened=1):
@@ -321,7 +325,7 @@ def paired_differences(statistics, count, index_draws):
 
 
 def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, length=128, random_seed=None,
-             likelihood_only=False, resamples=intervals.RESAMPLES):
+             likelihood_only=False, resamples=intervals.RESAMPLES, whole=0):
     """An Evaluation of models on held-out music: every metric with its 95 % interval over pieces.
 
     `candidates` are (name, spec, decoder). A model with a likelihood is scored on
@@ -329,7 +333,9 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
     openings of `pieces` held-out pieces with `strategy`, and those continuations
     are compared with the real ones, with training music as the as-real-as-real
     mark; the mean of each form statistic is also checked against the real
-    continuations' 10th-90th percentile range. Likelihood and generation draw
+    continuations' 10th-90th percentile range; and `whole` pieces are generated from their beginning until the
+    model ends them, and judged against as many whole held-out pieces (musicgen/whole_pieces.py). Likelihood and
+    generation draw
     their bootstrap resamples from separate generators, so the likelihood
     numbers are the same with or without generation.
     """
@@ -337,7 +343,7 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
     held_out = splits[split]
     descriptions = describe_pieces(held_out, vocabulary)
     likelihood_draws = intervals.draws(len(held_out), resamples, random_seed)
-    stages = sum(spec.likelihood + (not likelihood_only) for _, spec, _ in candidates)
+    stages = sum(spec.likelihood + (not likelihood_only) * (1 + bool(whole)) for _, spec, _ in candidates)
     rows, per_piece, histograms = [], [], {}
     likelihoods, musics = {}, {}
     if not likelihood_only:
@@ -347,6 +353,9 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
         training_excerpts, copy_finder = training_reference(splits["train"], vocabulary, pieces, length,
                                                             np.random.default_rng(random_seed))
         generation_draws = intervals.draws(len(prompts), resamples, random_seed + 1)
+        if whole:
+            openings, whole_references = whole_pieces.prompts_and_references(held_out, vocabulary, whole)
+    judged = {}
     progress = tqdm(total=stages, unit="stage", dynamic_ncols=True)
     for name, spec, decoder in candidates:
         row = {"model": name}
@@ -367,6 +376,11 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
             row.update(in_real_range(row, ranges))
             histograms[name] = corpus_histograms(generated, vocabulary.settings.max_duration_steps)
             progress.update()
+            if whole:
+                progress.set_description(f"{name}: {len(openings)} whole pieces")
+                made = whole_pieces.generate(decoder, vocabulary, strategy, openings, whole_references)
+                judged[name] = whole_pieces.judge(made, whole_references, vocabulary.settings.steps_per_quarter)
+                progress.update()
         rows.append(row)
     progress.close()
     differences = paired_differences(likelihoods, len(held_out), likelihood_draws)
@@ -396,4 +410,8 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
         per_piece = per_piece[["model"] + [column for column in per_piece.columns if column != "model"]]
     else:
         per_piece = pd.DataFrame(columns=["model", *descriptions.columns])
-    return Evaluation(rows, per_piece, differences, histograms, description)
+    if judged:
+        description["whole pieces"] = (f"{len(openings)} from their beginning until the model ends them (at most "
+                                       f"twice their real partner's events), against the first {len(openings)} "
+                                       f"held-out pieces")
+    return Evaluation(rows, per_piece, differences, histograms, description, judged)

@@ -28,11 +28,13 @@ class Generated(NamedTuple):
     seed_steps: int = 0  # grid steps of given music at the start (marked in the piano roll)
     given_from: int = None  # the grid step where given music starts again after a filled gap
     melody: np.ndarray = None  # the harmonized melody's notes, marked in the piano roll
+    ended: tuple = None  # of a piece the model was left to end: whether it did, for each piece
 
 
 def continuation_plan(run, vocabulary, strategy, seed, conditions, guidance, count, length, random_seed=None):
-    """`count` continuations of the seed.Seed `seed` by `length` events, opening with the labels of `conditions`
-    ({label: value}), with classifier-free guidance of weight `guidance` (1: plain conditioning)."""
+    """`count` continuations of the seed.Seed `seed` (a lone <start>: pieces from their beginning) as long as the
+    Length `length`, opening with the labels of `conditions` ({label: value}), with classifier-free guidance of
+    weight `guidance` (1: plain conditioning)."""
     prompt = conditioned(seed.tokens, vocabulary, conditions)
     decoder = guided(run, vocabulary, guidance, random_seed)
     decoder.pin(vocabulary.opening_length(prompt))
@@ -41,18 +43,23 @@ def continuation_plan(run, vocabulary, strategy, seed, conditions, guidance, cou
 
 
 def latent_plan(run, vocabulary, strategy, prior, interpolate, steps, length, random_seed=None):
-    """Pieces of `length` events from a run's latent space: `steps` of them drawn from the prior, or along the path
-    between the encodings of two seeds in notation (latent_decoder)."""
+    """Pieces as long as the Length `length` from a run's latent space: `steps` of them drawn from the prior, or
+    along the path between the encodings of two seeds in notation (latent_decoder)."""
     decoder, prompt, description = latent_decoder(run, prior, interpolate, steps, random_seed)
     return _continued(vocabulary, strategy, decoder, prompt, steps, length, description)
 
 
 def _continued(vocabulary, strategy, decoder, prompt, count, length, description, tempo_changes=None):
-    generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), length)
+    if length.to_end or length.steps is not None:
+        generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), length.events,
+                                      until_steps=length.steps, to_end=length.to_end)
+    else:  # a number of events: every strategy, beam search too
+        generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), length.events)
     pieces = [vocabulary.decode(np.concatenate([prompt, continuation])) for continuation in generated]
     seed_events = vocabulary.decode(prompt)
+    ended = tuple(bool((continuation == vocabulary.end_id).any()) for continuation in generated)
     return Generated(pieces, description, "seed", len(seed_events), tempo_changes,
-                     seed_steps=sum(event.shift for event in seed_events))
+                     seed_steps=sum(event.shift for event in seed_events), ended=ended if length.to_end else None)
 
 
 def latent_decoder(run, prior=False, interpolate=None, steps=5, random_seed=None):

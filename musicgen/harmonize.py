@@ -33,13 +33,34 @@ import numpy as np
 from musicgen.chords import QUALITIES, QUALITY_NAMES, chord_tones, harmonic_window, symbol_name
 from musicgen.errors import UserError
 from musicgen.notes import DURATION, ONSET, PITCH
-from musicgen.vocabulary import KINDS
+from musicgen.tokens import KINDS
 
 _EVENT_START = [KINDS.index(kind) for kind in ("start", "control", "shift")]
 _PITCHED = [KINDS.index(kind) for kind in ("note", "chord")]
-_REST = KINDS.index("rest")
-_VELOCITY, _DURATION, _SHIFT, _HARMONY, _END = (KINDS.index(kind)
-                                                 for kind in ("velocity", "duration", "shift", "harmony", "end"))
+_VELOCITY, _DURATION, _HARMONY, _END = (KINDS.index(kind) for kind in ("velocity", "duration", "harmony", "end"))
+
+
+class _Parts:
+    """What each token of a vocabulary holds, for judging a token by all its parts (a merged token holds several):
+    its first part's kind, whether it holds a pitched part (and its highest pitch), a duration, a shift, a chord
+    symbol."""
+
+    def __init__(self, vocabulary):
+        self.first = vocabulary.first_kinds
+        self.pitched = vocabulary.holds("note", "chord")
+        self.single = self.pitched & ~vocabulary.holds("chord")  # one note
+        self.highest = np.where(self.pitched, 127 - np.argmax(vocabulary.strikes[:, ::-1], axis=1), -1)
+        self.pitch = np.where(self.single, self.highest, -1)
+        self.timed = vocabulary.holds("duration")
+        self.duration = vocabulary.duration_steps
+        self.shifted = vocabulary.ends_event
+        self.shift = vocabulary.shift_steps
+        self.symbol = np.where(vocabulary.holds("harmony"), vocabulary.symbol_codes, -1)
+
+
+def _next_onset(onsets, placed, end):
+    """The next given onset a row's time may not pass: onsets[placed], or the end after the last."""
+    return onsets[placed] if placed < len(onsets) else end
 
 
 class MelodyConstraint:
@@ -59,9 +80,7 @@ class MelodyConstraint:
         self.time = np.zeros(rows, dtype=np.int64)
         self.placed = np.zeros(rows, dtype=np.int64)  # melody notes placed so far in each row
         self.placing = np.zeros(rows, dtype=bool)  # the row's current event is a melody note
-        highest = np.where(vocabulary.strikes.any(axis=1), 127 - np.argmax(vocabulary.strikes[:, ::-1], axis=1), -1)
-        self.highest_pitch = highest  # per token: its highest pitch (-1 for tokens without pitches)
-        self.kinds = vocabulary.kinds
+        self.parts = _Parts(vocabulary)
 
     @property
     def done(self):
@@ -69,52 +88,47 @@ class MelodyConstraint:
         return self.time >= self.end
 
     def allowed(self, previous, allowed):
-        """`allowed` (batch, vocabulary), narrowed for each row by the melody."""
+        """`allowed` (batch, vocabulary), narrowed for each row by the melody: every part of a token is judged."""
         allowed = allowed.copy()
-        kinds = self.kinds[np.asarray(previous)]
+        last = self.vocabulary.last_kinds[np.asarray(previous)]
+        parts = self.parts
         for row in range(len(allowed)):
-            placed = self.placed[row]
-            due = placed < len(self.onsets) and self.onsets[placed] <= self.time[row]
-            if np.isin(kinds[row], _EVENT_START) or kinds[row] == _VELOCITY:
-                if due and self.vocabulary.settings.velocity_bins and kinds[row] != _VELOCITY:
-                    allowed[row] &= self.kinds == _VELOCITY  # the melody note's loudness is the model's choice
-                elif due:
-                    only = np.zeros(len(allowed[row]), bool)
-                    only[self.vocabulary.note_id(int(self.pitches[placed]))] = True
-                    allowed[row] &= only
-                else:
-                    ceiling = self.pitches[max(placed - 1, 0)]
-                    too_high = np.isin(self.kinds, _PITCHED) & (self.highest_pitch >= ceiling)
-                    allowed[row] &= ~too_high
-            elif kinds[row] in _PITCHED and self.placing[row]:
-                only = np.zeros(len(allowed[row]), bool)
-                only[self.vocabulary.duration_id(int(self.durations[placed - 1]))] = True
-                allowed[row] &= only
-            elif kinds[row] == _DURATION:
-                allowed[row] &= _shifts_until(self.vocabulary, self.onsets, placed, self.end, self.time[row])
+            placed, time = self.placed[row], self.time[row]
+            due = placed < len(self.onsets) and self.onsets[placed] <= time
+            if np.isin(last[row], _EVENT_START) or last[row] == _VELOCITY:
+                if due:  # the melody note, its loudness the model's choice where the encoding keeps one
+                    loudness_first = self.vocabulary.settings.velocity_bins and last[row] != _VELOCITY
+                    starts = (parts.first == _VELOCITY) if loudness_first else parts.pitched
+                    melody_note = parts.pitch == self.pitches[placed]
+                    ok = starts & (~parts.pitched | melody_note)
+                    ok &= ~parts.timed | (parts.duration == self.durations[placed])
+                    ok &= ~parts.shifted | (parts.shift <= _next_onset(self.onsets, placed + 1, self.end) - time)
+                else:  # the voices under it: below the melody note sounding (or the last one)
+                    ok = ~(parts.pitched & (parts.highest >= self.pitches[max(placed - 1, 0)]))
+                    ok &= ~parts.shifted | (parts.shift <= _next_onset(self.onsets, placed, self.end) - time)
+            elif np.isin(last[row], _PITCHED) and self.placing[row]:  # the melody note's duration
+                ok = parts.duration == self.durations[placed - 1]
+                ok &= ~parts.shifted | (parts.shift <= _next_onset(self.onsets, placed, self.end) - time)
+            else:  # a shift may not pass the next melody onset
+                ok = ~parts.shifted | (parts.shift <= _next_onset(self.onsets, placed, self.end) - time)
+            allowed[row] &= ok
             if not allowed[row].any():
                 raise UserError("the melody cannot be kept under this model's grammar (a note outside its range?)")
         return allowed
 
     def advance(self, tokens):
         """Each row has taken one more token."""
-        kinds = self.kinds[np.asarray(tokens)]
-        for row, (token, kind) in enumerate(zip(np.asarray(tokens).tolist(), kinds.tolist())):
+        parts = self.parts
+        for row, token in enumerate(np.asarray(tokens).tolist()):
             placed = self.placed[row]
-            if kind in _PITCHED:
+            if parts.pitched[token]:
                 due = placed < len(self.onsets) and self.onsets[placed] <= self.time[row]
                 self.placing[row] = bool(due)
                 if due:
                     self.placed[row] += 1
-            elif kind == _SHIFT:
-                self.time[row] += self.vocabulary.shift_steps[token]
+            if parts.shifted[token]:
+                self.time[row] += parts.shift[token]
                 self.placing[row] = False
-
-
-def _shifts_until(vocabulary, onsets, placed, end, time):
-    """Tokens allowed after a duration: no shift that passes the next given onset (or the end)."""
-    limit = (onsets[placed] if placed < len(onsets) else end) - time
-    return ~((vocabulary.kinds == _SHIFT) & (vocabulary.shift_steps > limit))
 
 
 class ChordConstraint:
@@ -130,40 +144,47 @@ class ChordConstraint:
             raise UserError(f"this model never saw the chord {', '.join(unknown)} in training; it knows: {known}")
         self.vocabulary = vocabulary
         self.onsets = symbols.onsets
-        self.symbol_ids = np.array([vocabulary.symbols[code] for code in symbols.codes.tolist()])
-        steps = np.minimum(symbols.durations, vocabulary.settings.max_duration_steps)
-        self.duration_ids = np.array([vocabulary.duration_id(n) for n in steps.tolist()])
+        self.codes = symbols.codes
+        self.durations = np.minimum(symbols.durations, vocabulary.settings.max_duration_steps)
         self.end = symbols.end
         self.time = np.zeros(rows, dtype=np.int64)
         self.placed = np.zeros(rows, dtype=np.int64)  # symbols placed so far in each row
+        self.parts = _Parts(vocabulary)
 
     @property
     def done(self):
         return self.time >= self.end
 
     def allowed(self, previous, allowed):
+        """`allowed` (batch, vocabulary), narrowed for each row by the progression: every part of a token is
+        judged."""
         allowed = allowed.copy()
-        kinds = self.vocabulary.kinds
-        for row, kind in enumerate(kinds[np.asarray(previous)].tolist()):
-            placed = self.placed[row]
-            if kind in _EVENT_START:
-                if placed < len(self.onsets) and self.onsets[placed] <= self.time[row]:
-                    allowed[row] &= np.arange(len(kinds)) == self.symbol_ids[placed]
+        last = self.vocabulary.last_kinds[np.asarray(previous)]
+        parts = self.parts
+        for row in range(len(allowed)):
+            placed, time = self.placed[row], self.time[row]
+            if np.isin(last[row], _EVENT_START) and placed < len(self.onsets) and self.onsets[placed] <= time:
+                # the symbol due, first at its onset, holding as long as it is given
+                ok = parts.symbol == self.codes[placed]
+                ok &= ~parts.timed | (parts.duration == self.durations[placed])
+                ok &= ~parts.shifted | (parts.shift <= _next_onset(self.onsets, placed + 1, self.end) - time)
+            else:
+                if np.isin(last[row], _EVENT_START):
+                    ok = (parts.symbol < 0) & (parts.first != _END)  # no other symbol, and no end before the last
+                elif last[row] == _HARMONY:
+                    ok = parts.duration == self.durations[placed - 1]
                 else:
-                    allowed[row] &= (kinds != _HARMONY) & (kinds != _END)
-            elif kind == _HARMONY:
-                allowed[row] &= np.arange(len(kinds)) == self.duration_ids[placed - 1]
-            elif kind in _PITCHED or kind == _REST:
-                allowed[row] &= self.vocabulary.duration_steps <= self.end - self.time[row]  # nothing sounds past the end
-            elif kind == _DURATION:
-                allowed[row] &= _shifts_until(self.vocabulary, self.onsets, placed, self.end, self.time[row])
+                    ok = np.ones(len(parts.first), dtype=bool)
+                # no note or rest sounds past the end; a shift may not pass the next symbol's onset
+                ok &= ~parts.timed | (parts.symbol >= 0) | (last[row] == _HARMONY) | (parts.duration <= self.end - time)
+                ok &= ~parts.shifted | (parts.shift <= _next_onset(self.onsets, placed, self.end) - time)
+            allowed[row] &= ok
         return allowed
 
     def advance(self, tokens):
         tokens = np.asarray(tokens)
-        kinds = self.vocabulary.kinds[tokens]
-        self.placed += kinds == _HARMONY
-        self.time += np.where(kinds == _SHIFT, self.vocabulary.shift_steps[tokens], 0)
+        self.placed += self.parts.symbol[tokens] >= 0
+        self.time += np.where(self.parts.shifted[tokens], self.parts.shift[tokens], 0)
 
 
 def voiced(symbols, velocity=56, program=0):

@@ -50,11 +50,15 @@ def fine_tuning(parent_config):
             "learning_rate": parent_config["learning_rate"] * FINE_TUNING_LEARNING_RATE_SHARE}
 
 
+AUTO = "auto"  # train.py --seq-len auto: the window chosen from the corpus (training.corpus_window)
+
 # Flags that set one hyperparameter each (train.py, crossval.py); the rest go through --set KEY=VALUE or --config.
 SETTING_FLAGS = {
     "epochs": (int, "most epochs to train (default 50; early stopping usually ends sooner)"),
     "batch_size": (int, "windows per gradient step"),
-    "seq_len": (int, "tokens per training window, 3 per event (5 with instruments and velocities)"),
+    "seq_len": (lambda text: text if text == AUTO else int(text),
+                "tokens per training window, 3 per event (5 with instruments and velocities); train.py takes "
+                "'auto': chosen from the corpus (transformer, rnn, lstm, gru)"),
     "learning_rate": (float, "peak learning rate"),
     "units": (int, "recurrent units per layer (rnn, lstm, gru, seq2seq, vae)"),
     "layers": (int, "stacked layers or blocks (rnn, lstm, gru, cnn, transformer)"),
@@ -93,15 +97,7 @@ def resolve_config(spec, config_file=None, overrides=None, base=None):
     """The settings of a run of `spec`'s model; unknown keys and bad values are refused. `base`: settings that
     come before the config file's (a parent run's, for fine-tuning)."""
     config = defaults(spec)
-    layers = [("the run fine-tuned from", base)] if base else []
-    if config_file:
-        file_values = read_user_json(config_file, f"config file {config_file} does not exist")
-        if not isinstance(file_values, dict):
-            raise UserError(f"config file {config_file} must hold a JSON object of settings")
-        file_values.pop("model", None)
-        layers.append((f"config file {config_file}", file_values))
-    layers.append(("the command line", overrides or {}))
-    for origin, values in layers:
+    for origin, values in _layers(config_file, overrides, base):
         for key, value in values.items():
             if key not in config:
                 raise UserError(f"{key!r} (from {origin}) is not a setting of the {spec.name} model; "
@@ -123,6 +119,24 @@ def resolve_config(spec, config_file=None, overrides=None, base=None):
         if not 0 <= config[key] <= 1:
             raise UserError(f"{key} must be in [0, 1], got {config[key]}")
     return config
+
+
+def given(config_file=None, overrides=None, base=None):
+    """The names of the settings the user (or the parent run) gave, as opposed to those left at their defaults."""
+    return {key for _, values in _layers(config_file, overrides, base) for key in values}
+
+
+def _layers(config_file, overrides, base):
+    """[(where from, {setting: value})], in the order they apply."""
+    layers = [("the run fine-tuned from", base)] if base else []
+    if config_file:
+        file_values = read_user_json(config_file, f"config file {config_file} does not exist")
+        if not isinstance(file_values, dict):
+            raise UserError(f"config file {config_file} must hold a JSON object of settings")
+        file_values.pop("model", None)
+        layers.append((f"config file {config_file}", file_values))
+    layers.append(("the command line", overrides or {}))
+    return layers
 
 
 def upgrade(config):

@@ -22,7 +22,7 @@ import numpy as np
 from musicgen.errors import UserError
 from musicgen.key_value import key_value
 from musicgen.notes import DRUMS, DURATION, PITCH, PROGRAM
-from musicgen.vocabulary import CONTROL_SEPARATOR
+from musicgen.tokens import CONTROL_SEPARATOR
 
 COMPUTED_LABELS = ("key", "tempo", "density")
 TEMPO_BINS = (("slow", 76.0), ("moderate", 120.0), ("fast", float("inf")))  # (name, up to this many bpm)

@@ -8,7 +8,7 @@ import numpy as np
 
 from musicgen.files import atomic_path
 from musicgen.notes import ONSET, PITCH, PROGRAM, VELOCITY, as_notes, pitch_name
-from musicgen.vocabulary import KINDS
+from musicgen.tokens import KINDS
 
 
 def pyplot():
@@ -114,7 +114,9 @@ def plot_corpus_overview(path, vocabulary, splits, manifest, title=""):
     """
     plt = pyplot()
     kinds = vocabulary.kinds
-    originals = {name: [split.piece(i) for i in split.original_indices()] for name, split in splits.items()}
+    # Merged tokens are counted as their parts: every note, duration and chord shows, however it was written.
+    originals = {name: [vocabulary.expand(split.piece(i)) for i in split.original_indices()]
+                 for name, split in splits.items()}
     pieces = [piece for split_pieces in originals.values() for piece in split_pieces]
     counts = np.bincount(np.concatenate(pieces) if pieces else np.zeros(0, np.int64), minlength=len(vocabulary))
     event_kinds = np.isin(kinds, [KINDS.index(k) for k in ("rest", "note", "chord")])

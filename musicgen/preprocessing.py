@@ -18,15 +18,18 @@ from musicgen import readers, splits
 from musicgen.cache import CACHE_FOLDER, read_cached
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
                               remove_other_shards, write_folds, write_index, write_vocabulary)
-from musicgen.encoding import EncodingSettings, count_chords
+from musicgen.encoding import EncodingSettings, count_chords, notes_to_events
 from musicgen.encoding_choice import EncodingRequest, describe_traits, piece_traits
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 from musicgen.limits import FileLimits
+from musicgen.merges import learn_merges
 from musicgen.notes import DRUMS, PITCH, PROGRAM
 from musicgen.recipe import SECONDS_TIMING_BPM, Recipe
-from musicgen.vocabulary import Vocabulary, control_token
+from musicgen.tokens import control_token
+from musicgen.vocabulary import Vocabulary
 
+DEFAULT_MERGES = 0  # merged tokens in a vocabulary made from the corpus (preprocess.py --merges)
 LEFT_OUT = ("labels_not_in_vocabulary", "chord_symbols_not_in_vocabulary")  # manifest columns with --vocab
 REPORT_FILE = "report.png"
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -51,6 +54,7 @@ class PreprocessJob:
     workers: int = 1
     min_notes: int = 8
     max_chords: int = 0  # every chord note by note (docs/preprocess.md, "The encoding of harmony")
+    merges: int = 0  # at most this many merged tokens (musicgen/merges.py); 0: none
     min_chord_count: int = 2
     limits: FileLimits = FileLimits()  # what one file may cost (musicgen/limits.py)
     shard_tokens: int = DEFAULT_SHARD_TOKENS  # tokens per shard file
@@ -111,15 +115,28 @@ def run(job):
         controls |= {control_token("density", value) for value in piece_labels.DENSITY_BINS}
     vocabulary = job.vocabulary or Vocabulary.build(job.settings, chord_counts, job.max_chords,
                                                        job.min_chord_count, controls, job.infilling, symbols)
-
     context.vocabulary = vocabulary
+    if job.merges and job.vocabulary is None:
+        event_counts = Counter()
+        for file_events in _map_files(_count_events, _encoding_tasks(job.files, rows_per_file), context,
+                                      job.workers, "merging"):
+            event_counts.update(file_events)
+        merges = learn_merges({tuple(vocabulary.tokens[i] for i in event): times
+                               for event, times in event_counts.items()}, job.merges)
+        vocabulary = Vocabulary.build(job.settings, chord_counts, job.max_chords, job.min_chord_count, controls,
+                                      job.infilling, symbols, merges)
+        context.vocabulary = vocabulary
+
     run_id = uuid.uuid4().hex[:8]
     writers = {name: ShardWriter(output, name, run_id, vocabulary.hash(), job.shard_tokens) for name in SPLITS}
+    steps, notes = 0, 0  # model steps of the music and its notes, in the pieces as read (not transposed)
     for file_index, pieces in _map_files(_encode_file, _encoding_tasks(job.files, rows_per_file), context,
                                          job.workers, "encoding"):
         for piece in pieces:
             writers[piece.split].add(piece.tokens, piece.source, piece.tempo)
             if piece.shift == 0:
+                steps += piece.steps
+                notes += piece.notes
                 rows_per_file[file_index][piece.result_index].update(events=piece.events,
                                                                      clipped_notes=piece.clipped_notes)
                 if job.vocabulary is not None:
@@ -144,6 +161,8 @@ def run(job):
         "shards": sum(len(entries) for entries in index.values()),
         "vocabulary_size": len(vocabulary),
         "chords_in_vocabulary": len(vocabulary.chords),
+        "merged_tokens": vocabulary.merged,
+        "steps_per_note": round(steps / notes, 3) if notes else None,
         "chord_symbols_in_vocabulary": len(vocabulary.symbols),
         "encoding": job.settings.describe(),
         "encoding_reason": job.encoding_reason,
@@ -257,6 +276,8 @@ class _EncodedPiece:
     events: int
     clipped_notes: int
     left_out: dict  # {LEFT_OUT name: count} of what the vocabulary has no token for
+    notes: int
+    steps: int  # the tokens a model predicts for the music: all but <start>, the labels and <end>
 
 
 _context = None  # this process's _Context, set by _set_context
@@ -416,8 +437,23 @@ def _encode_file(task):
                     "chord_symbols_not_in_vocabulary": len(symbols) - len(known_symbols)}
         tokens, events, clipped = vocabulary.encode_notes(notes, [c for c in controls if c is not None],
                                                           known_symbols)
-        pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped, left_out))
+        steps = len(tokens) - vocabulary.opening_length(tokens) - 1
+        pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped, left_out,
+                                    len(notes), steps))
     return task[0], pieces
+
+
+def _count_events(task):
+    """{event (a tuple of base token ids): times} of a file's training pieces and their transposed copies, for
+    learning the merged tokens (musicgen/merges.py)."""
+    counts = Counter()
+    vocabulary = _context.vocabulary
+    for _, split, _, _, _, notes, symbols, _ in _kept_copies(task):
+        if split != "train":
+            continue
+        events, _ = notes_to_events(notes, vocabulary.settings, vocabulary.chords, vocabulary.known_symbols(symbols))
+        counts.update(tuple(vocabulary.event_ids(event)) for event in events)
+    return counts
 
 
 def _read(path):

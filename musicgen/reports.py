@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musicgen import plots
+from musicgen import plots, whole_pieces
 from musicgen.evaluation import FORM_STATISTICS, REAL_PERCENTILES
 from musicgen.files import atomic_path, write_text
 from musicgen.notes import PITCH_CLASS_NAMES
@@ -109,9 +109,50 @@ def write_evaluation(output, evaluation, settings):
                   differences_markdown(evaluation.differences)]
     if "mean_overlap" in table:
         parts += _music_sections(table)
+    if evaluation.whole_pieces:
+        whole = whole_pieces_table(evaluation.whole_pieces)
+        write_csv(output / "whole_pieces.csv", whole)
+        parts += ["\n## Whole pieces\n",
+                  "Pieces each model began at `<start>` (with the labels of a held-out piece, where the run has "
+                  "labels) and wrote until it ended them, against whole held-out pieces; all but the length and the "
+                  "ending on each piece cut to its real partner's length (musicgen/whole_pieces.py says how each is "
+                  "computed). A mean outside the real pieces' 10th-90th percentile range is marked *below* or "
+                  "*above*.\n",
+                  _whole_pieces_markdown(whole)]
     write_text(output / "report.md", "\n".join(parts) + "\n")
     if evaluation.histograms:
         _plot_histograms(output, evaluation.histograms, settings)
+
+
+def whole_pieces_table(judged):
+    """One row per whole-piece statistic: each model's mean, and the real pieces' mean and 10th-90th percentiles."""
+    rows = []
+    for statistic, meaning in whole_pieces.STATISTICS.items():
+        first = next(iter(judged.values()))[statistic]
+        row = {"statistic": statistic, "meaning": meaning}
+        row.update({model: table[statistic][0] for model, table in judged.items()})
+        row.update(real=first[1], real_p10=first[2], real_p90=first[3])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _whole_pieces_markdown(whole):
+    models = [column for column in whole.columns if column not in ("statistic", "meaning", "real", "real_p10",
+                                                                     "real_p90")]
+    lines = ["| statistic | " + " | ".join(models) + " | real | real 10th-90th percentile |",
+             "|---" * (len(models) + 3) + "|"]
+    for _, row in whole.iterrows():
+        cells = []
+        for model in models:
+            text = _format(row[model])
+            if row[model] < row["real_p10"]:
+                text += " *below*"
+            elif row[model] > row["real_p90"]:
+                text += " *above*"
+            cells.append(text)
+        lines.append(f"| {row['meaning']} | " + " | ".join(cells) + f" | {_format(row['real'])} | "
+                     f"{_format(row['real_p10'])} to {_format(row['real_p90'])} |")
+    return "\n".join(lines)
 
 
 def _music_sections(table):

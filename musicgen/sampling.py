@@ -7,14 +7,30 @@ search keeps several sequences instead of choosing one token, so it overrides
 the loop itself, as keras-hub's samplers do.
 """
 
+from typing import NamedTuple
+
 import numpy as np
+from tqdm import tqdm
 
 from musicgen.errors import UserError
-from musicgen.vocabulary import KINDS
+from musicgen.tokens import KINDS
+
+# The most events a piece runs to when the model is left to end it: over twice a chorale's or a folk tune's with its
+# repeats, a minute and more of piano; a model that never ends is stopped there.
+MAX_EVENTS = 2000
+
+
+class Length(NamedTuple):
+    """How long a continuation runs: `events` events, or until the model ends the piece with <end> (`to_end`),
+    or until its music fills `steps` grid steps (bars or seconds), `events` then only capping it."""
+
+    events: int = MAX_EVENTS
+    steps: int = None
+    to_end: bool = False
+
 
 # Controls and the infilling markers come from the user, never from a model.
 _NEVER_GENERATED = [KINDS.index(kind) for kind in ("pad", "start", "end", "control", "hole", "fill")]
-_SHIFT = KINDS.index("shift")
 
 
 class Onsets:
@@ -30,6 +46,8 @@ class Onsets:
     def __init__(self, vocabulary, prompts):
         self.vocabulary = vocabulary
         self.keys_of_tokens = vocabulary.strikes.T.astype(np.int32)  # (128, vocabulary), for one product a step
+        # Merged tokens that name their instrument strike its keys, whichever instrument the row is on.
+        self.own_program = np.flatnonzero((vocabulary.programs >= 0) & vocabulary.strikes.any(axis=1))
         self.rows = np.arange(len(prompts))
         self.struck = np.zeros((len(prompts), vocabulary.program_slots, 128), dtype=bool)
         self.program = np.zeros(len(prompts), dtype=np.int64)  # each row's current instrument slot
@@ -47,33 +65,43 @@ class Onsets:
     def reorder(self, rows):
         self.struck, self.program = self.struck[rows], self.program[rows]
 
-    def allowed(self, previous):
+    def allowed(self, previous, may_end=None):
         """What may come next in each row (batch, vocabulary): the event grammar, no key struck twice at an onset,
-        and never <start>, <end>, padding or a control token."""
+        and never <start>, padding or a control token; <end> only in the rows where `may_end` (bool (batch,)) holds,
+        and only where the grammar allows it, between events."""
         vocabulary = self.vocabulary
         unstruck = (self.struck[self.rows, self.program].astype(np.int32) @ self.keys_of_tokens) == 0
+        if len(self.own_program):
+            struck = self.struck[:, vocabulary.programs[self.own_program]]  # (rows, tokens, 128)
+            unstruck[:, self.own_program] = ~(struck & vocabulary.strikes[self.own_program]).any(axis=2)
         allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED) & unstruck
         stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
         allowed[stuck] = vocabulary.event_starts & unstruck[stuck]
+        if may_end is not None:
+            allowed[:, vocabulary.end_id] = may_end & vocabulary.allowed_next(previous)[:, vocabulary.end_id]
         return allowed
 
 
 class Sampler:
     """Draws one token per row at every step; subclasses say how in choose()."""
 
-    def __init__(self, temperature=1.0, seed=None):
+    def __init__(self, temperature=1.0, seed=None, progress=False):
+        """`progress`: show a progress bar (on stderr) when generating takes more than a second."""
         if not temperature > 0:
             raise UserError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.rng = np.random.default_rng(seed)
+        self.progress = progress
 
-    def generate(self, decoder, vocabulary, prompts, num_events, until_steps=None, constraint=None):
+    def generate(self, decoder, vocabulary, prompts, num_events, until_steps=None, constraint=None, to_end=False):
         """Extend each row of `prompts` (batch, time) by `num_events` whole events: the new tokens (batch, new time).
 
         With `until_steps`, a row is done once its events have moved on that many
-        grid steps (num_events then only caps it); rows done early are padded. Tokens
-        are restricted to what the event grammar allows after the previous one, so
-        every output decodes into complete events; <start>, <end> and padding are
+        grid steps; with `to_end`, once the model ends the piece with <end> (kept as
+        the row's last token), which it may do after its first event. Either way
+        num_events then only caps it; rows done early are padded. Tokens are
+        restricted to what the event grammar allows after the previous one, so every
+        output decodes into complete events; <start>, control tokens and padding are
         never produced, nor a key struck twice at one onset (Onsets). A `constraint`
         (musicgen.harmonize.MelodyConstraint) narrows the choice further, and a row
         is done once it says so.
@@ -84,27 +112,31 @@ class Sampler:
         previous = prompts[:, -1]
         events_done = np.zeros(len(prompts), dtype=np.int64)
         steps_done = np.zeros(len(prompts), dtype=np.int64)
+        ended = np.zeros(len(prompts), dtype=bool)
 
         def finished():
-            done = (events_done >= num_events) | (until_steps is not None and steps_done >= until_steps)
+            done = ended | (events_done >= num_events) | (until_steps is not None and steps_done >= until_steps)
             return done | constraint.done if constraint is not None else done
 
         generated = []
-        while not finished().all():
-            done = finished()
-            allowed = onsets.allowed(previous)
-            if constraint is not None:
-                allowed = constraint.allowed(previous, allowed | done[:, None])
-            tokens = np.where(done, vocabulary.pad_id, self(logits, allowed)).astype(np.int32)
-            onsets.advance(tokens)
-            if constraint is not None:
-                constraint.advance(tokens)
-            generated.append(tokens)
-            events_done += vocabulary.kinds[tokens] == _SHIFT
-            steps_done += vocabulary.shift_steps[tokens]
-            previous = np.where(done, previous, tokens)
-            if not finished().all():
-                logits, state = decoder.step(tokens, state)
+        with _ProgressBar(self.progress, num_events, until_steps, to_end) as progress:
+            while not finished().all():
+                done = finished()
+                allowed = onsets.allowed(previous, may_end=events_done > 0 if to_end else None)
+                if constraint is not None:
+                    allowed = constraint.allowed(previous, allowed | done[:, None])
+                tokens = np.where(done, vocabulary.pad_id, self(logits, allowed)).astype(np.int32)
+                onsets.advance(tokens)
+                if constraint is not None:
+                    constraint.advance(tokens)
+                generated.append(tokens)
+                events_done += vocabulary.ends_event[tokens]
+                steps_done += vocabulary.shift_steps[tokens]
+                ended |= tokens == vocabulary.end_id
+                previous = np.where(done, previous, tokens)
+                progress.show((steps_done if until_steps else events_done)[~finished()])
+                if not finished().all():
+                    logits, state = decoder.step(tokens, state)
         return np.stack(generated, axis=1)
 
     def __call__(self, logits, allowed):
@@ -122,6 +154,30 @@ class Sampler:
         cumulative = np.cumsum(probabilities, axis=1)
         draws = self.rng.random((len(probabilities), 1)) * cumulative[:, -1:]
         return np.minimum((cumulative < draws).sum(axis=1), probabilities.shape[1] - 1)
+
+
+class _ProgressBar:
+    """How far the slowest row has got, in events (or grid steps, with `until_steps`), shown once it takes over a
+    second; with `to_end` the bar counts up to where the model ends the piece, with no total."""
+
+    def __init__(self, shown, num_events, until_steps, to_end):
+        total = until_steps or (None if to_end else num_events)
+        self.bar = tqdm(total=total, unit="step" if until_steps else "event", delay=1, leave=False, disable=not shown,
+                        desc="generating")
+        self.total = total
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.bar.close()
+
+    def show(self, reached):
+        """`reached`: the events (or steps) of each row still going so far."""
+        if len(reached):
+            slowest = int(reached.min()) if self.total is None else min(int(reached.min()), self.total)
+            if slowest > self.bar.n:
+                self.bar.update(slowest - self.bar.n)
 
 
 class GreedySampler(Sampler):
@@ -201,10 +257,12 @@ class BeamSearch(Sampler):
         return np.stack(generated)
 
     def search(self, decoder, vocabulary, prompt, num_events):
-        """The `width` best continuations of one prompt (time,): (tokens (width, new time), log-probabilities).
+        """The `width` best continuations of one prompt (time,) by `num_events` whole events: (tokens (width, new
+        time), log-probabilities), best first.
 
-        Every event has the same three-token grammar, so all beams reach the end of
-        an event together and need no length normalisation.
+        Every continuation holds the same number of events, so their scores compare without length
+        normalisation. Where merged tokens let one beam finish its events in fewer steps than another, a finished
+        beam waits, padded, with its score as it is, until the others finish.
         """
         prompt = np.tile(np.asarray(prompt, dtype=np.int32), (self.width, 1))
         logits, state = decoder.start(prompt)
@@ -213,10 +271,13 @@ class BeamSearch(Sampler):
         scores[0] = 0.0  # the beams start identical: expand only one of them
         sequences = np.zeros((self.width, 0), dtype=np.int32)
         previous = prompt[:, -1]
-        events_done = 0
-        while events_done < num_events:
+        events = np.zeros(self.width, dtype=np.int64)
+        done = events >= num_events
+        while not done.all():
             scaled = np.where(onsets.allowed(previous), logits / self.temperature, -np.inf)
             log_probabilities = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+            log_probabilities[done] = -np.inf
+            log_probabilities[done, vocabulary.pad_id] = 0.0  # a finished beam goes on unchanged
             candidates = (scores[:, None] + log_probabilities).ravel()
             best = np.argsort(-candidates, kind="stable")[:self.width]
             rows, tokens = np.divmod(best, len(vocabulary))
@@ -225,9 +286,11 @@ class BeamSearch(Sampler):
             state = decoder.reorder(state, rows)
             onsets.reorder(rows)
             onsets.advance(tokens)
-            previous = tokens
-            events_done += int(vocabulary.kinds[tokens[0]] == _SHIFT)
-            if events_done < num_events:
+            waiting = done[rows]
+            previous = np.where(waiting, previous[rows], tokens)
+            events = events[rows] + vocabulary.ends_event[tokens]
+            done = waiting | (events >= num_events)
+            if not done.all():
                 logits, state = decoder.step(tokens.astype(np.int32), state)
         return sequences, scores
 
@@ -236,12 +299,12 @@ STRATEGIES = {"greedy": GreedySampler, "sample": RandomSampler, "top-k": TopKSam
               "beam": BeamSearch}
 
 
-def get(name, temperature=1.0, top_k=20, top_p=0.9, beam_width=4, seed=None):
+def get(name, temperature=1.0, top_k=20, top_p=0.9, beam_width=4, seed=None, progress=False):
     """The strategy `name`, with every setting checked."""
     if name not in STRATEGIES:
         raise UserError(f"the decoding strategy must be one of [{', '.join(STRATEGIES)}]; got {name!r}")
     extra = {"top-k": {"k": top_k}, "top-p": {"p": top_p}, "beam": {"width": beam_width}}.get(name, {})
-    return STRATEGIES[name](temperature=temperature, seed=seed, **extra)
+    return STRATEGIES[name](temperature=temperature, seed=seed, progress=progress, **extra)
 
 
 def add_arguments(parser):
@@ -258,6 +321,6 @@ def add_arguments(parser):
     return group
 
 
-def from_arguments(args):
+def from_arguments(args, progress=False):
     """The strategy the arguments of add_arguments ask for."""
-    return get(args.strategy, args.temperature, args.top_k, args.top_p, args.beam_width, args.random_seed)
+    return get(args.strategy, args.temperature, args.top_k, args.top_p, args.beam_width, args.random_seed, progress)

@@ -15,9 +15,9 @@ Alternatively the seed may be written in the exact token names of vocab.json
 (e.g. '<start> C4 dur:4 shift:4'); a seed containing any 'dur:', 'shift:',
 'inst:' or 'vel:' token is read that way.
 
-Every seed, written, read from a music file or taken from held-out data, becomes
-tokens through seed_tokens(), which applies the run's preprocessing recipe
-(musicgen/recipe.py): a melody-only model is seeded with a melody.
+Every seed, written or read from a music file, becomes tokens through
+seed_tokens(), which applies the run's preprocessing recipe (musicgen/recipe.py):
+a melody-only model is seeded with a melody. With no seed a piece begins at <start>.
 """
 
 from fractions import Fraction
@@ -27,12 +27,11 @@ from typing import NamedTuple
 import numpy as np
 
 from musicgen import readers
-from musicgen.dataset import load_processed
 from musicgen.encoding import Event, event_then_rests
 from musicgen.errors import UserError
 from musicgen.instruments import program_named
 from musicgen.notes import DEFAULT_VELOCITY, parse_pitch
-from musicgen.vocabulary import DURATION_PREFIX, INSTRUMENT_PREFIX, REST, SHIFT_PREFIX, START, VELOCITY_PREFIX
+from musicgen.tokens import DURATION_PREFIX, INSTRUMENT_PREFIX, REST, SHIFT_PREFIX, START, VELOCITY_PREFIX
 
 NOTATION_HELP = ("write notes like C4, F#3 or Bb2, chords like C4.E4.G4, rests as R, each optionally "
                  "followed by :QUARTERS such as C4:2 or R:0.5")
@@ -46,13 +45,13 @@ class Seed(NamedTuple):
     tempo_changes: np.ndarray = None  # (k, 2) of (grid step, bpm): a seed file's tempo map, which the output keeps
 
 
-def seed_tokens(run, text=None, music_file=None, events=16, rng=None):
-    """The Seed of a run: `text` in seed notation, the first `events` events of `music_file`, or with neither,
-    `events` events from a random piece of the run's validation split.
+def seed_tokens(run, text=None, music_file=None, events=16):
+    """The Seed of a run: `text` in seed notation, the first `events` events of `music_file`, or with neither, a
+    lone <start>, from which the model begins a piece of its own.
 
     The run's preprocessing recipe applies to each: its track selection, melody-only
     and silence shortening to a music file as to training data, melody-only to
-    written chords; a passage of the split was made with it.
+    written chords.
     """
     if text is not None and music_file is not None:
         raise UserError("give either seed notation or a seed file, not both")
@@ -61,7 +60,7 @@ def seed_tokens(run, text=None, music_file=None, events=16, rng=None):
     if music_file is not None:
         tokens, tempo_changes = _file_seed(Path(music_file), run, events)
         return Seed(tokens, f"the first {events} events of {music_file}", tempo_changes)
-    return Seed(*_passage_seed(run, events, rng or np.random.default_rng()))
+    return Seed(np.array([run.vocabulary.start_id], dtype=np.int32), "no seed: a piece from its beginning")
 
 
 def parse_seed(text, vocabulary, melody_only=False):
@@ -103,26 +102,6 @@ def _file_seed(path, run, events):
     tokens = run.vocabulary.encode_notes(grid.notes, symbols=run.vocabulary.known_symbols(grid.chord_symbols))[0]
     cut = run.vocabulary.event_boundaries(tokens)
     return tokens[: cut[min(events, len(cut) - 1)]], grid.tempo_changes
-
-
-def _passage_seed(run, events, rng):
-    data = Path(run.run_config.get("data", ""))
-    try:
-        data_vocabulary, splits = load_processed(data, ("validation",))
-    except UserError:
-        raise UserError(f"no seed given, and the training data ({data}) is not here to take one from; "
-                        "give a seed") from None
-    validation = splits["validation"]
-    vocabulary = run.vocabulary
-    if data_vocabulary.hash() != vocabulary.hash() or len(validation) == 0:
-        raise UserError(f"no seed given, and {data} no longer matches this run; give a seed")
-    index = int(rng.integers(len(validation)))
-    piece = validation.piece(index)
-    boundaries = vocabulary.event_boundaries(piece)  # boundaries[j]: where event j begins
-    first = int(rng.integers(max(1, len(boundaries) - events)))
-    last = min(first + events, len(boundaries) - 1)
-    start = 0 if first == 0 else boundaries[first]
-    return piece[start: boundaries[last]], f"events {first}-{last - 1} of {validation.sources[index]} (validation split)"
 
 
 def events_to_seed(vocabulary, events):
@@ -176,4 +155,4 @@ def _parse_tokens(items, vocabulary):
         ids.append(vocabulary.index[item])
     if vocabulary.kind(ids[0]) != "start":
         ids.insert(0, vocabulary.index[START])
-    return np.array(ids, dtype=np.int32)
+    return vocabulary.merge(vocabulary.expand(ids))  # written as the model reads it, whatever tokens were given

@@ -30,6 +30,9 @@ class ModelSpec:
     likelihood: bool = True  # False where val_loss is not a next-token negative log-likelihood (the GAN)
     mixed_precision: bool = True  # whether the model trains correctly under the mixed_float16 policy
     counted: bool = False  # a counted baseline (the n-gram): evaluate.py need not fit another one beside it
+    # Where more context helps the model, train.py chooses its window from the corpus, up to this many tokens, unless
+    # seq_len is given (training.corpus_window); 0: the model's window is its own seq_len, whatever the corpus.
+    longest_window: int = 0
     train: Callable = None  # for models not trained by Keras: (config, vocabulary, splits, run_dir, log) -> history row
     load: Callable = None  # and how such a model is loaded from its run folder: (run_dir) -> model
     # For models with a latent space (the VAE): (model, seed) -> a decoder that samples the prior, and

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from musicgen import distributed
+from musicgen import distributed, hyperparameters
 from musicgen.callbacks import RunCheckpoint, TimeLeft
 from musicgen.dataset import (ControlPrefix, Infilling, batch_count, load_processed, read_index, read_recipe,
                               read_shard, shard_files, windows, write_vocabulary)
@@ -139,6 +139,36 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
             verbose=verbose if verbose is not None else ("auto" if sys.stdout.isatty() else 2),
         )
     return run_config
+
+
+# The window a corpus gets holds this share of its training pieces whole, where the model allows so long a window.
+WHOLE_PIECES_SHARE = 0.9
+SHORTEST_WINDOW = 128
+
+
+def corpus_window(data_dir, longest):
+    """(seq_len, a line saying why): the shortest power of two, from SHORTEST_WINDOW up to `longest` tokens,
+    that holds WHOLE_PIECES_SHARE of the training pieces of `data_dir` whole (or `longest`)."""
+    vocabulary, index = read_index(data_dir)
+    lengths = np.concatenate([np.diff(read_shard(shard.path, vocabulary, fields=("offsets",)).offsets)
+                              for shard in shard_files(data_dir, index["train"])] or [np.zeros(0, np.int64)])
+    if not len(lengths):
+        return SHORTEST_WINDOW, f"window {SHORTEST_WINDOW} tokens (no training pieces to choose it from)"
+    wanted = float(np.quantile(lengths, WHOLE_PIECES_SHARE))
+    window = SHORTEST_WINDOW
+    while window < wanted and window < longest:
+        window *= 2
+    window = min(window, longest)
+    return window, (f"window {window} tokens, chosen from the corpus: {np.mean(lengths <= window):.0%} of the "
+                    f"training pieces fit in one whole (at most {longest} tokens for this model; --seq-len sets it)")
+
+
+def windows_per_batch(spec, window):
+    """The batch size, in windows of `window` tokens, that holds as many tokens as the model's default batch of
+    its default windows: a longer window then changes what each window sees, not how many tokens a step learns
+    from nor how many steps an epoch takes."""
+    defaults = hyperparameters.defaults(spec)
+    return max(1, round(defaults["batch_size"] * defaults["seq_len"] / window))
 
 
 def summarize(spec, config, data_dir, run_dir, log=print):

@@ -40,10 +40,16 @@ music must fill a gap of a given length for `after` to fall in place. (The
 order before <hole> after <fill> middle, tried first, left the middle worse
 predicted than with no `after` at all: docs/generating.md, "Infilling".)
 
-Token strings are spelled and read here alone: the Vocabulary parses its tokens
-once, into arrays from token id to what it means (its kind, pitches, duration
-and shift steps, velocity, program, chord symbol code, label), which every
-other module reads instead of the strings.
+A vocabulary may also hold merged tokens (preprocess.py --merges, musicgen/merges.py):
+runs of tokens within one event, such as `C4+dur:4+shift:4`, each one model
+step. Encoding writes every event with the fewest tokens it can; decoding
+expands merged tokens back into their parts first.
+
+Token strings are read here alone (through musicgen/tokens.py): the Vocabulary
+parses its tokens once, into arrays from token id to what it means (its kind,
+pitches, duration and shift steps, velocity, program, chord symbol code,
+label, and for a merged token its parts), which every other module reads
+instead of the strings.
 """
 
 import copy
@@ -53,53 +59,29 @@ import json
 
 import numpy as np
 
-from musicgen.chords import ChordSymbols, parse_symbol, symbol_name
+from musicgen.chords import ChordSymbols
 from musicgen.encoding import EncodingSettings, Event, notes_to_events
 from musicgen.errors import UserError
-from musicgen.notes import DEFAULT_VELOCITY, DRUMS, parse_pitch, pitch_name
+from musicgen.merges import Segmenter
+from musicgen.notes import DEFAULT_VELOCITY, DRUMS, pitch_name
+from musicgen.tokens import (CONTROL_SEPARATOR, END, EVENT_KINDS, EVENT_PARTS, FILL, HOLE, KINDS, MERGE_SEPARATOR, PAD,
+                             PITCHED_KINDS, REST, SPECIAL_TOKENS, START, chord_name, control_token, duration_token,
+                             harmony_token, instrument_token, meaning_of, merged_token, shift_token, velocity_token)
 from musicgen.velocities import bin_middles, quantize_velocity
 
-PAD, START, END, REST = "<pad>", "<start>", "<end>", "R"
-SPECIAL_TOKENS = [PAD, START, END, REST]
-HOLE, FILL = "<hole>", "<fill>"  # the infilling markers (see the module docstring)
-
-# Token kinds, and which kinds may follow which (the event grammar).
-KINDS = ["pad", "start", "end", "rest", "note", "chord", "duration", "shift", "instrument", "velocity", "control",
-         "hole", "fill", "harmony"]
-_EVENT_KINDS = ("rest", "note", "chord")
-_PITCHED_KINDS = ("note", "chord")
-
-INSTRUMENT_PREFIX, VELOCITY_PREFIX, HARMONY_PREFIX = "inst:", "vel:", "harmony:"
-DURATION_PREFIX, SHIFT_PREFIX = "dur:", "shift:"
-CONTROL_SEPARATOR = "="  # control tokens are label=value; no other token holds "="
-
-
-def control_token(name, value):
-    return f"{name}{CONTROL_SEPARATOR}{value}"
-
-
-def chord_name(pitches):
-    return ".".join(pitch_name(p) for p in sorted(pitches))
-
-
-def harmony_token(code):
-    """A chord symbol's code (musicgen/chords.py) -> its token, e.g. 'harmony:D7'."""
-    return f"{HARMONY_PREFIX}{symbol_name(code)}"
-
-
-def instrument_token(program):
-    return f"{INSTRUMENT_PREFIX}{'drums' if program == DRUMS else program}"
+_SHIFT, _START = KINDS.index("shift"), KINDS.index("start")
 
 
 class Vocabulary:
     """Token strings <-> ids, with the encoding settings they were made for, and what each token id means.
 
-    Per token id (NumPy arrays, but `pitches` and `labels`, which are lists):
-    kinds (index into KINDS), pitches (a tuple, () for tokens that sound none),
-    strikes (bool, the 128 keys it strikes), duration_steps and shift_steps (0 but
-    for durations and shifts), velocities (0 but for velocity tokens), programs and
-    symbol_codes (-1 but for instrument and harmony tokens), labels ((name, value)
-    of a control token, else None).
+    Per token id (NumPy arrays, but `pitches`, `labels` and `parts`, which are lists):
+    kinds (index into KINDS; "merged" for a merged token), first_kinds and last_kinds (a merged token's first and
+    last part's), pitches (a tuple, () for tokens that sound none), strikes (bool, the 128 keys it strikes),
+    duration_steps and shift_steps (0 but for tokens holding a duration or shift), ends_event (it holds an event's
+    shift), velocities (0 but for tokens holding a velocity), programs and symbol_codes (-1 but for tokens holding
+    an instrument or chord symbol), labels ((name, value) of a control token, else None), parts (the base token ids
+    a token stands for: itself, or a merged token's parts).
     """
 
     def __init__(self, tokens, settings):
@@ -110,7 +92,8 @@ class Vocabulary:
             raise UserError("vocabulary has duplicate tokens")
         if self.tokens[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
             raise UserError(f"vocabulary must start with {SPECIAL_TOKENS}")
-        meanings = [self._meaning_of(token) for token in self.tokens]
+        base = {token: meaning_of(token, settings) for token in self.tokens if not _is_merged(token)}
+        meanings = [base[token] if token in base else self._merged_meaning(token, base) for token in self.tokens]
         self.kinds = np.array([KINDS.index(meaning["kind"]) for meaning in meanings], dtype=np.int64)
         for kind, wanted in (("instrument", settings.instruments), ("velocity", settings.velocity_bins > 0)):
             if wanted != (KINDS.index(kind) in self.kinds):
@@ -119,6 +102,10 @@ class Vocabulary:
         def column(name, missing):
             return np.array([meaning.get(name, missing) for meaning in meanings], dtype=np.int64)
 
+        self.parts = [meaning.get("parts", (i,)) for i, meaning in enumerate(meanings)]
+        self.first_kinds = np.array([self.kinds[parts[0]] for parts in self.parts], dtype=np.int64)
+        self.last_kinds = np.array([self.kinds[parts[-1]] for parts in self.parts], dtype=np.int64)
+        self.ends_event = self.last_kinds == _SHIFT
         self.pitches = [meaning.get("pitches", ()) for meaning in meanings]
         self.duration_steps = column("duration", 0)
         self.shift_steps = column("shift", 0)
@@ -127,22 +114,45 @@ class Vocabulary:
         self.symbol_codes = column("symbol", -1)
         self.labels = [meaning.get("label") for meaning in meanings]
         self.chords = {pitches for pitches, kind in zip(self.pitches, self.kinds) if KINDS[kind] == "chord"}
-        self.symbols = {code: i for i, code in enumerate(self.symbol_codes.tolist()) if code >= 0}  # code -> token id
+        self.symbols = {code: i for i, code in enumerate(self.symbol_codes.tolist())
+                        if code >= 0 and KINDS[self.kinds[i]] == "harmony"}  # code -> its own token id
         # Which keys each token strikes, and which tokens move on to a new onset (a shift > 0, or <start>).
         self.strikes = np.zeros((len(self.tokens), 128), dtype=bool)
         for index, pitches in enumerate(self.pitches):
             self.strikes[index, list(pitches)] = True
-        self.moves_on = (self.kinds == KINDS.index("start")) | (self.shift_steps > 0)
+        self.moves_on = (self.kinds == _START) | (self.shift_steps > 0)
         # The velocity token of each MIDI velocity 0..127, looked up per event when encoding.
         bins = settings.velocity_bins
         middles = quantize_velocity(np.arange(128), bins).tolist() if bins else []
-        self._velocity_ids = [self.index[f"{VELOCITY_PREFIX}{middle}"] for middle in middles]
+        self._velocity_ids = [self.index[velocity_token(middle)] for middle in middles]
         self._followers = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)
         for kind, followers in self.grammar(settings).items():
-            self._followers[KINDS.index(kind)] = np.isin(self.kinds, [KINDS.index(f) for f in followers])
+            self._followers[KINDS.index(kind)] = np.isin(self.first_kinds, [KINDS.index(f) for f in followers])
         # The slots of keys that instrument tokens strike on: one per program, or one in all without instruments.
         self.program_slots = DRUMS + 1 if settings.instruments else 1
-        self.event_starts = self._followers[KINDS.index("shift")] & (self.kinds != KINDS.index("end"))
+        self.event_starts = self._followers[_SHIFT] & (self.first_kinds != KINDS.index("end"))
+        self._segment = Segmenter({i: parts for i, parts in enumerate(self.parts) if len(parts) > 1})
+        self._in_event = np.isin(self.kinds, [KINDS.index(kind) for kind in EVENT_PARTS])
+        self._holds = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)  # [kind, token]: a part of that kind
+        for token, parts in enumerate(self.parts):
+            self._holds[self.kinds[list(parts)], token] = True
+        lengths = np.array([len(parts) for parts in self.parts], dtype=np.int64)
+        self._part_ids = np.concatenate([np.asarray(parts, dtype=np.int64) for parts in self.parts])
+        self._part_starts, self._part_lengths = np.cumsum(lengths) - lengths, lengths
+
+    def _merged_meaning(self, token, base):
+        """The meaning of a merged token from its parts' (base tokens of this vocabulary), which must be a run of
+        one event as the grammar writes it, each kind at most once."""
+        names = token.split(MERGE_SEPARATOR)
+        if len(names) < 2 or any(name not in base for name in names):
+            raise UserError(f"vocabulary token {token!r} is not a run of the vocabulary's own tokens")
+        kinds = [base[name]["kind"] for name in names]
+        grammar = self.grammar(self.settings)
+        if (any(kind not in EVENT_PARTS for kind in kinds) or "shift" in kinds[:-1] or len(set(kinds)) < len(kinds)
+                or any(second not in grammar[first] for first, second in zip(kinds, kinds[1:]))):
+            raise UserError(f"vocabulary token {token!r} is not a run of tokens within one event")
+        meaning = {key: value for name in names for key, value in base[name].items() if key != "kind"}
+        return {**meaning, "kind": "merged", "parts": tuple(self.index[name] for name in names)}
 
     def restricted_to(self, programs):
         """This vocabulary with a grammar that allows only the instruments `programs` (for generating)."""
@@ -161,7 +171,7 @@ class Vocabulary:
         The instrument and velocity tokens come only before notes and chords (a
         rest or chord symbol has neither), and only where the settings keep them, then always.
         """
-        pitched = ("velocity",) if settings.velocity_bins else _PITCHED_KINDS
+        pitched = ("velocity",) if settings.velocity_bins else PITCHED_KINDS
         event_start = (("instrument",) if settings.instruments else pitched) + ("rest", "end")
         event_start += ("harmony",)
         return {
@@ -170,7 +180,7 @@ class Vocabulary:
             "control": event_start + ("control",),
             "shift": event_start,
             "instrument": pitched,
-            "velocity": _PITCHED_KINDS,
+            "velocity": PITCHED_KINDS,
             "rest": ("duration",),
             "note": ("duration",),
             "chord": ("duration",),
@@ -183,24 +193,24 @@ class Vocabulary:
 
     @classmethod
     def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2, controls=(), infilling=False,
-              symbols=()):
+              symbols=(), merges=()):
         """The vocabulary for `settings`, with the most frequent chords of the training data, the infilling
-        markers if asked for, a token for each chord symbol code in `symbols`, and the control tokens `controls`
-        (label=value strings), last and sorted."""
+        markers if asked for, a token for each chord symbol code in `symbols`, the control tokens `controls`
+        (label=value strings), sorted, and last the merged tokens `merges` (tuples of token strings), in order."""
         chords = [c for c, n in sorted(chord_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_chord_count]
         tokens = list(SPECIAL_TOKENS)
         tokens += [pitch_name(p) for p in range(128)]
         tokens += [chord_name(c) for c in chords[:max_chords]]
-        tokens += [f"{DURATION_PREFIX}{n}" for n in range(1, settings.max_duration_steps + 1)]
-        tokens += [f"{SHIFT_PREFIX}{n}" for n in range(settings.max_shift_steps + 1)]
+        tokens += [duration_token(n) for n in range(1, settings.max_duration_steps + 1)]
+        tokens += [shift_token(n) for n in range(settings.max_shift_steps + 1)]
         if settings.instruments:
             tokens += [instrument_token(program) for program in range(DRUMS + 1)]
         if settings.velocity_bins:
-            tokens += [f"{VELOCITY_PREFIX}{v}" for v in bin_middles(settings.velocity_bins).tolist()]
+            tokens += [velocity_token(v) for v in bin_middles(settings.velocity_bins).tolist()]
         if infilling:
             tokens += [HOLE, FILL]
         tokens += [harmony_token(code) for code in sorted(set(symbols))]
-        return cls(tokens + sorted(set(controls)), settings)
+        return cls(tokens + sorted(set(controls)) + [merged_token(parts) for parts in merges], settings)
 
     def __len__(self):
         return len(self.tokens)
@@ -225,81 +235,31 @@ class Vocabulary:
     def fill_id(self):
         return self.index[FILL]
 
+    @property
+    def merged(self):
+        """How many merged tokens the vocabulary holds."""
+        return int((self.kinds == KINDS.index("merged")).sum())
+
     def note_id(self, pitch):
         """The token of a single note of MIDI pitch `pitch`."""
         return self.index[pitch_name(pitch)]
 
     def duration_id(self, steps):
-        return self.index[f"{DURATION_PREFIX}{steps}"]
+        return self.index[duration_token(steps)]
 
     def shift_id(self, steps):
-        return self.index[f"{SHIFT_PREFIX}{steps}"]
+        return self.index[shift_token(steps)]
 
     def control_id(self, name, value):
         """The token of label `name` = `value`, or None where the vocabulary has none."""
         return self.index.get(control_token(name, value))
 
-    def _meaning_of(self, token):
-        """{kind, and what the token says: pitches, duration, shift, velocity, program, symbol or label}; a token
-        that is none of the kinds is refused."""
-        if token in (PAD, START, END, HOLE, FILL):
-            return {"kind": token.strip("<>")}
-        if token == REST:
-            return {"kind": "rest"}
-        if CONTROL_SEPARATOR in token:
-            name, _, value = token.partition(CONTROL_SEPARATOR)
-            if not name or not value:
-                raise UserError(f"vocabulary control token {token!r} must read label=value")
-            return {"kind": "control", "label": (name, value)}
-        if token.startswith(INSTRUMENT_PREFIX):
-            return {"kind": "instrument", "program": self._number_of(token)}
-        if token.startswith(VELOCITY_PREFIX):
-            return {"kind": "velocity", "velocity": self._number_of(token)}
-        if token.startswith(HARMONY_PREFIX):
-            return {"kind": "harmony", "symbol": self._symbol_of(token)}
-        for prefix, kind, limit, lowest in ((DURATION_PREFIX, "duration", self.settings.max_duration_steps, 1),
-                                            (SHIFT_PREFIX, "shift", self.settings.max_shift_steps, 0)):
-            if token.startswith(prefix):
-                value = token[len(prefix):]
-                if not value.isdigit() or not lowest <= int(value) <= limit:
-                    raise UserError(f"vocabulary token {token!r} is outside {lowest}..{limit} steps")
-                return {"kind": kind, kind: int(value)}
-        pitches = self._pitches_of(token)
-        return {"kind": "note" if len(pitches) == 1 else "chord", "pitches": pitches}
-
-    @staticmethod
-    def _number_of(token):
-        """The program of an instrument token (DRUMS for inst:drums) or the MIDI velocity of a velocity token."""
-        prefix, _, value = token.partition(":")
-        if prefix + ":" == INSTRUMENT_PREFIX and value == "drums":
-            return DRUMS
-        if not value.isdigit() or not (0 if prefix + ":" == INSTRUMENT_PREFIX else 1) <= int(value) <= 127:
-            raise UserError(f"vocabulary token {token!r} is not a General MIDI program or velocity")
-        return int(value)
-
-    @staticmethod
-    def _symbol_of(token):
-        """The code of a chord symbol token, which must spell it as harmony_token does."""
-        try:
-            code = parse_symbol(token[len(HARMONY_PREFIX):])
-        except ValueError as error:
-            raise UserError(f"vocabulary token {token!r}: {error}") from None
-        if harmony_token(code) != token:
-            raise UserError(f"vocabulary token {token!r} should be spelled {harmony_token(code)!r}")
-        return code
-
-    @staticmethod
-    def _pitches_of(token):
-        try:
-            pitches = tuple(parse_pitch(name) for name in token.split("."))
-        except ValueError as error:
-            raise UserError(f"vocabulary token {token!r} is not a note, chord, duration or shift ({error})") from None
-        if list(pitches) != sorted(set(pitches)):
-            raise UserError(f"vocabulary chord {token!r} must list distinct pitches from low to high")
-        return pitches
-
     def kind(self, token_id):
         return KINDS[self.kinds[token_id]]
+
+    def holds(self, *kinds):
+        """Boolean per token id: whether it is, or (merged) holds, a token of one of `kinds`."""
+        return self._holds[[KINDS.index(kind) for kind in kinds]].any(axis=0)
 
     @property
     def controls(self):
@@ -381,24 +341,47 @@ class Vocabulary:
         return vocabulary
 
     def encode(self, events, start=True, end=True, controls=()):
-        """Events -> token ids, with the `controls` ids after <start>. Chords outside the vocabulary must already be
-        split (notes_to_events does)."""
+        """Events -> token ids, with the `controls` ids after <start>, each event in as few tokens as the vocabulary
+        has (merged tokens where it has them). Chords outside the vocabulary must already be split
+        (notes_to_events does)."""
         ids = ([self.start_id] if start else []) + sorted(controls)
         for event in events:
-            if event.symbol is not None:
-                ids += [self.symbols[event.symbol], self.duration_id(event.duration), self.shift_id(event.shift)]
-                continue
-            if event.pitches:
-                if self.settings.instruments:
-                    ids.append(self.index[instrument_token(event.program or 0)])
-                if self.settings.velocity_bins:
-                    velocity = DEFAULT_VELOCITY if event.velocity is None else event.velocity
-                    ids.append(self._velocity_ids[min(max(int(velocity), 0), 127)])
-            what = REST if not event.pitches else chord_name(event.pitches)
-            ids += [self.index[what], self.duration_id(event.duration), self.shift_id(event.shift)]
+            ids += self._segment(self.event_ids(event))
         if end:
             ids.append(self.end_id)
         return np.array(ids, dtype=np.int32)
+
+    def event_ids(self, event):
+        """The base token ids of one event."""
+        if event.symbol is not None:
+            return [self.symbols[event.symbol], self.duration_id(event.duration), self.shift_id(event.shift)]
+        ids = []
+        if event.pitches:
+            if self.settings.instruments:
+                ids.append(self.index[instrument_token(event.program or 0)])
+            if self.settings.velocity_bins:
+                velocity = DEFAULT_VELOCITY if event.velocity is None else event.velocity
+                ids.append(self._velocity_ids[min(max(int(velocity), 0), 127)])
+        what = REST if not event.pitches else chord_name(event.pitches)
+        return ids + [self.index[what], self.duration_id(event.duration), self.shift_id(event.shift)]
+
+    def merge(self, ids):
+        """Token ids with every event written in as few tokens as the vocabulary has: what encode gives."""
+        ids = np.asarray(ids).tolist()
+        merged, begin = [], 0
+        run_ends = (self.ends_event | ~self._in_event).tolist()
+        for position, token in enumerate(ids):
+            if run_ends[token] or position == len(ids) - 1:
+                merged += self._segment(ids[begin:position + 1])
+                begin = position + 1
+        return np.array(merged, dtype=np.int32)
+
+    def expand(self, ids):
+        """Token ids with every merged token written as its parts: base tokens only."""
+        ids = np.asarray(ids, dtype=np.int64)
+        lengths = self._part_lengths[ids]
+        positions = np.repeat(self._part_starts[ids] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        return self._part_ids[positions].astype(np.int32)
 
     def known_symbols(self, symbols):
         """The ChordSymbols of `symbols` that the vocabulary has a token for."""
@@ -421,13 +404,13 @@ class Vocabulary:
         """
         events, what, duration, velocity, program, symbol = [], None, None, None, None, None
         kinds = self.kinds
-        for token_id in np.asarray(ids).tolist():
+        for token_id in self.expand(ids).tolist():
             kind = KINDS[kinds[token_id]]
             if kind == "instrument":
                 what, duration, velocity, program, symbol = None, None, None, int(self.programs[token_id]), None
             elif kind == "velocity":
                 what, duration, velocity, symbol = None, None, int(self.velocities[token_id]), None
-            elif kind in _EVENT_KINDS:
+            elif kind in EVENT_KINDS:
                 what, duration, symbol = self.pitches[token_id], None, None
             elif kind == "harmony":
                 what, duration, velocity, program, symbol = (), None, None, None, int(self.symbol_codes[token_id])
@@ -447,13 +430,18 @@ class Vocabulary:
 
     def allowed_next(self, previous_ids):
         """Boolean mask (batch, vocabulary): which tokens the grammar allows after each previous token."""
-        return self._followers[self.kinds[np.asarray(previous_ids)]]
+        return self._followers[self.last_kinds[np.asarray(previous_ids)]]
 
     def event_boundaries(self, ids):
-        """Positions i such that ids[:i] ends on a whole event (after <start> or a shift token)."""
-        kinds = self.kinds[np.asarray(ids)]
-        return np.flatnonzero((kinds == KINDS.index("shift")) | (kinds == KINDS.index("start"))) + 1
+        """Positions i such that ids[:i] ends on a whole event (after <start> or a token ending an event)."""
+        ids = np.asarray(ids)
+        return np.flatnonzero(self.ends_event[ids] | (self.kinds[ids] == _START)) + 1
 
     def nearest_tokens(self, token, count=3):
         """Tokens spelled most like `token`, for 'did you mean' messages."""
         return difflib.get_close_matches(token, self.tokens, n=count, cutoff=0.0)
+
+
+def _is_merged(token):
+    """Whether a token string spells a merged token (control tokens, which may hold "+", are never merged)."""
+    return MERGE_SEPARATOR in token and CONTROL_SEPARATOR not in token

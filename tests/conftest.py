@@ -84,6 +84,9 @@ class UniformDecoder:
     def step(self, tokens, state):
         return self.start(tokens)
 
+    def reorder(self, state, rows):
+        return state
+
     def pin(self, count):
         """Nothing to keep in view: every step is alike."""
 

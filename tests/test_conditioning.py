@@ -14,7 +14,8 @@ from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
 from musicgen.hyperparameters import resolve_config
 from musicgen.sampling import Onsets
-from musicgen.vocabulary import Vocabulary, control_token
+from musicgen.tokens import control_token
+from musicgen.vocabulary import Vocabulary
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60]
 A_MINOR_TUNE = [57, 60, 64, 69, 68, 69, 64, 60, 57, 59, 60, 62, 64, 57]

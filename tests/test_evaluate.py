@@ -4,10 +4,10 @@ import pytest
 
 import evaluate
 from models import registry
-from musicgen import evaluation
+from musicgen import evaluation, whole_pieces
 from musicgen.dataset import load_processed
 from musicgen.errors import UserError
-from musicgen.vocabulary import KINDS
+from musicgen.tokens import KINDS
 
 
 def test_scoring_through_the_decoder_equals_the_full_model(trained_run, processed):
@@ -64,14 +64,15 @@ def test_likelihood_metrics_are_ratios_of_sums_over_pieces():
                           "shift_tokens": [1, 2], "shift_nll_nats": [0.0, 0.0],
                           "velocity_tokens": [1, 3], "velocity_nll_nats": [np.log(2), 3 * np.log(2)],
                           "instrument_tokens": [0, 0], "instrument_nll_nats": [0.0, 0.0],
-                          "harmony_tokens": [1, 0], "harmony_nll_nats": [2 * np.log(2), 0.0]})
+                          "harmony_tokens": [1, 0], "harmony_nll_nats": [2 * np.log(2), 0.0],
+                          "merged_tokens": [0, 1], "merged_nll_nats": [0.0, 3 * np.log(2)]})
     metrics = evaluation.likelihood_statistic(table)(np.arange(2))
     assert metrics["nll_bits"] == pytest.approx(1.0) and metrics["perplexity"] == pytest.approx(2.0)
     assert metrics["nats_per_note"] == pytest.approx(10 * np.log(2) / 3) and metrics["accuracy"] == 0.3
     assert metrics["pitch_bits"] == pytest.approx(1.0) and metrics["pitch_bits_per_note"] == pytest.approx(4 / 3)
     assert metrics["duration_bits"] == pytest.approx(2 / 3) and metrics["shift_bits"] == 0.0
     assert metrics["velocity_bits"] == pytest.approx(1.0) and np.isnan(metrics["instrument_bits"]), "no instruments"
-    assert metrics["harmony_bits"] == pytest.approx(2.0)
+    assert metrics["harmony_bits"] == pytest.approx(2.0) and metrics["merged_bits"] == pytest.approx(3.0)
     assert evaluation.likelihood_statistic(table)(np.array([1, 1]))["nll_bits"] == pytest.approx(1.0)
 
 
@@ -100,7 +101,13 @@ def test_evaluate_writes_table_report_and_plots(trained_run, tmp_path, capsys):
     assert f"{lstm.nll_nats:.3f} [{lstm.nll_nats_low:.3f}, {lstm.nll_nats_high:.3f}]" in report
     for image in ("pitch_classes.png", "durations.png"):
         assert (tmp_path / image).stat().st_size > 5000
-    assert "stats overlap" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "stats overlap" in out and "lstm: whole pieces inside the real range on" in out
+    assert "## Whole pieces" in report
+    whole = pd.read_csv(tmp_path / "whole_pieces.csv").set_index("statistic")
+    assert list(whole.index) == list(whole_pieces.STATISTICS)
+    assert (whole.real_p10 <= whole.real_p90).all() and whole.loc["ended", "real"] == 1
+    assert 0 < whole.loc["bars", "lstm"] and 0 <= whole.loc["muspy_scale_consistency", "lstm"] <= 1
 
 
 def test_likelihood_only_gives_the_numbers_of_the_full_run_and_a_row_per_piece(trained_run, tmp_path):

@@ -14,7 +14,8 @@ from musicgen.encoding import EncodingSettings, events_to_notes
 from musicgen.errors import UserError
 from musicgen.hyperparameters import resolve_config
 from musicgen.notes import sort_notes
-from musicgen.vocabulary import FILL, HOLE, Vocabulary
+from musicgen.tokens import FILL, HOLE
+from musicgen.vocabulary import Vocabulary
 
 
 def vocabulary_with_markers():
@@ -152,7 +153,6 @@ def test_infill_rewrites_only_the_bars_asked_for(infill_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--bars", "3"], "--bars goes with --chords"),
     (["--infill-bars", "3"], "go together"),
     (["--infill", "FILE"], "go together"),
     (["--infill", "FILE", "--bars", "5-8"], "the bars to fill in are --infill-bars, e.g. --infill FILE --infill-bars 5-8"),

@@ -15,7 +15,7 @@ def pieces_with_known_nll(count, mean=2.0, spread=0.5, seed=0):
                          "duration_nll_nats": zeros, "shift_tokens": 5, "shift_nll_nats": zeros,
                          "velocity_tokens": 0, "velocity_nll_nats": zeros,
                          "instrument_tokens": 0, "instrument_nll_nats": zeros,
-                         "harmony_tokens": 0, "harmony_nll_nats": zeros})
+                         "harmony_tokens": 0, "harmony_nll_nats": zeros, "merged_tokens": 0, "merged_nll_nats": zeros})
 
 
 def interval(count, seed=0, resamples=2000):

@@ -16,9 +16,11 @@ from musicgen.errors import UserError
 from musicgen.guidance import GuidedDecoder, guided
 from musicgen.recipe import Recipe
 from musicgen.runs import Run
+from musicgen.sampling import Length
 from musicgen.seed import Seed, parse_seed
 from musicgen.spec import ModelSpec
-from musicgen.vocabulary import KINDS, Vocabulary
+from musicgen.tokens import KINDS
+from musicgen.vocabulary import Vocabulary
 
 LABELS = ["key=C major", "key=D major"]
 KEY = {"key": "C major"}
@@ -211,7 +213,7 @@ def test_a_continuation_keeps_its_seed_reads_it_once_and_guides_by_its_labels():
     words = vocabulary()
     run, factory = stub_run(words)
     seed = Seed(parse_seed("C4 E4:2 R:1", words), "seed 'C4 E4:2 R:1'", np.array([[0, 72.0]]))
-    made = generation.continuation_plan(run, words, GREEDY, seed, {"key": "D major"}, 2.0, count=2, length=3)
+    made = generation.continuation_plan(run, words, GREEDY, seed, {"key": "D major"}, 2.0, count=2, length=Length(3))
     assert made.description == "seed 'C4 E4:2 R:1'; labels key=D major"
     assert (made.given, made.given_events, made.seed_steps) == ("seed", 3, 16)
     np.testing.assert_array_equal(made.tempo_changes, [[0, 72.0]])
@@ -223,6 +225,8 @@ def test_a_continuation_keeps_its_seed_reads_it_once_and_guides_by_its_labels():
     np.testing.assert_array_equal(labelled.prompts[0], np.tile(np.r_[opening, seed.tokens[1:]], (2, 1)))
     np.testing.assert_array_equal(unlabelled.prompts[0], np.tile(seed.tokens, (2, 1)))
     assert (labelled.pins, unlabelled.pins) == ([2], [1]), "the unlabelled prompt opens with <start> alone"
+    plain = generation.continuation_plan(run, words, GREEDY, seed, {}, 1.0, count=1, length=Length(3))
+    assert plain.description == "seed 'C4 E4:2 R:1'", "no labels asked for, none named"
 
 
 # Latent spaces
@@ -231,7 +235,7 @@ def test_a_continuation_keeps_its_seed_reads_it_once_and_guides_by_its_labels():
 def test_the_prior_plan_samples_pieces_from_a_lone_start_and_says_so():
     words = vocabulary()
     run, factory = stub_run(words)
-    made = generation.latent_plan(run, words, GREEDY, prior=True, interpolate=None, steps=3, length=2)
+    made = generation.latent_plan(run, words, GREEDY, prior=True, interpolate=None, steps=3, length=Length(2))
     assert made.description == "latent drawn from the prior"
     assert (len(made.pieces), made.given, made.given_events, made.seed_steps) == (3, "seed", 0, 0)
     assert [len(piece) for piece in made.pieces] == [2, 2, 2]
@@ -435,7 +439,7 @@ def every_plan(tmp_path):
     seed = Seed(parse_seed("C4 E4", vocabulary()), "seed 'C4 E4'")
     return {
         "guided continuation": (vocabulary(), lambda run, words, random_seed: generation.continuation_plan(
-            run, words, GREEDY, seed, KEY, 2.0, 2, 6, random_seed)),
+            run, words, GREEDY, seed, KEY, 2.0, 2, Length(6), random_seed)),
         "harmonize": (vocabulary(), lambda run, words, random_seed: generation.harmonize_plan(
             run, words, GREEDY, melody, KEY, 2, random_seed)),
         "chords": (chord_words(), lambda run, words, random_seed: generation.chords_plan(

@@ -16,7 +16,8 @@ from musicgen.instruments import parse_instrument_list, programs_named
 from musicgen.notes import DRUMS
 from musicgen.recipe import Recipe
 from musicgen.seed import DYNAMICS, parse_seed
-from musicgen.vocabulary import KINDS, Vocabulary
+from musicgen.tokens import KINDS
+from musicgen.vocabulary import Vocabulary
 
 RICH = EncodingSettings(velocity_bins=8, instruments=True)
 
