@@ -267,7 +267,7 @@ SPEC = ModelSpec(
     defaults=DEFAULTS,
     decoder=TransformerDecoder,
     description="decoder-only causal Transformer with rotary positions and a key/value cache",
-    # On a 2-core CPU a token trains as fast in a window of 512 as of 128, and at half the speed in one of 1024
-    # (docs/benchmarks.md, "Window lengths").
+    # On a 2-core CPU a token trains at 0.71 of its speed in a window of 512 as of 128, and at half of it in one
+    # of 1024 (docs/benchmarks.md, "Window lengths"); 512 holds a whole chorale with merged tokens.
     longest_window=512,
 )
