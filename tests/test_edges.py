@@ -9,7 +9,8 @@ import pytest
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
 from musicgen.notes import DEFAULT_VELOCITY, quantize
-from musicgen.readers import TrackSelection, find_music_files, quarters_to_seconds, read_midi, sustained_ends
+from musicgen.readers import (BPM_RANGE, TrackSelection, find_music_files, quarters_to_seconds, read_midi,
+                              sustained_ends, tempo_map)
 from musicgen.sampling import Onsets
 from musicgen.velocities import bin_middles, velocity_bin
 from musicgen.vocabulary import Vocabulary
@@ -101,3 +102,8 @@ def test_a_note_without_a_velocity_token_plays_at_the_default_velocity():
     vocabulary = Vocabulary.build(EncodingSettings(velocity_bins=8), {})
     [event] = vocabulary.decode([vocabulary.note_id(60), vocabulary.duration_id(4), vocabulary.shift_id(4)])
     assert event.velocity == DEFAULT_VELOCITY
+
+
+def test_a_tempo_map_keeps_the_last_tempo_stated_at_a_position_and_tempos_at_the_ends_of_the_range():
+    stated = [(0, 100.0), (4, 90.0), (4, 60.0), (8, BPM_RANGE[0]), (12, BPM_RANGE[1]), (16, BPM_RANGE[1] + 1)]
+    np.testing.assert_array_equal(tempo_map(stated), [[0, 100.0], [4, 60.0], [8, BPM_RANGE[0]], [12, BPM_RANGE[1]]])
