@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import TrapDecoder
 
 from musicgen import sampling
 from musicgen.decoders import Decoder
@@ -119,41 +120,11 @@ def test_generation_always_yields_whole_events_in_grammar():
         assert VOCABULARY.decode(row) == [Event((67,), 2, 2)] * 5
 
 
-class TrapDecoder(Decoder):
-    """G4 looks best (0.6 against A4's 0.4) but its durations are spread thin; A4 is surely followed by dur:4.
-
-    Greedy falls for G4 (0.6 * 0.4 = 0.24); beam search finds A4 (0.4 * 1.0 = 0.4).
-    """
-
-    def logits(self, previous):
-        table = {"G4": {"dur:1": 0.4, "dur:2": 0.3, "dur:3": 0.3}, "A4": {"dur:4": 1.0}}
-        rows = []
-        for token in previous:
-            name = VOCABULARY.tokens[token]
-            kind = VOCABULARY.kind(token)
-            probabilities = ({"G4": 0.6, "A4": 0.4} if kind in ("shift", "start") else
-                             table.get(name) if kind == "note" else {"shift:4": 1.0})
-            row = np.full(len(VOCABULARY), -30.0)
-            for token_name, p in probabilities.items():
-                row[VOCABULARY.index[token_name]] = np.log(p)
-            rows.append(row)
-        return np.array(rows)
-
-    def start(self, prompt):
-        return self.logits(prompt[:, -1]), prompt[:, -1]
-
-    def step(self, tokens, state):
-        return self.logits(tokens), tokens
-
-    def reorder(self, state, rows):
-        return state[rows]
-
-
 def test_beam_search_finds_the_sequence_greedy_misses():
     prompt = parse_seed("C4", VOCABULARY)
-    greedy = sampling.get("greedy").generate(TrapDecoder(), VOCABULARY, prompt[None], 1)[0]
+    greedy = sampling.get("greedy").generate(TrapDecoder(VOCABULARY), VOCABULARY, prompt[None], 1)[0]
     assert names(greedy) == ["G4", "dur:1", "shift:4"]
-    beams, scores = sampling.get("beam", beam_width=3).search(TrapDecoder(), VOCABULARY, prompt, 2)
+    beams, scores = sampling.get("beam", beam_width=3).search(TrapDecoder(VOCABULARY), VOCABULARY, prompt, 2)
     assert names(beams[0]) == ["A4", "dur:4", "shift:4", "A4", "dur:4", "shift:4"]
     np.testing.assert_allclose(scores[0], 2 * np.log(0.4), atol=1e-6)
     assert list(scores) == sorted(scores, reverse=True)
@@ -167,7 +138,7 @@ def test_beam_search_honours_the_temperature_wherever_it_runs():
 
     def first_pitches(temperature):
         strategy = sampling.get("beam", temperature=temperature, beam_width=3)
-        return evaluation.generate_pieces(TrapDecoder(), VOCABULARY, prompt, 1, strategy)[0][0].pitches
+        return evaluation.generate_pieces(TrapDecoder(VOCABULARY), VOCABULARY, prompt, 1, strategy)[0][0].pitches
 
     assert first_pitches(1.0) == (69,), "A4: at the model's own temperature beam search sees through the trap"
     assert first_pitches(0.05) == (67,), "G4: sharpened, G4 (0.6) outweighs A4 (0.4) and its durations do not matter"
@@ -175,9 +146,9 @@ def test_beam_search_honours_the_temperature_wherever_it_runs():
 
 def test_beam_search_gives_each_prompt_its_best_and_a_repeated_prompt_its_best_few():
     prompts = np.stack([parse_seed("C4", VOCABULARY)] * 2 + [parse_seed("D4", VOCABULARY)])
-    generated = sampling.get("beam", beam_width=3).generate(TrapDecoder(), VOCABULARY, prompts, 1)
-    beams, _ = sampling.get("beam", beam_width=3).search(TrapDecoder(), VOCABULARY, prompts[0], 1)
+    generated = sampling.get("beam", beam_width=3).generate(TrapDecoder(VOCABULARY), VOCABULARY, prompts, 1)
+    beams, _ = sampling.get("beam", beam_width=3).search(TrapDecoder(VOCABULARY), VOCABULARY, prompts[0], 1)
     np.testing.assert_array_equal(generated[:2], beams[:2])
     np.testing.assert_array_equal(generated[2], beams[0])  # the trap decoder ignores the prompt: the same best beam
     with pytest.raises(UserError, match="at most beam width"):
-        sampling.get("beam", beam_width=1).generate(TrapDecoder(), VOCABULARY, prompts, 1)
+        sampling.get("beam", beam_width=1).generate(TrapDecoder(VOCABULARY), VOCABULARY, prompts, 1)

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import TrapDecoder
 
 from musicgen import sampling
-from musicgen.decoders import Decoder
 from musicgen.encoding import EncodingSettings
 from musicgen.seed import parse_seed
 from musicgen.vocabulary import Vocabulary
@@ -54,65 +54,32 @@ def test_strategies_made_without_settings_keep_the_command_lines_defaults():
     assert drawn(sampling.TopKSampler(seed=0), np.linspace(1.0, 1.29, 30) / np.linspace(1.0, 1.29, 30).sum()) == \
         set(range(10, 30))
     # --beam-width 4: four continuations, best first.
-    beams, scores = sampling.BeamSearch().search(MarkovDecoder(), VOCABULARY, parse_seed("C4", VOCABULARY), 1)
+    prompt = parse_seed("C4", VOCABULARY)
+    beams, scores = sampling.BeamSearch().search(TrapDecoder(VOCABULARY), VOCABULARY, prompt, 1)
     assert [names(beam) for beam in beams] == [["A4", "dur:4", "shift:4"], ["G4", "dur:1", "shift:4"],
                                                ["G4", "dur:2", "shift:4"], ["G4", "dur:3", "shift:4"]]
     np.testing.assert_allclose(np.exp(scores), [0.4, 0.24, 0.18, 0.18])
 
 
-DURATIONS = {"G4": {"dur:1": 0.4, "dur:2": 0.3, "dur:3": 0.3}, "A4": {"dur:4": 1.0}}
-
-
-class MarkovDecoder(Decoder):
-    """Next-token probabilities from the previous token alone: G4 (0.6) or A4 (0.4) to begin an event, then G4's
-    durations spread thin, A4's sure; every event moves on a quarter. Records what it is asked."""
-
-    def __init__(self):
-        self.prompts, self.steps = [], 0
-
-    def logits(self, previous):
-        rows = []
-        for token in previous:
-            kind = VOCABULARY.kind(token)
-            probabilities = ({"G4": 0.6, "A4": 0.4} if kind in ("shift", "start") else
-                             DURATIONS.get(VOCABULARY.tokens[token], {}) if kind == "note" else {"shift:4": 1.0})
-            row = np.full(len(VOCABULARY), -30.0)
-            for name, p in probabilities.items():
-                row[VOCABULARY.index[name]] = np.log(p)
-            rows.append(row)
-        return np.array(rows)
-
-    def start(self, prompt):
-        self.prompts.append(np.array(prompt))
-        return self.logits(prompt[:, -1]), prompt[:, -1]
-
-    def step(self, tokens, state):
-        self.steps += 1
-        return self.logits(tokens), tokens
-
-    def reorder(self, state, rows):
-        return state[rows]
-
-
 def test_beam_search_of_width_one_follows_the_greedy_path():
     prompt = parse_seed("C4", VOCABULARY)
-    beams, scores = sampling.get("beam", beam_width=1).search(MarkovDecoder(), VOCABULARY, prompt, 2)
+    beams, scores = sampling.get("beam", beam_width=1).search(TrapDecoder(VOCABULARY), VOCABULARY, prompt, 2)
     assert [names(beam) for beam in beams] == [["G4", "dur:1", "shift:4"] * 2]
     np.testing.assert_allclose(scores, [2 * np.log(0.6 * 0.4)])
-    greedy = sampling.get("greedy").generate(MarkovDecoder(), VOCABULARY, prompt[None], 2)
-    np.testing.assert_array_equal(sampling.get("beam", beam_width=1).generate(MarkovDecoder(), VOCABULARY,
+    greedy = sampling.get("greedy").generate(TrapDecoder(VOCABULARY), VOCABULARY, prompt[None], 2)
+    np.testing.assert_array_equal(sampling.get("beam", beam_width=1).generate(TrapDecoder(VOCABULARY), VOCABULARY,
                                                                               prompt[None], 2), greedy)
 
 
 def test_beam_search_gives_as_many_continuations_of_one_seed_as_its_width():
     prompts = np.tile(parse_seed("C4", VOCABULARY), (2, 1))
-    generated = sampling.get("beam", beam_width=2).generate(MarkovDecoder(), VOCABULARY, prompts, 1)
+    generated = sampling.get("beam", beam_width=2).generate(TrapDecoder(VOCABULARY), VOCABULARY, prompts, 1)
     assert [names(row) for row in generated] == [["A4", "dur:4", "shift:4"], ["G4", "dur:1", "shift:4"]]
 
 
 def test_beam_search_reads_the_seed_once_in_every_beam_and_asks_for_no_token_past_the_end():
     prompt = parse_seed("C4 E4", VOCABULARY)
-    decoder = MarkovDecoder()
+    decoder = TrapDecoder(VOCABULARY)
     beams, _ = sampling.get("beam", beam_width=3).search(decoder, VOCABULARY, prompt, 2)
     assert len(decoder.prompts) == 1
     np.testing.assert_array_equal(decoder.prompts[0], np.tile(prompt, (3, 1)))
