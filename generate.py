@@ -28,6 +28,7 @@ from pathlib import Path
 from musicgen import sampling
 from musicgen.chords import MAX_BARS
 from musicgen.errors import UserError, run_cli
+from musicgen.meters import check_meter
 from musicgen.sampling import MAX_EVENTS
 
 # Beam search compares continuations of one length, so it writes a number of events, never "until the end".
@@ -68,7 +69,8 @@ def parse_args(argv=None):
     fill.add_argument("--chords", metavar="PROGRESSION",
                       help="chord symbols to write music over, a bar each (\"G D7 G C\") or bars split by | "
                            "(\"G D7 | G C\"); for runs whose corpus kept chord symbols (preprocess.py --chord-symbols)")
-    fill.add_argument("--meter", default="4/4", help="the time signature of the bars of --bars and --chords (default: 4/4)")
+    fill.add_argument("--meter", help="the time signature of the bars of --bars and --chords (default: 4/4), and the "
+                                      "one a model that keeps meters writes in (default: its own choice)")
     fill.add_argument("--harmonize", type=Path, metavar="FILE",
                       help="keep the melody of this file (its highest note at each onset) as the top voice and "
                            "write the voices under it")
@@ -137,10 +139,12 @@ def check_args(args):
     if bool(args.infill) != bool(args.infill_bars):
         raise UserError("--infill FILE and --infill-bars FIRST-LAST go together")
     progression = infill_bars = instruments = None
+    if args.meter is not None:
+        args.meter = check_meter(args.meter)
     if args.chords:
         from musicgen.chords import Progression
 
-        progression = Progression.parse(args.chords, int(args.bars) if args.bars else None, args.meter)
+        progression = Progression.parse(args.chords, int(args.bars) if args.bars else None, args.meter or "4/4")
     if args.infill:
         from musicgen.infilling import parse_bars
 
@@ -177,7 +181,7 @@ def check_args(args):
     if args.length is not None or args.strategy == "beam":
         length = f"{args.length or BEAM_EVENTS} events"
     elif args.bars is not None:
-        length = f"{int(args.bars)} bars of {args.meter}"
+        length = f"{int(args.bars)} bars of {args.meter or '4/4'}"
     elif args.seconds is not None:
         length = f"{args.seconds:g} seconds"
     else:
@@ -247,20 +251,21 @@ def plan(args, request, run, vocabulary):
         return generation.latent_plan(run, vocabulary, strategy, args.prior, args.interpolate, args.steps, length,
                                       args.random_seed)
     seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events)
+    meter = args.meter or ("4/4" if args.bars is not None else None)
     return generation.continuation_plan(run, vocabulary, strategy, seed, conditions, args.guidance, count, length,
-                                        args.random_seed)
+                                        args.random_seed, meter)
 
 
 def length_of(args, run, settings):
     """The sampling.Length that --length, --bars or --seconds ask for (until the model ends the piece without
     them); seconds count at --bpm, else at the training data's median tempo."""
-    from musicgen.infilling import steps_per_bar
+    from musicgen.meters import bar_steps, parse_meter
     from musicgen.sampling import Length
 
     if args.length is not None or args.strategy == "beam":
         return Length(args.length or BEAM_EVENTS)
     if args.bars is not None:
-        return Length(steps=int(args.bars) * steps_per_bar(args.meter, settings.steps_per_quarter))
+        return Length(steps=int(args.bars) * bar_steps(*parse_meter(args.meter or "4/4"), settings.steps_per_quarter))
     if args.seconds is not None:
         quarters = args.seconds * (args.bpm or run.run_config["default_bpm"]) / 60
         return Length(steps=max(1, round(quarters * settings.steps_per_quarter)))
@@ -272,8 +277,10 @@ def write_pieces(args, request, run, vocabulary, generated, paths):
     import numpy as np
 
     from musicgen.encoding import event_notes, event_symbols
+    from musicgen.generation import musical_events
     from musicgen.harmonize import voiced
     from musicgen.instruments import instrument_name
+    from musicgen.meters import meter_name
     from musicgen.midi import write_midi
     from musicgen.notes import PITCH, PROGRAM, normalise_notes
 
@@ -296,20 +303,36 @@ def write_pieces(args, request, run, vocabulary, generated, paths):
         notes, merged, cut = normalise_notes(played)  # one note per key at a time, as in training
         if not vocabulary.settings.instruments:
             notes[:, PROGRAM] = args.program
-        write_midi(path, notes, spq, bpm, tempo_changes)
+        meters = written_meters(args, vocabulary, generated, events)
+        write_midi(path, notes, spq, bpm, tempo_changes, meters)
         pitches = len(set(notes[:, PITCH].tolist()))
         instruments = ", ".join(instrument_name(p) for p in np.unique(notes[:, PROGRAM]).tolist())
         repairs = [f"{count} {what}" for count, what in ((merged, "doubled notes merged"),
                                                          (cut, "notes cut where their key was struck again")) if count]
         ending = [] if generated.ended is None else ["ended by the model" if generated.ended[index]
                                                       else "stopped at the cap: the model did not end it"]
-        print(f"wrote {path}: {len(events)} events" + (f" ({generated.given_events} {given})" if generated.given_events else "")
+        print(f"wrote {path}: {musical_events(events)} events" + (f" ({generated.given_events} {given})" if generated.given_events else "")
               + f", {len(notes)} notes, {pitches} distinct pitches, {instruments or 'no instruments'}, {tempo}"
+              + f", in {' then '.join(meter_name(n, d) for n, d in meters[:3, 1:].tolist())}"
+              + (" and more meters" if len(meters) > 3 else "")
               + "".join(f"; {r}" for r in repairs + ending))
-        write_companions(args, request, path, notes, spq, bpm, seed_steps=generated.seed_steps,
+        write_companions(args, request, path, notes, spq, bpm, meters, seed_steps=generated.seed_steps,
                          title=f"{path.name}: {run.spec.name}, {args.strategy} decoding",
                          seconds=vocabulary.settings.timing == "seconds", given_from=generated.given_from,
                          given=None if marked is None else given_notes(notes, marked))
+
+
+def written_meters(args, vocabulary, generated, events):
+    """The time signatures a piece is written in: a given file's, else those the model wrote where it keeps meters,
+    else --meter's (or 4/4) throughout, as rows of (grid step, numerator, denominator)."""
+    from musicgen.encoding import event_meters
+    from musicgen.meters import default_meters, parse_meter
+
+    if generated.meters is not None:
+        return generated.meters
+    if vocabulary.settings.meters:
+        return event_meters(events)
+    return default_meters(parse_meter(args.meter or "4/4"))
 
 
 def given_notes(notes, given_part):
@@ -322,8 +345,8 @@ def given_notes(notes, given_part):
     return np.array([key in keys for key in zip(notes[:, ONSET].tolist(), notes[:, PITCH].tolist())], dtype=bool)
 
 
-def write_companions(args, request, midi_path, notes, steps_per_quarter, bpm, seed_steps, title, seconds=False,
-                     given_from=None, given=None):
+def write_companions(args, request, midi_path, notes, steps_per_quarter, bpm, meters, seed_steps, title,
+                     seconds=False, given_from=None, given=None):
     """The --wav, --musicxml and --plot files of one piece, named after its MIDI file; `seconds`: the encoding
     counts real time; `given_from`: where given music resumes after an infilled gap; `given`: which notes were
     given (a harmonized melody)."""
@@ -335,7 +358,8 @@ def write_companions(args, request, midi_path, notes, steps_per_quarter, bpm, se
     if args.musicxml:
         from musicgen.notation import write_musicxml
 
-        moved = write_musicxml(midi_path.with_suffix(".musicxml"), notes, steps_per_quarter, bpm, midi_path.stem)
+        moved = write_musicxml(midi_path.with_suffix(".musicxml"), notes, steps_per_quarter, bpm, midi_path.stem,
+                               meters)
         print(f"  {midi_path.with_suffix('.musicxml')}"
               + (f" ({moved} notes below C0 written an octave up: sheet music has no lower octave)" if moved else ""))
     if args.plot:

@@ -71,6 +71,11 @@ def parse_args(argv=None):
                           help="each note names its instrument (default: when most pieces have two or more)")
     encoding.add_argument("--no-instruments", dest="instruments", action="store_false",
                           help="merge every instrument into one stream")
+    encoding.add_argument("--meters", action="store_true", default=None,
+                          help="keep time signatures and their changes as tokens at the bar lines, so generated "
+                               "music has its bars (default in beat timing)")
+    encoding.add_argument("--no-meters", dest="meters", action="store_false",
+                          help="leave time signatures out: every bar counts as 4/4, as before meters were kept")
     encoding.add_argument("--steps-per-quarter", type=int,
                           help="grid resolution: 4 = sixteenth notes (default in beat timing), 12 also holds triplets; "
                                "in seconds timing 50 (10 ms steps, the default)")
@@ -229,6 +234,7 @@ def shared_vocabulary(args):
     vocabulary = read_vocabulary(path)
     given = [flag for flag, value in (("--timing", args.timing != "auto"), ("--velocity-bins", args.velocity_bins),
                                       ("--instruments/--no-instruments", args.instruments is not None),
+                                      ("--meters/--no-meters", args.meters is not None),
                                       ("--steps-per-quarter", args.steps_per_quarter),
                                       ("--max-duration", args.max_duration), ("--max-shift", args.max_shift),
                                       ("--max-chords", args.max_chords), ("--merges", args.merges is not None))
@@ -305,7 +311,7 @@ def main(argv=None):
     if args.folds is not None and args.report:
         raise UserError("--report draws one data set: run it without --folds")
     request = EncodingRequest(args.timing, args.velocity_bins, args.instruments, args.steps_per_quarter,
-                              args.max_duration, args.max_shift)
+                              args.max_duration, args.max_shift, args.meters)
     request.settings()  # a bad flag is reported before any file is read
     vocabulary = shared_vocabulary(args) if args.vocab else None
     recipe = Recipe(readers.TrackSelection(args.keep_drums, parse_programs(args.programs) if args.programs else None,

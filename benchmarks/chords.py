@@ -27,7 +27,8 @@ import pandas as pd  # noqa: E402
 
 from models import registry  # noqa: E402
 from musicgen import sampling  # noqa: E402
-from musicgen.chords import ChordSymbols, bar_quarters  # noqa: E402
+from musicgen.chords import ChordSymbols  # noqa: E402
+from musicgen.meters import bar_quarters  # noqa: E402
 from musicgen.dataset import MANIFEST_FILE, load_processed  # noqa: E402
 from musicgen.encoding import event_symbols, events_to_notes  # noqa: E402
 from musicgen.harmonize import ChordConstraint, chord_tone_share  # noqa: E402

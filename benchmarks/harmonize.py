@@ -62,7 +62,7 @@ def main():
     spq = vocabulary.settings.steps_per_quarter
     real = [events_to_notes(vocabulary.decode(test.piece(i))) for i in indices]
     melody_recipe = dataclasses.replace(runs[0].recipe, melody_only=True)
-    melodies = [melody_recipe.read_first(Path(str(test.sources[i])), vocabulary.settings, "test piece")[0].notes
+    melodies = [melody_recipe.read_first(Path(str(test.sources[i])), vocabulary.settings, "test piece").notes
                 for i in indices]
     print(f"{len(indices)} test pieces of {runs[0].run_config['data']}")
     print("| harmonized by | lower voices, nats per note | beats on a triad | notes per melody note |")

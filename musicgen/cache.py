@@ -19,8 +19,8 @@ from musicgen.files import atomic_path
 from musicgen.limits import OverLimit, read_within_limits
 
 CACHE_FOLDER = ".cache"
-# 2: the sustain pedal applied when reading MIDI; 3: velocities, programs, tempo maps; 4: chord symbols
-_CACHE_VERSION = 4
+# 2: the sustain pedal applied when reading MIDI; 3: velocities, programs, tempo maps; 4: chord symbols; 5: meters
+_CACHE_VERSION = 5
 
 
 def read_cached(path, selection, cache, limits):
@@ -61,6 +61,7 @@ def _save_cached(cache_file, results):
             arrays[f"notes_{i}"] = np.stack([result.onsets, result.durations, result.pitches, velocities,
                                              result.programs], axis=1).astype(np.float64)
             arrays[f"tempo_{i}"] = result.tempo_changes
+            arrays[f"meters_{i}"] = result.meter_changes
             arrays[f"symbols_{i}"] = np.column_stack([result.chord_onsets, result.chord_codes]).astype(np.float64)
         else:
             meta.append(dataclasses.asdict(result))
@@ -81,6 +82,7 @@ def _load_cached(cache_file):
                 results.append(readers.RawPiece(onsets=notes[:, 0], durations=notes[:, 1],
                                                 pitches=notes[:, 2].astype(np.int64), velocities=velocities,
                                                 programs=notes[:, 4].astype(np.int64),
-                                                tempo_changes=arrays[f"tempo_{i}"], chord_onsets=symbols[:, 0],
+                                                tempo_changes=arrays[f"tempo_{i}"],
+                                                meter_changes=arrays[f"meters_{i}"], chord_onsets=symbols[:, 0],
                                                 chord_codes=symbols[:, 1].astype(np.int64), **meta))
         return results

@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from musicgen.errors import UserError
+from musicgen.meters import bar_quarters, check_meter
 
 ROOT_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -127,15 +128,6 @@ class ChordSymbols:
         return ChordSymbols(self.onsets, self.durations, codes - codes % 12 + (codes % 12 + semitones) % 12)
 
 
-def bar_quarters(time_signature):
-    """'6/8' -> 3.0: a bar's length in quarter notes (4/4 for a signature it cannot read)."""
-    try:
-        numerator, denominator = (int(part) for part in time_signature.split("/"))
-        return 4.0 * numerator / denominator if numerator > 0 and denominator > 0 else 4.0
-    except ValueError:
-        return 4.0
-
-
 def harmonic_window(time_signature):
     """Quarters between the strong beats where chords change: a bar, or half a bar from four quarters up."""
     bar = bar_quarters(time_signature)
@@ -167,14 +159,6 @@ def infer_symbols(onsets, durations, pitches, time_signature):
             found.append((start, code))
             previous = code
     return np.array([start for start, _ in found], dtype=np.float64), np.array([code for _, code in found], np.int64)
-
-
-def check_meter(text):
-    """A time signature given by the user ('3/4', '6/8'), refused unless it reads as one."""
-    match = re.match(r"^\s*(\d{1,2})\s*/\s*(1|2|4|8|16|32)\s*$", text or "")
-    if not match or int(match.group(1)) == 0:
-        raise UserError(f"--meter takes a time signature such as 4/4, 3/4 or 6/8, got {text!r}")
-    return f"{int(match.group(1))}/{match.group(2)}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,8 @@ so score corpora stay as compact as before:
 
 A chord symbol (musicgen/chords.py) is an event too, one that sounds nothing:
 it names the chord and how long it holds, first of the events at its onset.
+So is a meter (`meters`, musicgen/meters.py): it names the time signature at
+the bar line where it begins, first of all at its onset, and has no duration.
 """
 
 import dataclasses
@@ -32,6 +34,7 @@ import numpy as np
 
 from musicgen.chords import ChordSymbols
 from musicgen.errors import UserError
+from musicgen.meters import DEFAULT_METER
 from musicgen.notes import DEFAULT_VELOCITY, PROGRAM, VELOCITY, as_notes, normalise_notes, sort_notes
 from musicgen.velocities import quantize_velocity
 
@@ -46,10 +49,11 @@ class EncodingSettings:
     timing: str = "beats"  # "seconds": real time, a quarter being half a second (see the module docstring)
     velocity_bins: int = 0  # 0: no velocities
     instruments: bool = False  # each note event names its General MIDI program
+    meters: bool = False  # time signatures are events, at the bar lines where they begin (beat timing only)
 
     # Settings added after the first vocabularies were written: left out of the JSON and the hash at their
     # defaults, so a vocabulary made before them keeps its hash and its checkpoints.
-    _LATER_FIELDS = ("timing", "velocity_bins", "instruments")
+    _LATER_FIELDS = ("timing", "velocity_bins", "instruments", "meters")
 
     def to_json(self):
         values = dataclasses.asdict(self)
@@ -71,6 +75,8 @@ class EncodingSettings:
             parts.append(f"{self.velocity_bins} velocity bins")
         if self.instruments:
             parts.append("instruments")
+        if self.meters:
+            parts.append("meters")
         return ", ".join(parts)
 
     @property
@@ -91,8 +97,11 @@ class EncodingSettings:
         bins = self.velocity_bins
         if not isinstance(bins, int) or isinstance(bins, bool) or not 0 <= bins <= 127:
             raise UserError(f"encoding setting velocity_bins must be an integer in 0..127, got {bins!r}")
-        if not isinstance(self.instruments, bool):
-            raise UserError(f"encoding setting instruments must be true or false, got {self.instruments!r}")
+        for name in ("instruments", "meters"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"encoding setting {name} must be true or false, got {getattr(self, name)!r}")
+        if self.meters and self.timing != "beats":
+            raise UserError("meters are kept in beat timing only: a performance in seconds has no bars to count")
         return self
 
 
@@ -103,6 +112,7 @@ class Event(NamedTuple):
     velocity: int = None  # MIDI velocity (a bin's middle), where the encoding keeps velocities
     program: int = None  # General MIDI program or DRUMS, where the encoding keeps instruments
     symbol: int = None  # a chord symbol's code (musicgen/chords.py): the event names a chord and sounds nothing
+    meter: tuple = None  # (numerator, denominator): the event names the meter from here on, sounds nothing, lasts 0
 
 
 def group_simultaneous(notes, settings=None):
@@ -133,20 +143,26 @@ def count_chords(notes, settings=None):
     return Counter(event.pitches for _, event in group_simultaneous(notes, settings) if len(event.pitches) > 1)
 
 
-def notes_to_events(notes, settings, known_chords, symbols=ChordSymbols.none()):
-    """Notes, and ChordSymbols, -> (events, number of notes whose duration was clipped).
+def notes_to_events(notes, settings, known_chords, symbols=ChordSymbols.none(), meters=()):
+    """Notes, ChordSymbols and meters (rows of grid step, numerator, denominator) -> (events, number of notes whose
+    duration was clipped).
 
-    A symbol comes first of the events at its onset, its duration clipped like a note's (but not counted)."""
+    A meter comes first of the events at its onset, then a symbol, its duration clipped like a note's (but not
+    counted)."""
     groups = group_simultaneous(notes, settings)
     if not groups:
         return [], 0
     piece_end = max(onset + event.duration for onset, event in groups)
-    harmony = [(onset, Event((), min(duration, settings.max_duration_steps), 0, symbol=code))
-               for onset, duration, code in symbols if onset < piece_end]
+    marks = [(int(step), Event((), 0, 0, meter=(int(numerator), int(denominator))))
+             for step, numerator, denominator in np.asarray(meters, dtype=np.int64).reshape(-1, 3).tolist()
+             if 0 <= step < piece_end]
+    marks += [(onset, Event((), min(duration, settings.max_duration_steps), 0, symbol=code))
+              for onset, duration, code in symbols if onset < piece_end]
     expanded = []
     clipped = 0
-    for onset, event in sorted(harmony + groups, key=lambda item: (item[0], item[1].symbol is None)):
-        if event.symbol is not None:
+    for onset, event in sorted(marks + groups, key=lambda item: (item[0], item[1].meter is None,
+                                                                  item[1].symbol is None)):
+        if event.symbol is not None or event.meter is not None:
             expanded.append((onset, event))
             continue
         if event.duration > settings.max_duration_steps:
@@ -189,6 +205,20 @@ def event_notes(events):
         rows.extend((time, event.duration, pitch, velocity, program) for pitch in event.pitches)
         time += event.shift
     return sort_notes(rows)
+
+
+def event_meters(events):
+    """The meters the events name, rows of (grid step, numerator, denominator), 4/4 from step 0 until the first."""
+    rows, time = [], 0
+    for event in events:
+        if event.meter is not None:
+            if rows and rows[-1][0] == time:
+                rows.pop()
+            rows.append((time, *event.meter))
+        time += event.shift
+    if not rows or rows[0][0] > 0:
+        rows.insert(0, (0, *DEFAULT_METER))
+    return np.array(rows, dtype=np.int64)
 
 
 def event_symbols(events):

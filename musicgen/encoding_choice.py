@@ -71,6 +71,7 @@ class EncodingRequest:
     steps_per_quarter: int = None
     max_duration_quarters: int = None
     max_shift_quarters: int = None
+    meters: bool = None  # None: kept in beat timing
 
     @property
     def needs_corpus(self):
@@ -88,4 +89,6 @@ class EncodingRequest:
                                     ("max_shift_quarters", self.max_shift_quarters))}
         bins = self.velocity_bins if self.velocity_bins is not None else DEFAULT_VELOCITY_BINS if most("dynamics") else 0
         instruments = self.instruments if self.instruments is not None else most("instruments")
-        return EncodingSettings(**grid, timing=timing, velocity_bins=bins, instruments=instruments).validate()
+        meters = self.meters if self.meters is not None else timing == "beats"
+        return EncodingSettings(**grid, timing=timing, velocity_bins=bins, instruments=instruments,
+                                meters=meters).validate()

@@ -19,14 +19,14 @@ from tqdm import tqdm
 
 from musicgen import intervals, whole_pieces
 from musicgen.encoding import events_to_notes
-from musicgen.metrics import (QUARTERS_PER_BAR, CopyFinder, bar_self_similarity, corpus_histograms,
+from musicgen.metrics import (CopyFinder, bar_self_similarity, bars_of, corpus_histograms,
                               distinct_ngram_ratio, duration_counts, histogram_overlap, instrument_counts, longest_loop,
                               longest_repeated_passage, onset_gap_counts, piece_statistics, pitch_class_counts,
                               repeated_ngram_share, shares, value_distribution_overlap, velocity_counts)
 from musicgen.tokens import KINDS
 
 TOKEN_GROUPS = {"pitch": ("note", "chord"), "duration": ("duration",), "shift": ("shift",),
-                "velocity": ("velocity",), "instrument": ("instrument",), "harmony": ("harmony",),
+                "velocity": ("velocity",), "instrument": ("instrument",), "harmony": ("harmony",), "meter": ("meter",),
                 "other": ("rest", "start", "end", "pad"),
                 "merged": ("merged",)}
 SEED_EVENTS = 16
@@ -237,25 +237,29 @@ def music_statistic(pieces, reference, settings, copies=None):
 
 def repetition_values(pieces, settings):
     """{statistic: its value for each of `pieces` (event lists)}: repetition of events and the form of bars."""
-    steps_per_bar = QUARTERS_PER_BAR * settings.steps_per_quarter
+    spq = settings.steps_per_quarter
     notes = [events_to_notes(events) for events in pieces]
     return {"repeated_4gram_share": np.array([repeated_ngram_share(p, 4) for p in pieces]),
             "distinct_2": np.array([distinct_ngram_ratio(p, 2) for p in pieces]),
             "distinct_4": np.array([distinct_ngram_ratio(p, 4) for p in pieces]),
             "longest_loop": np.array([longest_loop(p) for p in pieces], dtype=np.float64),
-            "repeated_passage_bars": np.array([longest_repeated_passage(n, steps_per_bar) for n in notes],
-                                              dtype=np.float64),
-            "bar_self_similarity": np.array([bar_self_similarity(n, steps_per_bar) for n in notes])}
+            "repeated_passage_bars": np.array([longest_repeated_passage(n, bars_of(p, spq))
+                                               for n, p in zip(notes, pieces)], dtype=np.float64),
+            "bar_self_similarity": np.array([bar_self_similarity(n, bars_of(p, spq)) for n, p in zip(notes, pieces)])}
 
 
 def copy_values(pieces, copies, settings):
     """{statistic: its value for each piece} of each piece's longest copy (a metrics.Copy) from the training set:
     its length in events, and in bars (the time from its first event's onset to the onset after its last,
     the sum of the copied events' shifts, which are copied too)."""
-    steps_per_bar = QUARTERS_PER_BAR * settings.steps_per_quarter
+    copied_bars = []
+    for piece, copy in zip(pieces, copies):
+        start = sum(event.shift for event in piece[: copy.start])
+        end = start + sum(event.shift for event in piece[copy.start: copy.start + copy.length])
+        bars = bars_of(piece, settings.steps_per_quarter)
+        copied_bars.append(bars.measure(end) - bars.measure(start))
     return {"copied_events": np.array([copy.length for copy in copies], dtype=np.float64),
-            "copied_bars": np.array([sum(event.shift for event in piece[copy.start: copy.start + copy.length])
-                                     for piece, copy in zip(pieces, copies)], dtype=np.float64) / steps_per_bar}
+            "copied_bars": np.array(copied_bars, dtype=np.float64)}
 
 
 def real_ranges(reference, settings):
@@ -403,8 +407,7 @@ def evaluate(candidates, splits, vocabulary, strategy, split="test", pieces=16, 
         histograms["held-out music"] = corpus_histograms(reference, vocabulary.settings.max_duration_steps)
         description.update({"pieces generated": len(prompts), "events each": length,
                             "seed": f"the first {SEED_EVENTS} events of held-out pieces",
-                            "bars": f"{QUARTERS_PER_BAR} quarters each, counted from the first event after the seed "
-                                    "(the encoding keeps no time signature)"})
+                            "bars": "by the meters the continuation names, else 4/4 from its first event"})
     if per_piece:
         per_piece = pd.concat(per_piece, ignore_index=True)
         per_piece = per_piece[["model"] + [column for column in per_piece.columns if column != "model"]]

@@ -13,6 +13,7 @@ import numpy as np
 
 from musicgen.errors import UserError
 from musicgen.guidance import conditioned, guided, labels_of
+from musicgen.meters import Bars, meter_name, parse_meter
 from musicgen.seed import parse_seed
 
 
@@ -29,17 +30,33 @@ class Generated(NamedTuple):
     given_from: int = None  # the grid step where given music starts again after a filled gap
     melody: np.ndarray = None  # the harmonized melody's notes, marked in the piano roll
     ended: tuple = None  # of a piece the model was left to end: whether it did, for each piece
+    meters: np.ndarray = None  # (k, 3) of (grid step, numerator, denominator): a given file's, which the output keeps
 
 
-def continuation_plan(run, vocabulary, strategy, seed, conditions, guidance, count, length, random_seed=None):
+def continuation_plan(run, vocabulary, strategy, seed, conditions, guidance, count, length, random_seed=None,
+                      meter=None):
     """`count` continuations of the seed.Seed `seed` (a lone <start>: pieces from their beginning) as long as the
     Length `length`, opening with the labels of `conditions` ({label: value}), with classifier-free guidance of
-    weight `guidance` (1: plain conditioning)."""
-    prompt = conditioned(seed.tokens, vocabulary, conditions)
+    weight `guidance` (1: plain conditioning), in `meter` ('3/4'; see metered)."""
+    prompt = metered(conditioned(seed.tokens, vocabulary, conditions), vocabulary, meter)
     decoder = guided(run, vocabulary, guidance, random_seed)
     decoder.pin(vocabulary.opening_length(prompt))
     return _continued(vocabulary, strategy, decoder, prompt, count, length,
                       seed.description + labels_of(vocabulary, prompt), seed.tempo_changes)
+
+
+def metered(prompt, vocabulary, meter):
+    """The prompt with the meter event of `meter` ('3/4') after its opening, where the vocabulary keeps meters, a
+    meter is asked for and the prompt names none yet; a meter the vocabulary has no token for is refused."""
+    if meter is None or not vocabulary.settings.meters or vocabulary.holds("meter")[prompt].any():
+        return prompt
+    token = vocabulary.meters.get(parse_meter(meter))
+    if token is None:
+        raise UserError(f"this model has no token for the meter {meter}; it knows "
+                        f"{', '.join(meter_name(*known) for known in vocabulary.meters)}")
+    opening = vocabulary.opening_length(prompt)
+    event = vocabulary.merge([token, vocabulary.shift_id(0)])
+    return np.concatenate([prompt[:opening], event, prompt[opening:]]).astype(np.int32)
 
 
 def latent_plan(run, vocabulary, strategy, prior, interpolate, steps, length, random_seed=None):
@@ -58,8 +75,13 @@ def _continued(vocabulary, strategy, decoder, prompt, count, length, description
     pieces = [vocabulary.decode(np.concatenate([prompt, continuation])) for continuation in generated]
     seed_events = vocabulary.decode(prompt)
     ended = tuple(bool((continuation == vocabulary.end_id).any()) for continuation in generated)
-    return Generated(pieces, description, "seed", len(seed_events), tempo_changes,
+    return Generated(pieces, description, "seed", musical_events(seed_events), tempo_changes,
                      seed_steps=sum(event.shift for event in seed_events), ended=ended if length.to_end else None)
+
+
+def musical_events(events):
+    """How many of the events are music: all but the meters."""
+    return sum(event.meter is None for event in events)
 
 
 def latent_decoder(run, prior=False, interpolate=None, steps=5, random_seed=None):
@@ -85,10 +107,10 @@ def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random
     """`count` fillings of bars (first, last) of the music file at `path` (musicgen/infilling.py)."""
     from musicgen import infilling
 
-    grid, time_signature = run.recipe.read_first(path, vocabulary.settings, "--infill")
+    grid = run.recipe.read_first(path, vocabulary.settings, "--infill")
     settings = vocabulary.settings
-    gap = infilling.split_at(grid.notes, vocabulary, *bars,
-                             infilling.steps_per_bar(time_signature, settings.steps_per_quarter), grid.chord_symbols)
+    gap = infilling.split_at(grid.notes, vocabulary, *bars, Bars.of_meters(grid.meters, settings.steps_per_quarter),
+                             grid.chord_symbols, grid.meters)
     controls = vocabulary.control_ids(conditions)
     middle_tokens = len(vocabulary.encode(gap.middle, start=False, end=False))
     prompt = infilling.prompt(vocabulary, gap, controls, run.config["seq_len"], middle_tokens)
@@ -101,7 +123,7 @@ def infill_plan(run, vocabulary, strategy, path, bars, conditions, count, random
               for tokens in generated]
     return Generated(pieces, f"bars {bars[0]}-{bars[1]} of {path} filled in{labels_of(vocabulary, prompt)}", "gap",
                      len(gap.before) + len(gap.after), grid.tempo_changes, seed_steps=gap.start,
-                     given_from=gap.start + gap.length)
+                     given_from=gap.start + gap.length, meters=given_meters(grid, settings))
 
 
 def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_seed=None):
@@ -109,13 +131,20 @@ def harmonize_plan(run, vocabulary, strategy, path, conditions, count, random_se
     see musicgen/harmonize.py)."""
     from musicgen.harmonize import MelodyConstraint
 
-    grid, _ = dataclasses.replace(run.recipe, melody_only=True).read_first(path, vocabulary.settings, "--harmonize")
+    grid = dataclasses.replace(run.recipe, melody_only=True).read_first(path, vocabulary.settings, "--harmonize")
     # Each melody note takes one event and the voices under it a few more: the cap only stops a model that never would.
     constraint = MelodyConstraint(vocabulary, grid.notes, count)
     pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count,
                                        len(grid.notes) * 16 + 64, random_seed)
     description = f"the melody of {path} ({len(grid.notes)} notes) harmonized{labels_of(vocabulary, prompt)}"
-    return Generated(pieces, description, "melody", len(grid.notes), grid.tempo_changes, melody=grid.notes)
+    return Generated(pieces, description, "melody", len(grid.notes), grid.tempo_changes, melody=grid.notes,
+                     meters=given_meters(grid, vocabulary.settings))
+
+
+def given_meters(grid, settings):
+    """The meters of a given piece (a recipe.GridPiece) for its output to keep: where the encoding keeps meters,
+    whose first bar line is then step 0; None otherwise (the output is written in 4/4, as the model has it)."""
+    return grid.meters if settings.meters else None
 
 
 def chords_plan(run, vocabulary, strategy, progression, conditions, count, random_seed=None):
@@ -126,15 +155,16 @@ def chords_plan(run, vocabulary, strategy, progression, conditions, count, rando
     constraint = ChordConstraint(vocabulary, symbols, count)
     # A few events a quarter note at most in the music this is for: the cap only stops a model that never would.
     cap = int(constraint.end // vocabulary.settings.steps_per_quarter + 1) * 16 + 64
-    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed)
+    pieces, prompt = _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed,
+                                       progression.meter)
     description = f"music over the chords {' '.join(symbols.names())}{labels_of(vocabulary, prompt)}"
     return Generated(pieces, description, "chords", len(symbols))
 
 
-def _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed):
-    """([events of each piece], prompt): `count` pieces sampled from a prompt of <start> and the labels of
-    `conditions`, under `constraint` (made for `count` rows), at most `cap` events each."""
-    prompt = conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions)
+def _under_constraint(run, vocabulary, strategy, conditions, constraint, count, cap, random_seed, meter=None):
+    """([events of each piece], prompt): `count` pieces sampled from a prompt of <start>, the labels of
+    `conditions` and `meter` (see metered), under `constraint` (made for `count` rows), at most `cap` events each."""
+    prompt = metered(conditioned(np.array([vocabulary.start_id], np.int32), vocabulary, conditions), vocabulary, meter)
     decoder = run.spec.decoder(run.model, seed=random_seed)
     decoder.pin(vocabulary.opening_length(prompt))
     generated = strategy.generate(decoder, vocabulary, np.tile(prompt, (count, 1)), cap,

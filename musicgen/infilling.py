@@ -11,13 +11,12 @@ room for, and the model writes the middle until it has filled the bars' length
 (Sampler.generate's `until_steps`), which fit_middle then cuts to size.
 """
 
-import math
 import re
 from typing import NamedTuple
 
 import numpy as np
 
-from musicgen.chords import ChordSymbols, bar_quarters
+from musicgen.chords import ChordSymbols
 from musicgen.encoding import Event, event_then_rests, notes_to_events
 from musicgen.errors import UserError
 
@@ -43,22 +42,18 @@ def parse_bars(text):
     return first, last
 
 
-def steps_per_bar(time_signature, steps_per_quarter):
-    """Grid steps in a bar of `time_signature` ('3/4'; 4/4 where it is unknown or not a fraction)."""
-    return max(1, round(bar_quarters(time_signature) * steps_per_quarter))
-
-
-def split_at(notes, vocabulary, first_bar, last_bar, bar_steps, symbols=ChordSymbols.none()):
-    """The Gap of bars first_bar..last_bar (from 1) of a piece's grid notes (and chord symbols, those the
-    vocabulary knows); bars past the piece are refused. A chord symbol sounding on across the gap's end is named
-    again where the music after the gap begins, which is given back as it was."""
+def split_at(notes, vocabulary, first_bar, last_bar, bars, symbols=ChordSymbols.none(), meters=()):
+    """The Gap of bars first_bar..last_bar (from 1, where meters.Bars `bars` has them; a first bar with an
+    upbeat counts as bar 1) of a piece's grid notes (and chord symbols and meters, those the vocabulary knows);
+    bars past the piece are refused. A chord symbol sounding on across the gap's end is named again where the
+    music after the gap begins, which is given back as it was."""
     settings = vocabulary.settings
-    bars = math.ceil(int((notes[:, 0] + notes[:, 1]).max()) / bar_steps)
-    if last_bar > bars:
-        raise UserError(f"--infill-bars {first_bar}-{last_bar} is out of range: the piece has {bars} bars")
-    start, end = (first_bar - 1) * bar_steps, last_bar * bar_steps
+    count = int(bars.index(int((notes[:, 0] + notes[:, 1]).max()) - 1)) + 1
+    if last_bar > count:
+        raise UserError(f"--infill-bars {first_bar}-{last_bar} is out of range: the piece has {count} bars")
+    start, end = max(int(bars.start(first_bar - 1)), 0), int(bars.start(last_bar))
     symbols = vocabulary.known_symbols(symbols).cut_at(end)
-    events, _ = notes_to_events(notes, settings, vocabulary.chords, symbols)
+    events, _ = notes_to_events(notes, settings, vocabulary.chords, symbols, vocabulary.known_meters(meters))
     onsets = np.concatenate([[0], np.cumsum([event.shift for event in events])[:-1]]).astype(np.int64)
 
     def leading_to(part, part_onsets, time):

@@ -1,7 +1,7 @@
 """Musical statistics of decoded notes and events, for comparing generated music with real music.
 
 Notes are int arrays (onset, duration, pitch, velocity, program) in grid steps; events are lists of
-encoding.Event. Bars are always QUARTERS_PER_BAR quarters long (see bar_contents). Every function here
+encoding.Event. Bars are where the music's meters have them (bars_of). Every function here
 is plain NumPy so it can be checked on hand-built inputs (tests/test_metrics.py, tests/test_form.py).
 
 Three of them resemble published metrics but are not computed the same way, so
@@ -20,11 +20,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from musicgen.encoding import events_to_notes
+from musicgen.encoding import event_meters, events_to_notes
+from musicgen.meters import Bars
 from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, as_notes
 from musicgen.velocities import velocity_bin
 
-QUARTERS_PER_BAR = 4  # the encoding keeps no time signature, so every bar is taken to be 4/4
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 HARMONIC_MINOR = np.array([0, 2, 3, 5, 7, 8, 11])
 NATURAL_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
@@ -239,25 +239,30 @@ def longest_true_run(flags):
     return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
 
 
-def bar_contents(notes, steps_per_bar):
+def bars_of(events, steps_per_quarter):
+    """The meters.Bars of a piece's events: by the meters they name, 4/4 from their start until the first (all
+    through, where the encoding keeps no meters)."""
+    return Bars.of_meters(event_meters(events), steps_per_quarter)
+
+
+def bar_contents(notes, bars):
     """Each bar's notes relative to its start: rows (onset within the bar, pitch, duration), sorted, no doubles.
 
-    Bars run from bar 0 to the bar of the last onset, `steps_per_bar` grid steps each from step 0 of the notes
-    (for a generated continuation, its first event). The encoding keeps no time signature, so bars are always
-    QUARTERS_PER_BAR quarters (music in 3/4 is cut into 4/4 bars) and their lines need not fall on the
-    music's own; repeats a whole number of these bars apart are still found. A note belongs to the bar it
-    starts in: a bar in which nothing starts (silence, or notes held over from before) is empty. Velocity
-    and instrument are left out.
+    Bars run from bar 0 to the bar of the last onset, where the meters.Bars `bars` has them: the music's own
+    meters where the encoding keeps them; else 4/4 bars from step 0 of the notes (for a
+    generated continuation, its first event), whose lines need not fall on the music's own, though repeats a
+    whole number of these bars apart are still found. A note belongs to the bar it starts in: a bar in which
+    nothing starts (silence, or notes held over from before) is empty. Velocity and instrument are left out.
     """
     notes = as_notes(notes)
     if not len(notes):
         return []
-    bar_of = notes[:, ONSET] // steps_per_bar
-    rows = np.column_stack([notes[:, ONSET] % steps_per_bar, notes[:, PITCH], notes[:, DURATION]])
+    bar_of = bars.index(notes[:, ONSET])
+    rows = np.column_stack([notes[:, ONSET] - bars.start(bar_of), notes[:, PITCH], notes[:, DURATION]])
     return [np.unique(rows[bar_of == bar], axis=0) for bar in range(int(bar_of.max()) + 1)]
 
 
-def longest_repeated_passage(notes, steps_per_bar):
+def longest_repeated_passage(notes, bars):
     """The longest run of consecutive bars that comes back later in the piece, in bars; 0 when no bar does.
 
     Two bars are the same when their bar_contents are (each note's onset within the bar, pitch and duration),
@@ -267,7 +272,7 @@ def longest_repeated_passage(notes, steps_per_bar):
     """
     identities = {}
     bars = np.array([identities.setdefault(content.tobytes(), len(identities)) if len(content) else -1
-                     for content in bar_contents(notes, steps_per_bar)], dtype=np.int64)
+                     for content in bar_contents(notes, bars)], dtype=np.int64)
     best = 0
     for distance in range(1, len(bars)):  # the passage comes back `distance` bars after it started
         same = (bars[distance:] == bars[:-distance]) & (bars[distance:] >= 0)
@@ -275,19 +280,19 @@ def longest_repeated_passage(notes, steps_per_bar):
     return best
 
 
-def bar_self_similarity(notes, steps_per_bar):
+def bar_self_similarity(notes, bars):
     """How much each bar repeats an earlier one: the mean over bars (from the second) of its best Jaccard
     similarity to any earlier bar, both taken as sets of (onset within the bar, pitch) (durations aside).
 
     1.0 when every bar after the first has the onsets and pitches of an earlier bar, 0.0 when no bar shares
     one with an earlier bar (or fewer than two bars have notes). Empty bars (see bar_contents) are left out.
     """
-    bars = [content[:, :2] for content in bar_contents(notes, steps_per_bar) if len(content)]
-    if len(bars) < 2:
+    contents = [content[:, :2] for content in bar_contents(notes, bars) if len(content)]
+    if len(contents) < 2:
         return 0.0
-    _, keys = np.unique(np.concatenate(bars), axis=0, return_inverse=True)
-    members = np.zeros((len(bars), keys.max() + 1), dtype=np.int64)
-    members[np.repeat(np.arange(len(bars)), [len(bar) for bar in bars]), keys.ravel()] = 1
+    _, keys = np.unique(np.concatenate(contents), axis=0, return_inverse=True)
+    members = np.zeros((len(contents), keys.max() + 1), dtype=np.int64)
+    members[np.repeat(np.arange(len(contents)), [len(content) for content in contents]), keys.ravel()] = 1
     shared = members @ members.T
     sizes = np.diag(shared)
     jaccard = shared / (sizes[:, None] + sizes[None, :] - shared)

@@ -5,6 +5,7 @@ import numpy as np
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
 from musicgen.instruments import instrument_name
+from musicgen.meters import default_meters
 from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, PROGRAM, VELOCITY, as_notes
 
 BPM_RANGE = (10, 400)  # tempos read from files, stored in runs and asked for in generate.py
@@ -17,12 +18,13 @@ def check_bpm(bpm, what="tempo"):
         raise UserError(f"{what} {bpm:g} bpm is outside {low}..{high}")
 
 
-def write_midi(path, notes, steps_per_quarter, bpm, tempo_changes=None):
+def write_midi(path, notes, steps_per_quarter, bpm, tempo_changes=None, meters=None):
     """Write notes (onset, duration, pitch[, velocity, program]) in grid steps as a MIDI file, atomically.
 
     One track per program, named after its General MIDI instrument; drum-kit
     notes (program DRUMS) on a drum track, which MIDI plays on channel 10. The
-    tempo is `bpm`, or the tempo map `tempo_changes`, rows of (grid step, bpm).
+    tempo is `bpm`, or the tempo map `tempo_changes`, rows of (grid step, bpm); the time signatures `meters`,
+    rows of (grid step, numerator, denominator), or 4/4 throughout.
     Ticks per quarter are a whole multiple of the grid, so every step is exact.
     """
     import symusic
@@ -33,7 +35,8 @@ def write_midi(path, notes, steps_per_quarter, bpm, tempo_changes=None):
     changes = np.array([[0, bpm]]) if tempo_changes is None else np.asarray(tempo_changes, dtype=np.float64)
     for step, qpm in changes.tolist():
         score.tempos.append(symusic.Tempo(int(step) * ticks_per_step, float(qpm)))
-    score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    for step, numerator, denominator in (default_meters() if meters is None else np.asarray(meters)).tolist():
+        score.time_signatures.append(symusic.TimeSignature(int(step) * ticks_per_step, numerator, denominator))
     for program in np.unique(notes[:, PROGRAM]).tolist():
         drums = program == DRUMS
         track = symusic.Track(instrument_name(program), 0 if drums else program, drums)

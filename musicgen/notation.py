@@ -5,6 +5,7 @@ from fractions import Fraction
 import numpy as np
 
 from musicgen.files import atomic_path
+from musicgen.meters import Bars, default_meters, meter_name, on_bar_lines
 from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, PROGRAM, as_notes, normalise_notes
 
 LOWEST_WRITABLE_PITCH = 12  # C0; MusicXML octaves run 0..9
@@ -35,12 +36,24 @@ def voices(notes):
     return result
 
 
-def build_score(notes, steps_per_quarter, bpm, title=None):
-    """A music21 Score, one part per instrument (the notes' programs); bars, ties and rests are added when it is
-    written."""
+def build_score(notes, steps_per_quarter, bpm, title=None, meters=None):
+    """A music21 Score, one part per instrument (the notes' programs), in the meters (rows of grid step,
+    numerator, denominator, each change on a bar line: on_bar_lines; 4/4 throughout where None). Notes are cut
+    at the bar lines here and tied, and each voice's rests written, to the end of the last bar, since music21
+    lets a rest it adds itself run over a bar line into a long bar after a change of meter."""
     import music21
 
     notes = as_notes(notes)
+    meters = default_meters() if meters is None else np.asarray(meters, dtype=np.int64)
+    bars = Bars.of_meters(meters, steps_per_quarter)
+    end = int(bars.start(bars.index(int((notes[:, ONSET] + notes[:, DURATION]).max()) - 1) + 1)) if len(notes) else 0
+
+    def within_bars(start, stop):
+        """(start, stop) of each part of the span start..stop that bar lines cut."""
+        lines = bars.start(np.arange(bars.index(start) + 1, bars.index(stop - 1) + 1)).tolist()
+        edges = [start] + lines + [stop]
+        return list(zip(edges, edges[1:]))
+
     parts = []
     for program in np.unique(notes[:, PROGRAM]).tolist():
         part = music21.stream.Part()
@@ -49,13 +62,25 @@ def build_score(notes, steps_per_quarter, bpm, title=None):
         part.insert(0, instrument)
         if not parts:
             part.insert(0, music21.tempo.MetronomeMark(number=round(bpm, 2)))
-        part.insert(0, music21.meter.TimeSignature("4/4"))
+        for step, numerator, denominator in meters.tolist():
+            part.insert(Fraction(step, steps_per_quarter), music21.meter.TimeSignature(meter_name(numerator, denominator)))
         for voice_notes in voices(notes[notes[:, PROGRAM] == program]):
-            voice = music21.stream.Voice()
-            for onset, duration, pitches in voice_notes:
-                element = music21.note.Note(pitches[0]) if len(pitches) == 1 else music21.chord.Chord(pitches)
-                element.quarterLength = Fraction(duration, steps_per_quarter)
-                voice.insert(Fraction(onset, steps_per_quarter), element)
+            voice, time = music21.stream.Voice(), 0
+            for onset, duration, pitches in voice_notes + [(end, 0, None)]:
+                for start, stop in within_bars(time, onset) if onset > time else []:
+                    voice.insert(Fraction(start, steps_per_quarter),
+                                 music21.note.Rest(quarterLength=Fraction(stop - start, steps_per_quarter)))
+                if pitches is None:
+                    break
+                spans = within_bars(onset, onset + duration)
+                for index, (start, stop) in enumerate(spans):
+                    element = music21.note.Note(pitches[0]) if len(pitches) == 1 else music21.chord.Chord(pitches)
+                    element.quarterLength = Fraction(stop - start, steps_per_quarter)
+                    if len(spans) > 1:
+                        element.tie = music21.tie.Tie("start" if index == 0 else
+                                                      "stop" if index == len(spans) - 1 else "continue")
+                    voice.insert(Fraction(start, steps_per_quarter), element)
+                time = onset + duration
             part.insert(0, voice)
         parts.append(part)
     score = music21.stream.Score(parts)
@@ -86,11 +111,14 @@ def notation_grid(notes, steps_per_quarter):
     return normalise_notes(notes)[0], SIXTEENTHS
 
 
-def write_musicxml(path, notes, steps_per_quarter, bpm, title=None):
-    """Write notes as an uncompressed MusicXML file, atomically; returns how many notes went up an octave."""
+def write_musicxml(path, notes, steps_per_quarter, bpm, title=None, meters=None):
+    """Write notes as an uncompressed MusicXML file, atomically, in the meters (rows of grid step, numerator,
+    denominator; 4/4 throughout where None); returns how many notes went up an octave."""
+    if meters is not None:  # music of a grid sheet music can write (notation_grid), so its steps stay
+        meters = on_bar_lines(meters, steps_per_quarter)
     notes, steps_per_quarter = notation_grid(notes, steps_per_quarter)
     notes, moved = notatable(notes)
-    score = build_score(notes, steps_per_quarter, bpm, title)
+    score = build_score(notes, steps_per_quarter, bpm, title, meters)
     with atomic_path(path) as temporary:
         score.write("musicxml", fp=str(temporary))
     return moved

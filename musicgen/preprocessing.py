@@ -84,13 +84,14 @@ def run(job):
     output = Path(job.output)
     context = _context_of(job)
 
-    rows_per_file, chord_counts, controls, symbols = [None] * len(job.files), Counter(), set(), set()
-    for file_index, file_rows, file_chord_counts, file_controls, file_symbols in _map_files(
+    rows_per_file, chord_counts, controls, symbols, meters = [None] * len(job.files), Counter(), set(), set(), set()
+    for file_index, file_rows, file_chord_counts, file_controls, file_symbols, file_meters in _map_files(
             _survey, list(enumerate(job.files)), context, job.workers, "reading"):
         rows_per_file[file_index] = file_rows
         chord_counts.update(file_chord_counts)
         controls |= file_controls
         symbols |= file_symbols
+        meters |= file_meters
     rows = [row for file_rows in rows_per_file for row in file_rows]
     if not any(row["status"] == "kept" for row in rows):
         _write_manifest(output, rows)
@@ -101,11 +102,12 @@ def run(job):
     moved = False if job.folds or job.split_from else splits.fill_empty_held_out_splits(
         rows, job.val_fraction, job.test_fraction, job.split_seed)
     if grouped or moved:
-        chord_counts, symbols = Counter(), set()
-        for file_chords, file_symbols in _map_files(_count_training, _encoding_tasks(job.files, rows_per_file),
-                                                    context, job.workers, "recounting"):
+        chord_counts, symbols, meters = Counter(), set(), set()
+        for file_chords, file_symbols, file_meters in _map_files(
+                _count_training, _encoding_tasks(job.files, rows_per_file), context, job.workers, "recounting"):
             chord_counts.update(file_chords)
             symbols |= file_symbols
+            meters |= file_meters
     if "density" in job.computed_labels:
         context.density_edges = piece_labels.density_edges(
             [row["notes_per_quarter"] for row in rows if row["split"] == "train"])
@@ -114,7 +116,8 @@ def run(job):
                 row["density"] = piece_labels.density_label(row["notes_per_quarter"], context.density_edges)
         controls |= {control_token("density", value) for value in piece_labels.DENSITY_BINS}
     vocabulary = job.vocabulary or Vocabulary.build(job.settings, chord_counts, job.max_chords,
-                                                       job.min_chord_count, controls, job.infilling, symbols)
+                                                       job.min_chord_count, controls, job.infilling, symbols,
+                                                       meters=meters)
     context.vocabulary = vocabulary
     if job.merges and job.vocabulary is None:
         event_counts = Counter()
@@ -124,7 +127,7 @@ def run(job):
         merges = learn_merges({tuple(vocabulary.tokens[i] for i in event): times
                                for event, times in event_counts.items()}, job.merges)
         vocabulary = Vocabulary.build(job.settings, chord_counts, job.max_chords, job.min_chord_count, controls,
-                                      job.infilling, symbols, merges)
+                                      job.infilling, symbols, merges, meters)
         context.vocabulary = vocabulary
 
     run_id = uuid.uuid4().hex[:8]
@@ -235,7 +238,8 @@ def run_folds(job):
 
 def _copies(grid, split, shifts):
     """[(shift, notes, ChordSymbols)] of a recipe.GridPiece in `split`: a training piece transposed by each of
-    `shifts` that keeps every pitch within 0..127 (drums are not transposed), a held-out piece as it is."""
+    `shifts` that keeps every pitch within 0..127 (drums are not transposed), a held-out piece as it is. Every
+    copy keeps the piece's meters."""
     if split != "train":
         return [(0, grid.notes, grid.chord_symbols)]
     copies = []
@@ -328,12 +332,12 @@ def _file_size(path):
 
 
 def _survey(task):
-    """(file index, manifest rows, training chord counts, control tokens, chord symbol codes) of one file: what it
-    holds, what is kept, where, the labels of its kept pieces (and of their transposed copies), and the chord
-    symbols of its training pieces."""
+    """(file index, manifest rows, training chord counts, control tokens, chord symbol codes, meters) of one file:
+    what it holds, what is kept, where, the labels of its kept pieces (and of their transposed copies), and the
+    chord symbols and meters ((numerator, denominator)) of its training pieces."""
     file_index, path = task
     job = _context.job
-    rows, chord_counts, controls, symbols = [], Counter(), set(), set()
+    rows, chord_counts, controls, symbols, meters = [], Counter(), set(), set(), set()
     for result in _read(path):
         row = {"source": result.source, "status": "", "reason": "", "notes": 0, "events": 0, "clipped_notes": 0,
                "silences_shortened": 0, "chord_symbols": 0, "duration_quarters": 0.0, "tempo_bpm": None,
@@ -355,6 +359,8 @@ def _survey(task):
                 row.update(status="skipped", reason="not in a split of --split-from")
             else:
                 row.update(status="kept", split=split)
+                if split == "train":
+                    meters |= set(map(tuple, grid.meters[:, 1:].tolist()))
                 if job.dedupe:
                     row["opening"] = splits.opening_fingerprint(notes)
                 for shift, copy, copy_symbols in _copies(grid, split, job.transpositions):
@@ -369,7 +375,7 @@ def _survey(task):
                     row["notes_per_quarter"] = round(piece_labels.notes_per_quarter(
                         notes, job.settings.steps_per_quarter), 4)
         rows.append(row)
-    return file_index, rows, chord_counts, controls, symbols
+    return file_index, rows, chord_counts, controls, symbols, meters
 
 
 def _split_of_piece(path, source, job):
@@ -399,8 +405,8 @@ def _encoding_tasks(files, rows_per_file):
 
 
 def _kept_copies(task):
-    """(reading index, split, shift, source, tempo, notes, chord symbols, labels) of a file's kept pieces; training
-    ones transposed."""
+    """(reading index, split, shift, source, tempo, notes, chord symbols, meters, labels) of a file's kept pieces;
+    training ones transposed."""
     _, path, file_splits = task
     job = _context.job
     seconds = job.settings.timing == "seconds"
@@ -411,32 +417,33 @@ def _kept_copies(task):
         tempo = SECONDS_TIMING_BPM if seconds else result.tempo_bpm  # what plays the steps at their length
         for shift, copy, symbols in _copies(grid, split, job.transpositions):
             source = result.source if shift == 0 else f"{result.source} {TRANSPOSED_MARK} {shift:+d})"
-            yield (result_index, split, shift, source, tempo, copy, symbols,
+            yield (result_index, split, shift, source, tempo, copy, symbols, grid.meters,
                    _labels_of(path, result, copy, _context.density_edges))
 
 
 def _count_training(task):
-    """(chord counts, chord symbol codes) of a file's training pieces and their transposed copies."""
-    counts, symbols = Counter(), set()
-    for _, split, _, _, _, notes, piece_symbols, _ in _kept_copies(task):
+    """(chord counts, chord symbol codes, meters) of a file's training pieces and their transposed copies."""
+    counts, symbols, meters = Counter(), set(), set()
+    for _, split, _, _, _, notes, piece_symbols, piece_meters, _ in _kept_copies(task):
         if split == "train":
             counts.update(count_chords(notes, _context.job.settings))
             symbols |= set(piece_symbols.codes.tolist())
-    return counts, symbols
+            meters |= set(map(tuple, piece_meters[:, 1:].tolist()))
+    return counts, symbols, meters
 
 
 def _encode_file(task):
     """(file index, [_EncodedPiece]) for one file's kept pieces and their transposed copies."""
     pieces = []
     vocabulary = _context.vocabulary
-    for result_index, split, shift, source, tempo, notes, symbols, labels in _kept_copies(task):
+    for result_index, split, shift, source, tempo, notes, symbols, meters, labels in _kept_copies(task):
         # Labels and chord symbols the vocabulary lacks (unseen in training, or absent from a --vocab) are left out.
         controls = [vocabulary.control_id(name, value) for name, value in labels.items()]
         known_symbols = vocabulary.known_symbols(symbols)
         left_out = {"labels_not_in_vocabulary": controls.count(None),
                     "chord_symbols_not_in_vocabulary": len(symbols) - len(known_symbols)}
         tokens, events, clipped = vocabulary.encode_notes(notes, [c for c in controls if c is not None],
-                                                          known_symbols)
+                                                          known_symbols, meters)
         steps = len(tokens) - vocabulary.opening_length(tokens) - 1
         pieces.append(_EncodedPiece(result_index, split, shift, source, tempo, tokens, events, clipped, left_out,
                                     len(notes), steps))
@@ -448,10 +455,11 @@ def _count_events(task):
     learning the merged tokens (musicgen/merges.py)."""
     counts = Counter()
     vocabulary = _context.vocabulary
-    for _, split, _, _, _, notes, symbols, _ in _kept_copies(task):
+    for _, split, _, _, _, notes, symbols, meters, _ in _kept_copies(task):
         if split != "train":
             continue
-        events, _ = notes_to_events(notes, vocabulary.settings, vocabulary.chords, vocabulary.known_symbols(symbols))
+        events, _ = notes_to_events(notes, vocabulary.settings, vocabulary.chords, vocabulary.known_symbols(symbols),
+                                    vocabulary.known_meters(meters))
         counts.update(tuple(vocabulary.event_ids(event)) for event in events)
     return counts
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from musicgen.chords import parse_symbol
+from musicgen.meters import DEFAULT_METER, meter_map, meter_name, parse_meter
 from musicgen.midi import BPM_RANGE
 from musicgen.notes import DRUMS
 
@@ -50,6 +51,9 @@ class RawPiece:
     tempo_changes: np.ndarray = None  # (k, 2) float: (quarter note, bpm) of each tempo, the first at 0
     chord_onsets: np.ndarray = None  # quarter notes at which the score names a chord symbol, float
     chord_codes: np.ndarray = None  # the code of each of those symbols (musicgen/chords.py), int
+    # (k, 3) float: (quarter note of a bar line, numerator, denominator) of each meter, as meters.meter_map makes
+    # them; the first may stand before 0, where the bar an upbeat leads into would have begun
+    meter_changes: np.ndarray = None
 
     def __post_init__(self):
         count = len(self.pitches)
@@ -59,6 +63,8 @@ class RawPiece:
             self.tempo_changes = np.array([[0.0, self.tempo_bpm]])
         if self.chord_onsets is None:
             self.chord_onsets, self.chord_codes = np.zeros(0), np.zeros(0, np.int64)
+        if self.meter_changes is None:
+            self.meter_changes = meter_map([(0.0, *_meter_or_default(self.time_signature))])
 
     def seconds(self, quarters):
         """Quarter-note positions -> seconds from the start, through the tempo map."""
@@ -125,11 +131,11 @@ def read_midi(path, selection):
                   for t in score.tracks]
         ticks_per_quarter = score.tpq
         tempos = [(tempo.time, tempo.qpm) for tempo in score.tempos]
-        signatures = score.time_signatures
-        time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if len(signatures) else "4/4"
+        signatures = [(signature.time, signature.numerator, signature.denominator)
+                      for signature in score.time_signatures]
     except Exception as symusic_error:  # noqa: BLE001 - any parser failure means: try the other reader
         try:
-            tracks, ticks_per_quarter, tempos, time_signature = _read_midi_with_pretty_midi(source, selection)
+            tracks, ticks_per_quarter, tempos, signatures = _read_midi_with_pretty_midi(source, selection)
         except Exception:  # noqa: BLE001
             return ReadFailure(source, "failed", _explain_midi_error(path, symusic_error))
     if ticks_per_quarter <= 0:
@@ -151,16 +157,19 @@ def read_midi(path, selection):
         return ReadFailure(source, "skipped", reason)
     times, durations, pitches, velocities, programs = (np.concatenate(parts) for parts in zip(*chosen))
     tempo_changes = tempo_map([(tick / ticks_per_quarter, bpm) for tick, bpm in tempos])
+    meter_changes = meter_map([(tick / ticks_per_quarter, numerator, denominator)
+                               for tick, numerator, denominator in signatures])
     return RawPiece(
         source=source,
         onsets=times / ticks_per_quarter,
         durations=durations / ticks_per_quarter,
         pitches=pitches.astype(np.int64),
         tempo_bpm=float(tempo_changes[0, 1]),
-        time_signature=time_signature,
+        time_signature=_first_meter(meter_changes),
         velocities=velocities.astype(np.int64),
         programs=programs.astype(np.int64),
         tempo_changes=tempo_changes,
+        meter_changes=meter_changes,
     )
 
 
@@ -196,9 +205,9 @@ def _read_midi_with_pretty_midi(source, selection):
         tracks.append((instrument.program, instrument.is_drum, _held_notes(notes, pedal_intervals(pedal), selection)))
     times, bpms = midi.get_tempo_changes()
     tempos = [(midi.time_to_tick(time), bpm) for time, bpm in zip(times, bpms)]
-    signatures = midi.time_signature_changes
-    time_signature = f"{signatures[0].numerator}/{signatures[0].denominator}" if signatures else "4/4"
-    return tracks, midi.resolution, tempos, time_signature
+    signatures = [(midi.time_to_tick(signature.time), signature.numerator, signature.denominator)
+                  for signature in midi.time_signature_changes]
+    return tracks, midi.resolution, tempos, signatures
 
 
 SUSTAIN_CONTROLLER = 64
@@ -314,17 +323,52 @@ def read_notation(data, source, source_format):
         return ReadFailure(source, "skipped", "no notes")
     onsets, durations, pitches = (np.array(column) for column in zip(*rows))
     marks = list(score.recurse().getElementsByClass("MetronomeMark"))
-    signatures = list(score.recurse().getElementsByClass("TimeSignature"))
     tempo = marks[0].getQuarterBPM() if marks else None
+    meter_changes = meter_map(_meters_of(score))
     return RawPiece(
         source=source,
         onsets=onsets,
         durations=durations,
         pitches=pitches.astype(np.int64),
         tempo_bpm=_sane_tempo(tempo),
-        time_signature=signatures[0].ratioString if signatures else "4/4",
+        time_signature=_first_meter(meter_changes),
+        meter_changes=meter_changes,
         **_chord_symbols(score),
     )
+
+
+def _meters_of(score):
+    """[(quarter note of a bar line, numerator, denominator)] of each time signature in the score's first part, at
+    the start of its bar. A first bar with an upbeat (music21's paddingLeft, or simply shorter than its meter's
+    bar) names its meter at the bar line it leads to, less a bar."""
+    part = score.parts[0] if score.parts else score
+    changes = []
+    for index, measure in enumerate(part.getElementsByClass("Measure")):
+        signature = measure.timeSignature
+        if signature is None:
+            continue
+        start = float(measure.offset)
+        if index == 0:
+            bar, filled = float(signature.barDuration.quarterLength), float(measure.duration.quarterLength)
+            start -= float(measure.paddingLeft) or (bar - filled if 0 < filled < bar else 0.0)
+        changes.append((start, signature.numerator, signature.denominator))
+    if not changes:  # a score without measures
+        changes = [(float(signature.getOffsetInHierarchy(part)), signature.numerator, signature.denominator)
+                   for signature in part.recurse().getElementsByClass("TimeSignature")]
+    return changes
+
+
+def _first_meter(meter_changes):
+    """The manifest's time signature: the meter at the piece's start, '3/4'."""
+    sounding = max(int(np.searchsorted(meter_changes[:, 0], 0.0, side="right")) - 1, 0)
+    return meter_name(*(int(value) for value in meter_changes[sounding, 1:]))
+
+
+def _meter_or_default(time_signature):
+    try:
+        return parse_meter(time_signature)
+    except ValueError:
+        return DEFAULT_METER
 
 
 def _chord_symbols(score):

@@ -13,6 +13,7 @@ import numpy as np
 from musicgen import readers
 from musicgen.chords import CHORD_SYMBOL_MODES, ChordSymbols, infer_symbols
 from musicgen.errors import UserError
+from musicgen.meters import bar_steps, default_meters
 from musicgen.notes import DRUMS, quantize, shorten_silences
 
 SECONDS_TIMING_BPM = 120.0  # in seconds timing a "quarter" is half a second: the quarter note of 120 bpm
@@ -23,6 +24,9 @@ class GridPiece(NamedTuple):
     silences_shortened: int
     tempo_changes: np.ndarray  # (k, 2): (grid step, bpm), the first at step 0; what plays the notes as read
     chord_symbols: ChordSymbols
+    # (k, 3): (grid step, numerator, denominator), the first the bar line at or before the first note (musicgen/
+    # meters.py); where the encoding keeps meters, the notes are moved so that it falls on step 0
+    meters: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +42,9 @@ class Recipe:
         In beat timing the notes keep the piece's beats and the tempo map comes
         with them; in seconds timing they are first put in real time (through the
         tempo map), then counted at 120 bpm. Without instruments every note is on
-        program 0, one stream, as before instruments were kept.
+        program 0, one stream, as before instruments were kept. Where the encoding
+        keeps meters, a piece that begins with an upbeat begins with the rest of
+        its bar, so that bars count from step 0.
         """
         spq = settings.steps_per_quarter
         onsets, durations = piece.onsets, piece.durations
@@ -55,8 +61,19 @@ class Recipe:
         if settings.timing == "seconds":
             symbol_onsets = piece.seconds(symbol_onsets) * SECONDS_TIMING_BPM / 60
         end = int((notes[:, 0] + notes[:, 1]).max()) if len(notes) else 0
-        return GridPiece(notes, len(cuts), _grid_tempo_changes(tempo_changes, spq, first_step, cuts),
-                         _grid_symbols(symbol_onsets, codes, spq, first_step, cuts, end))
+        tempo_changes = _grid_tempo_changes(tempo_changes, spq, first_step, cuts)
+        symbols = _grid_symbols(symbol_onsets, codes, spq, first_step, cuts, end)
+        meters = (default_meters() if settings.timing == "seconds"
+                  else _grid_meters(piece.meter_changes, spq, first_step, cuts, end))
+        upbeat = -int(meters[0, 0])
+        if settings.meters and upbeat:
+            notes = notes.copy()
+            notes[:, 0] += upbeat
+            tempo_changes = tempo_changes.copy()
+            tempo_changes[1:, 0] += upbeat  # the first tempo plays from the start
+            symbols = ChordSymbols(symbols.onsets + upbeat, symbols.durations, symbols.codes)
+            meters = meters + [[upbeat, 0, 0]]
+        return GridPiece(notes, len(cuts), tempo_changes, symbols, meters)
 
     def _symbols_of(self, piece):
         """(onsets in quarters, codes) of the piece's chord symbols, as this recipe keeps or infers them."""
@@ -69,15 +86,15 @@ class Recipe:
         return piece.chord_onsets, piece.chord_codes
 
     def read_first(self, path, settings, flag):
-        """(GridPiece, time signature) of the first piece in a music file; a missing file or one without notes is
-        refused, naming the command-line `flag` that gave it."""
+        """The GridPiece of the first piece in a music file; a missing file or one without notes is refused, naming
+        the command-line `flag` that gave it."""
         if not path.is_file():
             raise UserError(f"{flag} file {path} does not exist")
         piece = next((p for p in readers.read_file(path, self.selection) if isinstance(p, readers.RawPiece)), None)
         grid = self.grid_notes(piece, settings) if piece is not None else None
         if grid is None or not len(grid.notes):
             raise UserError(f"{flag} file {path} has no notes")
-        return grid, piece.time_signature
+        return grid
 
     def to_json(self):
         programs = self.selection.programs
@@ -130,6 +147,21 @@ def _grid_symbols(onsets, codes, steps_per_quarter, first_step, cuts, end):
     changes[1:] = codes[1:] != codes[:-1]
     steps, codes = steps[changes], codes[changes]
     return ChordSymbols(steps, np.diff(np.append(steps, end)), codes)
+
+
+def _grid_meters(meter_changes, steps_per_quarter, first_step, cuts, end):
+    """(quarter, numerator, denominator) meters -> (grid step, numerator, denominator), moved as the notes were
+    (_grid_steps): the first is the bar line, at or before step 0, of the bar the first note sounds in; meters
+    from the piece's `end` on are left out, and of several at one step the last counts."""
+    steps = _grid_steps(meter_changes[:, 0], steps_per_quarter, first_step, cuts).astype(np.int64)
+    meters = meter_changes[:, 1:].astype(np.int64)
+    sounding = max(int(np.searchsorted(steps, 0, side="right")) - 1, 0)
+    numerator, denominator = meters[sounding]
+    bar = bar_steps(numerator, denominator, steps_per_quarter)
+    first = -((-steps[sounding]) % bar) if steps[sounding] <= 0 else 0
+    rows = np.column_stack([np.append(first, steps[sounding + 1:]), meters[sounding:]])
+    rows = rows[(rows[:, 0] < max(end, 1))]
+    return rows[np.append(rows[1:, 0] != rows[:-1, 0], True)]
 
 
 def _grid_tempo_changes(tempo_changes, steps_per_quarter, first_step, cuts):

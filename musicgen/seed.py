@@ -99,9 +99,11 @@ def _file_seed(path, run, events):
     if piece is None:
         raise UserError(f"seed file {path} has no usable notes")
     grid = recipe.grid_notes(piece, run.vocabulary.settings)
-    tokens = run.vocabulary.encode_notes(grid.notes, symbols=run.vocabulary.known_symbols(grid.chord_symbols))[0]
-    cut = run.vocabulary.event_boundaries(tokens)
-    return tokens[: cut[min(events, len(cut) - 1)]], grid.tempo_changes
+    tokens = run.vocabulary.encode_notes(grid.notes, symbols=run.vocabulary.known_symbols(grid.chord_symbols),
+                                         meters=grid.meters)[0]
+    cut = run.vocabulary.event_boundaries(tokens)  # after <start>, then after each event
+    music = np.cumsum([event.meter is None for event in run.vocabulary.decode(tokens)])  # meters are not counted
+    return tokens[: cut[int(np.searchsorted(music, min(events, music[-1]))) + 1]], grid.tempo_changes
 
 
 def events_to_seed(vocabulary, events):

@@ -11,12 +11,14 @@ vocabulary's arrays. The spellings:
     inst:33, inst:drums                  a General MIDI program, the drum kit
     vel:82                               a velocity (the middle of its bin)
     harmony:D7                           a chord symbol
+    meter:6/8                            a time signature (musicgen/meters.py)
     key=D minor                          a label (a control token)
     C4+dur:4+shift:4                     a merged token: a run of the above within one event (musicgen/merges.py)
 """
 
 from musicgen.chords import parse_symbol, symbol_name
 from musicgen.errors import UserError
+from musicgen.meters import meter_name, parse_meter
 from musicgen.notes import DRUMS, parse_pitch, pitch_name
 
 PAD, START, END, REST = "<pad>", "<start>", "<end>", "R"
@@ -26,13 +28,13 @@ HOLE, FILL = "<hole>", "<fill>"  # the infilling markers (musicgen/vocabulary.py
 # Token kinds, and which kinds may follow which (the event grammar, Vocabulary.grammar). A merged token's kind is
 # "merged"; what follows it is what may follow its last part.
 KINDS = ["pad", "start", "end", "rest", "note", "chord", "duration", "shift", "instrument", "velocity", "control",
-         "hole", "fill", "harmony", "merged"]
+         "hole", "fill", "harmony", "merged", "meter"]
 EVENT_KINDS = ("rest", "note", "chord")
 PITCHED_KINDS = ("note", "chord")
 # What a merged token may hold: the parts of one event, each kind once.
-EVENT_PARTS = ("instrument", "velocity", "rest", "note", "chord", "harmony", "duration", "shift")
+EVENT_PARTS = ("instrument", "velocity", "rest", "note", "chord", "harmony", "meter", "duration", "shift")
 
-INSTRUMENT_PREFIX, VELOCITY_PREFIX, HARMONY_PREFIX = "inst:", "vel:", "harmony:"
+INSTRUMENT_PREFIX, VELOCITY_PREFIX, HARMONY_PREFIX, METER_PREFIX = "inst:", "vel:", "harmony:", "meter:"
 DURATION_PREFIX, SHIFT_PREFIX = "dur:", "shift:"
 CONTROL_SEPARATOR = "="  # control tokens are label=value; no other token holds "="
 MERGE_SEPARATOR = "+"  # a merged token spells its parts joined by "+"; no base token holds "+"
@@ -49,6 +51,10 @@ def chord_name(pitches):
 def harmony_token(code):
     """A chord symbol's code (musicgen/chords.py) -> its token, e.g. 'harmony:D7'."""
     return f"{HARMONY_PREFIX}{symbol_name(code)}"
+
+
+def meter_token(numerator, denominator):
+    return f"{METER_PREFIX}{meter_name(numerator, denominator)}"
 
 
 def instrument_token(program):
@@ -90,6 +96,14 @@ def meaning_of(token, settings):
         return {"kind": "velocity", "velocity": _number_of(token)}
     if token.startswith(HARMONY_PREFIX):
         return {"kind": "harmony", "symbol": _symbol_of(token)}
+    if token.startswith(METER_PREFIX):
+        try:
+            meter = parse_meter(token[len(METER_PREFIX):])
+        except ValueError as error:
+            raise UserError(f"vocabulary token {token!r}: {error}") from None
+        if meter_token(*meter) != token:
+            raise UserError(f"vocabulary token {token!r} should be spelled {meter_token(*meter)!r}")
+        return {"kind": "meter", "meter": meter}
     for prefix, kind, limit, lowest in ((DURATION_PREFIX, "duration", settings.max_duration_steps, 1),
                                         (SHIFT_PREFIX, "shift", settings.max_shift_steps, 0)):
         if token.startswith(prefix):

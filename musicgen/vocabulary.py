@@ -27,6 +27,12 @@ first of the events at its onset:
 
     harmony:D7 dur:8 shift:0 A4 dur:2 shift:2 ...
 
+An encoding with meters (musicgen/meters.py) spells each time signature as an
+event of two tokens at the bar line where it begins, before all else there; a
+piece with an upbeat begins with the rest of its bar, as the meter's shift:
+
+    <start> meter:3/4 shift:8 D4 dur:4 shift:4 | meter:2/4 shift:0 ...
+
 A vocabulary made for infilling (preprocess.py --infilling) has two markers
 more, for the fill-in-the-middle training of language models (Bavarian et al.
 2022), in its suffix-first order: a passage is trained, and asked for, as
@@ -63,10 +69,12 @@ from musicgen.chords import ChordSymbols
 from musicgen.encoding import EncodingSettings, Event, notes_to_events
 from musicgen.errors import UserError
 from musicgen.merges import Segmenter
+from musicgen.meters import KNOWN_METERS
 from musicgen.notes import DEFAULT_VELOCITY, DRUMS, pitch_name
 from musicgen.tokens import (CONTROL_SEPARATOR, END, EVENT_KINDS, EVENT_PARTS, FILL, HOLE, KINDS, MERGE_SEPARATOR, PAD,
                              PITCHED_KINDS, REST, SPECIAL_TOKENS, START, chord_name, control_token, duration_token,
-                             harmony_token, instrument_token, meaning_of, merged_token, shift_token, velocity_token)
+                             harmony_token, instrument_token, meaning_of, merged_token, meter_token, shift_token,
+                             velocity_token)
 from musicgen.velocities import bin_middles, quantize_velocity
 
 _SHIFT, _START = KINDS.index("shift"), KINDS.index("start")
@@ -98,6 +106,8 @@ class Vocabulary:
         for kind, wanted in (("instrument", settings.instruments), ("velocity", settings.velocity_bins > 0)):
             if wanted != (KINDS.index(kind) in self.kinds):
                 raise UserError(f"vocabulary {kind} tokens do not match its settings")
+        if KINDS.index("meter") in self.kinds and not settings.meters:
+            raise UserError("vocabulary meter tokens do not match its settings")
 
         def column(name, missing):
             return np.array([meaning.get(name, missing) for meaning in meanings], dtype=np.int64)
@@ -116,6 +126,8 @@ class Vocabulary:
         self.chords = {pitches for pitches, kind in zip(self.pitches, self.kinds) if KINDS[kind] == "chord"}
         self.symbols = {code: i for i, code in enumerate(self.symbol_codes.tolist())
                         if code >= 0 and KINDS[self.kinds[i]] == "harmony"}  # code -> its own token id
+        self.meters = {meaning["meter"]: i for i, meaning in enumerate(meanings)
+                       if meaning["kind"] == "meter"}  # (numerator, denominator) -> its token id
         # Which keys each token strikes, and which tokens move on to a new onset (a shift > 0, or <start>).
         self.strikes = np.zeros((len(self.tokens), 128), dtype=bool)
         for index, pitches in enumerate(self.pitches):
@@ -173,7 +185,7 @@ class Vocabulary:
         """
         pitched = ("velocity",) if settings.velocity_bins else PITCHED_KINDS
         event_start = (("instrument",) if settings.instruments else pitched) + ("rest", "end")
-        event_start += ("harmony",)
+        event_start += ("harmony",) + (("meter",) if settings.meters else ())
         return {
             "pad": ("start",),
             "start": event_start + ("control",),
@@ -185,6 +197,7 @@ class Vocabulary:
             "note": ("duration",),
             "chord": ("duration",),
             "harmony": ("duration",),
+            "meter": ("shift",),
             "duration": ("shift",),
             "end": ("start",),
             "hole": event_start,
@@ -193,10 +206,12 @@ class Vocabulary:
 
     @classmethod
     def build(cls, settings, chord_counts, max_chords=1024, min_chord_count=2, controls=(), infilling=False,
-              symbols=(), merges=()):
-        """The vocabulary for `settings`, with the most frequent chords of the training data, the infilling
-        markers if asked for, a token for each chord symbol code in `symbols`, the control tokens `controls`
-        (label=value strings), sorted, and last the merged tokens `merges` (tuples of token strings), in order."""
+              symbols=(), merges=(), meters=()):
+        """The vocabulary for `settings`, with the most frequent chords of the training data, where the settings
+        keep meters a token for each of `meters` ((numerator, denominator)) among meters.KNOWN_METERS, the
+        infilling markers if asked for, a token for each chord symbol code in `symbols`, the control tokens
+        `controls` (label=value strings), sorted, and last the merged tokens `merges` (tuples of token strings),
+        in order."""
         chords = [c for c, n in sorted(chord_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_chord_count]
         tokens = list(SPECIAL_TOKENS)
         tokens += [pitch_name(p) for p in range(128)]
@@ -207,6 +222,8 @@ class Vocabulary:
             tokens += [instrument_token(program) for program in range(DRUMS + 1)]
         if settings.velocity_bins:
             tokens += [velocity_token(v) for v in bin_middles(settings.velocity_bins).tolist()]
+        if settings.meters:
+            tokens += [meter_token(*meter) for meter in KNOWN_METERS if meter in set(map(tuple, meters))]
         if infilling:
             tokens += [HOLE, FILL]
         tokens += [harmony_token(code) for code in sorted(set(symbols))]
@@ -353,6 +370,8 @@ class Vocabulary:
 
     def event_ids(self, event):
         """The base token ids of one event."""
+        if event.meter is not None:
+            return [self.meters[event.meter], self.shift_id(event.shift)]
         if event.symbol is not None:
             return [self.symbols[event.symbol], self.duration_id(event.duration), self.shift_id(event.shift)]
         ids = []
@@ -387,9 +406,16 @@ class Vocabulary:
         """The ChordSymbols of `symbols` that the vocabulary has a token for."""
         return symbols.where(np.isin(symbols.codes, list(self.symbols)))
 
-    def encode_notes(self, notes, controls=(), symbols=ChordSymbols.none()):
-        """Notes (and ChordSymbols) -> (token ids of the whole piece, number of events, number of clipped notes)."""
-        events, clipped = notes_to_events(notes, self.settings, self.chords, symbols)
+    def known_meters(self, meters):
+        """The meters (rows of grid step, numerator, denominator) that the vocabulary has a token for: none where it
+        keeps no meters."""
+        meters = np.asarray(meters, dtype=np.int64).reshape(-1, 3)
+        return meters[[tuple(row) in self.meters for row in meters[:, 1:].tolist()]]
+
+    def encode_notes(self, notes, controls=(), symbols=ChordSymbols.none(), meters=()):
+        """Notes (and ChordSymbols, and meters) -> (token ids of the whole piece, number of events, number of
+        clipped notes). Meters the vocabulary has no token for are left out."""
+        events, clipped = notes_to_events(notes, self.settings, self.chords, symbols, self.known_meters(meters))
         return self.encode(events, controls=controls), len(events), clipped
 
     def quantized_velocity(self, velocity):
@@ -402,19 +428,23 @@ class Vocabulary:
         Where the settings keep instruments and velocities, a note event without
         them (a hand-written seed, say) takes program 0 and velocity 80.
         """
-        events, what, duration, velocity, program, symbol = [], None, None, None, None, None
+        events = []
+        what, duration, velocity, program, symbol, meter = None, None, None, None, None, None
+        meter_of = {token: meter for meter, token in self.meters.items()}
         kinds = self.kinds
         for token_id in self.expand(ids).tolist():
             kind = KINDS[kinds[token_id]]
             if kind == "instrument":
-                what, duration, velocity, program, symbol = None, None, None, int(self.programs[token_id]), None
+                what, duration, velocity, program, symbol, meter = None, None, None, int(self.programs[token_id]), None, None
             elif kind == "velocity":
-                what, duration, velocity, symbol = None, None, int(self.velocities[token_id]), None
+                what, duration, velocity, symbol, meter = None, None, int(self.velocities[token_id]), None, None
             elif kind in EVENT_KINDS:
-                what, duration, symbol = self.pitches[token_id], None, None
+                what, duration, symbol, meter = self.pitches[token_id], None, None, None
             elif kind == "harmony":
-                what, duration, velocity, program, symbol = (), None, None, None, int(self.symbol_codes[token_id])
-            elif kind == "duration" and what is not None:
+                what, duration, velocity, program, symbol, meter = (), None, None, None, int(self.symbol_codes[token_id]), None
+            elif kind == "meter":
+                what, duration, velocity, program, symbol, meter = (), 0, None, None, None, meter_of[token_id]
+            elif kind == "duration" and what is not None and meter is None:
                 duration = int(self.duration_steps[token_id])
             elif kind == "shift" and what is not None and duration is not None:
                 if what:
@@ -422,10 +452,10 @@ class Vocabulary:
                     program = 0 if program is None and self.settings.instruments else program
                 else:
                     velocity, program = None, None
-                events.append(Event(what, duration, int(self.shift_steps[token_id]), velocity, program, symbol))
-                what, duration, velocity, program, symbol = None, None, None, None, None
+                events.append(Event(what, duration, int(self.shift_steps[token_id]), velocity, program, symbol, meter))
+                what, duration, velocity, program, symbol, meter = None, None, None, None, None, None
             else:
-                what, duration, velocity, program, symbol = None, None, None, None, None
+                what, duration, velocity, program, symbol, meter = None, None, None, None, None, None
         return events
 
     def allowed_next(self, previous_ids):

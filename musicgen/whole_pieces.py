@@ -26,7 +26,7 @@ import numpy as np
 
 from musicgen.encoding import events_to_notes
 from musicgen.labels import KEYS, estimate_key
-from musicgen.metrics import QUARTERS_PER_BAR, bar_self_similarity, longest_repeated_passage
+from musicgen.metrics import bar_self_similarity, bars_of, longest_repeated_passage
 from musicgen.notes import DRUMS, DURATION, ONSET, PITCH, PROGRAM, VELOCITY
 
 SECTION_BARS = 4  # the span of a key window and of a section
@@ -57,20 +57,19 @@ def tonic_of(notes):
     return None if key is None else KEYS.index(key) % 12
 
 
-def key_agreement(notes, steps_per_bar):
-    """Share of the windows of SECTION_BARS bars (with 4 notes or more) whose key is the whole piece's."""
+def key_agreement(notes, bars):
+    """Share of the windows of SECTION_BARS bars (meters.Bars `bars`; with 4 notes or more) whose key is the whole
+    piece's."""
     key = estimate_key(notes)
-    span = SECTION_BARS * steps_per_bar
-    window_keys = [estimate_key(window) for window in _sections(notes, span) if len(window) >= 4]
+    window_keys = [estimate_key(window) for window, _ in _sections(notes, bars) if len(window) >= 4]
     return float(np.mean([window == key for window in window_keys])) if window_keys and key else np.nan
 
 
-def returning_sections(notes, steps_per_bar):
-    """Share of the sections of SECTION_BARS bars, after the first, that match an earlier section: the Jaccard
-    similarity of their (onset within the section, pitch) pairs at least SECTION_MATCH."""
-    span = SECTION_BARS * steps_per_bar
-    contents = [{(int(onset) % span, int(pitch)) for onset, pitch in section[:, [ONSET, PITCH]]}
-                for section in _sections(notes, span)]
+def returning_sections(notes, bars):
+    """Share of the sections of SECTION_BARS bars (meters.Bars `bars`), after the first, that match an earlier
+    section: the Jaccard similarity of their (onset within the section, pitch) pairs at least SECTION_MATCH."""
+    contents = [{(int(onset) - start, int(pitch)) for onset, pitch in section[:, [ONSET, PITCH]]}
+                for section, start in _sections(notes, bars)]
     if len(contents) < 2:
         return np.nan
 
@@ -80,12 +79,13 @@ def returning_sections(notes, steps_per_bar):
                           for index, section in enumerate(contents) if index]))
 
 
-def _sections(notes, span):
-    """The notes of each span of `span` steps from step 0 to the last onset, by onset."""
+def _sections(notes, bars):
+    """(notes, first step) of each section of SECTION_BARS bars (meters.Bars `bars`) from bar 0 to the last
+    onset's, the notes by onset."""
     if not len(notes):
         return []
-    which = notes[:, ONSET] // span
-    return [notes[which == index] for index in range(int(which.max()) + 1)]
+    which = bars.index(notes[:, ONSET]) // SECTION_BARS
+    return [(notes[which == index], int(bars.start(index * SECTION_BARS))) for index in range(int(which.max()) + 1)]
 
 
 def ending(notes, steps_per_quarter):
@@ -99,8 +99,9 @@ def ending(notes, steps_per_quarter):
     return float(tonic is not None and lowest % 12 == tonic), float(last[:, DURATION].max() / steps_per_quarter)
 
 
-def muspy_statistics(notes, steps_per_quarter):
-    """MusPy's metrics (Dong et al. 2020) of the notes, as MusPy computes them, each track of its own."""
+def muspy_statistics(notes, steps_per_quarter, bar_steps):
+    """MusPy's metrics (Dong et al. 2020) of the notes, as MusPy computes them, each track of its own; grooves
+    over bars of `bar_steps`."""
     tracks = []
     for program in np.unique(notes[:, PROGRAM]) if len(notes) else []:
         part = notes[notes[:, PROGRAM] == program]
@@ -110,7 +111,7 @@ def muspy_statistics(notes, steps_per_quarter):
     music = muspy.Music(resolution=steps_per_quarter, tracks=tracks)
     return {"muspy_pitch_class_entropy": muspy.pitch_class_entropy(music),
             "muspy_scale_consistency": muspy.scale_consistency(music),
-            "muspy_groove_consistency": muspy.groove_consistency(music, QUARTERS_PER_BAR * steps_per_quarter),
+            "muspy_groove_consistency": muspy.groove_consistency(music, bar_steps),
             "muspy_polyphony": muspy.polyphony(music),
             "muspy_pitch_range": float(muspy.pitch_range(music)),
             "muspy_empty_beat_rate": muspy.empty_beat_rate(music)}
@@ -118,17 +119,17 @@ def muspy_statistics(notes, steps_per_quarter):
 
 def piece_values(events, steps_per_quarter, cut_at=None, ended=True):
     """{statistic: value} of one piece (events), the length-dependent ones on its notes before step `cut_at`."""
-    steps_per_bar = QUARTERS_PER_BAR * steps_per_quarter
+    bars = bars_of(events, steps_per_quarter)
     whole = events_to_notes(events)
     notes = whole if cut_at is None else whole[whole[:, ONSET] < cut_at]
     on_tonic, final = ending(whole, steps_per_quarter)
     end = int((whole[:, ONSET] + whole[:, DURATION]).max()) if len(whole) else 0
-    return {"bars": end / steps_per_bar, "ended": float(ended), "ends_on_tonic": on_tonic, "final_quarters": final,
-            "key_agreement": key_agreement(notes, steps_per_bar),
-            "returning_sections": returning_sections(notes, steps_per_bar),
-            "repeated_passage_bars": float(longest_repeated_passage(notes, steps_per_bar)),
-            "bar_self_similarity": bar_self_similarity(notes, steps_per_bar),
-            **muspy_statistics(notes, steps_per_quarter)}
+    return {"bars": bars.measure(end), "ended": float(ended), "ends_on_tonic": on_tonic, "final_quarters": final,
+            "key_agreement": key_agreement(notes, bars),
+            "returning_sections": returning_sections(notes, bars),
+            "repeated_passage_bars": float(longest_repeated_passage(notes, bars)),
+            "bar_self_similarity": bar_self_similarity(notes, bars),
+            **muspy_statistics(notes, steps_per_quarter, int(bars.lengths[0]))}
 
 
 def prompts_and_references(split, vocabulary, count):

@@ -15,6 +15,7 @@ from musicgen.dataset import load_processed
 from musicgen.encoding import EncodingSettings, event_symbols
 from musicgen.errors import UserError
 from musicgen.harmonize import ChordConstraint, chord_tone_share
+from musicgen.meters import Bars
 from musicgen.vocabulary import Vocabulary
 
 
@@ -237,11 +238,12 @@ def test_a_seed_file_and_a_piece_to_fill_in_keep_their_chord_symbols(chord_run, 
     tune = write_tune(tmp_path / "seed.mid", seed=7)  # block chords C F G C under the melody
     run = registry.load_run(chord_run)
     seed = seed_tokens(run, None, tune, 12)
-    assert run.vocabulary.tokens[seed.tokens[1]] == "harmony:C", "the seed opens on its chord"
+    assert [run.vocabulary.tokens[i] for i in seed.tokens[1:4]] == ["meter:4/4", "shift:0", "harmony:C"], \
+        "the seed opens on its meter, then its chord"
     vocabulary = Vocabulary.build(EncodingSettings(), {}, symbols=[parse_symbol(n) for n in ("C", "F", "G")])
     notes = np.array([(step, 4, 72, 80, 0) for step in range(0, 64, 4)])
     symbols = symbols_of((0, 16, "C"), (16, 16, "F"), (32, 16, "G"), (48, 16, "C"))
-    gap = split_at(notes, vocabulary, 2, 3, 16, symbols)
+    gap = split_at(notes, vocabulary, 2, 3, Bars.regular(16), symbols)
     assert event_symbols(gap.before).names() == ["C"]
     assert event_symbols(gap.middle).names() == ["F", "G"]
     assert event_symbols(gap.after).names() == ["C"]

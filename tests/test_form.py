@@ -7,6 +7,7 @@ import pytest
 import evaluate
 from musicgen import evaluation
 from musicgen.encoding import EncodingSettings, Event, events_to_notes
+from musicgen.meters import Bars
 from musicgen.metrics import Copy, CopyFinder, bar_self_similarity, longest_repeated_passage
 
 SETTINGS = EncodingSettings(steps_per_quarter=4)
@@ -25,11 +26,11 @@ def piece(*bars):
 
 
 def repeated_bars(*bars):
-    return longest_repeated_passage(events_to_notes(piece(*bars)), STEPS_PER_BAR)
+    return longest_repeated_passage(events_to_notes(piece(*bars)), Bars.regular(STEPS_PER_BAR))
 
 
 def similarity(*bars):
-    return bar_self_similarity(events_to_notes(piece(*bars)), STEPS_PER_BAR)
+    return bar_self_similarity(events_to_notes(piece(*bars)), Bars.regular(STEPS_PER_BAR))
 
 
 def test_a_two_bar_phrase_that_comes_back_is_a_repeated_passage_of_two_bars():
@@ -55,8 +56,8 @@ def test_the_repeated_passage_ends_before_it_comes_back():
 def test_bars_are_compared_by_onset_pitch_and_duration_not_by_velocity():
     louder = [event._replace(velocity=120) for event in bar(0)]
     shorter = [event._replace(duration=2) for event in bar(0)]
-    assert longest_repeated_passage(events_to_notes(bar(0) + bar(1) + louder), STEPS_PER_BAR) == 1
-    assert longest_repeated_passage(events_to_notes(bar(0) + bar(1) + shorter), STEPS_PER_BAR) == 0
+    assert longest_repeated_passage(events_to_notes(bar(0) + bar(1) + louder), Bars.regular(STEPS_PER_BAR)) == 1
+    assert longest_repeated_passage(events_to_notes(bar(0) + bar(1) + shorter), Bars.regular(STEPS_PER_BAR)) == 0
 
 
 def test_silence_is_not_repetition():
@@ -77,7 +78,7 @@ def test_bar_self_similarity_is_the_jaccard_similarity_of_onsets_and_pitches():
     longer = [event._replace(duration=16 - 4 * beat) for beat, event in enumerate(bar(0))]
     notes = events_to_notes(bar(0) + half_changed + longer)
     # the second bar shares 2 of 6 (onset, pitch) pairs with the first; the third has all of the first's
-    assert bar_self_similarity(notes, STEPS_PER_BAR) == pytest.approx((2 / 6 + 1.0) / 2)
+    assert bar_self_similarity(notes, Bars.regular(STEPS_PER_BAR)) == pytest.approx((2 / 6 + 1.0) / 2)
 
 
 def test_repetition_values_cut_bars_of_four_quarters_of_the_encoding():

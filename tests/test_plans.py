@@ -9,6 +9,7 @@ import pretty_midi
 import pytest
 
 from musicgen import generation, infilling, sampling
+from musicgen.meters import Bars
 from musicgen.chords import Progression, parse_symbol
 from musicgen.decoders import Decoder
 from musicgen.encoding import EncodingSettings, event_notes, event_symbols
@@ -339,8 +340,8 @@ def test_filled_bars_come_back_between_the_music_around_them_with_its_tempo(tmp_
     run, factory = stub_run(words)
     path = write_piece(tmp_path / "tune.mid", bars=8)
     made = generation.infill_plan(run, words, GREEDY, path, (3, 4), KEY, count=2)
-    grid, _ = Recipe().read_first(path, words.settings, "--infill")
-    gap = infilling.split_at(grid.notes, words, 3, 4, 16)
+    grid = Recipe().read_first(path, words.settings, "--infill")
+    gap = infilling.split_at(grid.notes, words, 3, 4, Bars.regular(16))
     assert made.description == f"bars 3-4 of {path} filled in; labels key=C major"
     assert (made.given, made.given_events) == ("gap", len(gap.before) + len(gap.after))
     assert (made.seed_steps, made.given_from) == (32, 64), "given music up to bar 3, and again from bar 5"
@@ -362,7 +363,7 @@ def test_filled_bars_come_back_between_the_music_around_them_with_its_tempo(tmp_
 def test_filled_bars_keep_the_chord_symbols_around_them(tmp_path):
     path = write_piece(tmp_path / "tune.mid", bars=8)
     recipe = Recipe(chord_symbols="infer")
-    grid, _ = recipe.read_first(path, EncodingSettings(), "--infill")
+    grid = recipe.read_first(path, EncodingSettings(), "--infill")
     words = infill_words(symbols=sorted(set(grid.chord_symbols.codes.tolist())))
     run, _ = stub_run(words, recipe=recipe)
     (piece,) = generation.infill_plan(run, words, GREEDY, path, (3, 4), {}, count=1).pieces
@@ -380,8 +381,8 @@ def test_the_infill_prompt_leaves_the_middle_room_in_the_models_window(tmp_path)
     run, factory = stub_run(words, seq_len=120)
     path = write_piece(tmp_path / "tune.mid", bars=8)
     generation.infill_plan(run, words, GREEDY, path, (4, 4), {}, count=1)
-    grid, _ = Recipe().read_first(path, words.settings, "--infill")
-    gap = infilling.split_at(grid.notes, words, 4, 4, 16)
+    grid = Recipe().read_first(path, words.settings, "--infill")
+    gap = infilling.split_at(grid.notes, words, 4, 4, Bars.regular(16))
     middle = len(words.encode(gap.middle, start=False, end=False))
     (prompt,) = factory.made[0].prompts[0]
     assert 120 - middle - 6 <= len(prompt) <= 120 - middle, "as much of the music around as fits"
@@ -415,7 +416,7 @@ def test_a_model_that_never_moves_on_leaves_the_bars_to_fill_silent(tmp_path):
     run, _ = stub_run(words, kind=Stuck)
     path = write_piece(tmp_path / "tune.mid", bars=4)
     (piece,) = generation.infill_plan(run, words, GREEDY, path, (2, 2), {}, count=1).pieces
-    grid, _ = Recipe().read_first(path, words.settings, "--infill")
+    grid = Recipe().read_first(path, words.settings, "--infill")
     notes = event_notes(piece)
     assert not ((notes[:, 0] >= 16) & (notes[:, 0] < 32)).any()
     given = grid.notes[(grid.notes[:, 0] < 16) | (grid.notes[:, 0] >= 32)]

@@ -116,7 +116,7 @@ def test_a_corpus_chooses_its_encoding_and_says_so(tmp_path, capsys):
                      "--timing", "seconds", "--velocity-bins", "0", "--no-instruments", "--max-shift", "4"])
     out = capsys.readouterr().out
     assert "encoding: 10 ms steps, 32 velocity bins (of 7 pieces, 7 performances, 7 with dynamics" in out
-    assert "encoding: beats (4 steps per quarter), 32 velocity bins, instruments (of 6 pieces, 0 performances" in out
+    assert "encoding: beats (4 steps per quarter), 32 velocity bins, instruments, meters (of 6 pieces, 0 performances" in out
     assert "encoding: 10 ms steps (as asked)" in out
     piano, pop, flat = (load_processed(tmp_path / name)[0] for name in ("piano", "pop", "flat"))
     assert (piano.settings.timing, piano.settings.velocity_bins, piano.settings.instruments) == ("seconds", 32, False)

@@ -18,6 +18,7 @@ from musicgen import training, whole_pieces
 from musicgen.dataset import load_processed
 from musicgen.encoding import notes_to_events, EncodingSettings
 from musicgen.errors import UserError
+from musicgen.meters import Bars
 from musicgen.sampling import RandomSampler
 
 
@@ -93,11 +94,14 @@ def test_generate_with_no_seed_writes_a_piece_until_the_model_ends_it(short_piec
 
 
 def test_generate_writes_so_many_bars_or_seconds(trained_run, tmp_path, capsys):
-    generate.main(["--checkpoint", str(trained_run), "--bars", "2", "--meter", "3/4", "--random-seed", "0",
+    generate.main(["--checkpoint", str(trained_run), "--bars", "2", "--random-seed", "0",
                    "--output", str(tmp_path / "bars.mid")])
-    assert "2 bars of 3/4" in capsys.readouterr().out
+    assert "2 bars of 4/4" in capsys.readouterr().out
     onsets = [onset for onset, _, _ in written_notes(tmp_path / "bars.mid")]
-    assert onsets and max(onsets) < 2 * 12, "every note begins within two bars of three quarters"
+    assert onsets and max(onsets) < 2 * 16, "every note begins within two bars of four quarters"
+    with pytest.raises(UserError, match="this model has no token for the meter 3/4; it knows 4/4"):
+        generate.main(["--checkpoint", str(trained_run), "--bars", "2", "--meter", "3/4",
+                       "--output", str(tmp_path / "waltz.mid")])
     generate.main(["--checkpoint", str(trained_run), "--seconds", "3", "--bpm", "60", "--random-seed", "0",
                    "--output", str(tmp_path / "seconds.mid")])
     assert "3 seconds" in capsys.readouterr().out
@@ -133,18 +137,18 @@ F_SHARP_MAJOR = [66, 68, 70, 71, 73, 75, 77, 78]
 
 
 def test_key_agreement_is_the_share_of_four_bar_windows_in_the_whole_pieces_key():
-    assert whole_pieces.key_agreement(_melody(C_MAJOR * 8), 16) == 1.0, "16 bars of C major"
+    assert whole_pieces.key_agreement(_melody(C_MAJOR * 8), Bars.regular(16)) == 1.0, "16 bars of C major"
     wanders = _melody(C_MAJOR * 6 + F_SHARP_MAJOR * 2)  # three 4-bar windows in C major, then one in F# major
-    assert whole_pieces.key_agreement(wanders, 16) == 0.75
+    assert whole_pieces.key_agreement(wanders, Bars.regular(16)) == 0.75
 
 
 def test_sections_that_come_back_are_counted_after_the_first():
     a, b = C_MAJOR * 2, F_SHARP_MAJOR * 2  # each four bars of four quarters
     aabb = _melody(a + a + b + b)
-    assert whole_pieces.returning_sections(aabb, 16) == pytest.approx(2 / 3), "A again and B again; B first is new"
+    assert whole_pieces.returning_sections(aabb, Bars.regular(16)) == pytest.approx(2 / 3), "A again and B again; B first is new"
     abcd = _melody(a + b + [p + 1 for p in a] + [p - 1 for p in b])
-    assert whole_pieces.returning_sections(abcd, 16) == 0.0
-    assert np.isnan(whole_pieces.returning_sections(_melody(a), 16)), "one section has nothing to come back to"
+    assert whole_pieces.returning_sections(abcd, Bars.regular(16)) == 0.0
+    assert np.isnan(whole_pieces.returning_sections(_melody(a), Bars.regular(16))), "one section has nothing to come back to"
 
 
 def test_a_piece_that_ends_on_a_long_tonic_in_the_bass_is_told_from_one_that_does_not():
@@ -157,7 +161,7 @@ def test_a_piece_that_ends_on_a_long_tonic_in_the_bass_is_told_from_one_that_doe
 def test_muspy_judges_the_notes_as_written():
     chords = np.array([[onset, 4, pitch, 80, 0] for onset in (0, 4, 8, 12) for pitch in (60, 64, 67)] +
                       [[24, 4, 71, 80, 0]])  # a C major triad four times, two beats' rest, then a B
-    values = whole_pieces.muspy_statistics(chords, 4)
+    values = whole_pieces.muspy_statistics(chords, 4, 16)
     assert values["muspy_scale_consistency"] == 1.0 and values["muspy_pitch_range"] == 11
     assert values["muspy_polyphony"] == pytest.approx(13 / 5), "three notes at four onsets, one at the fifth"
     assert values["muspy_pitch_class_entropy"] == pytest.approx(-sum(p * np.log2(p) for p in (4 / 13,) * 3 + (1 / 13,)))
