@@ -28,12 +28,14 @@ _METER_PATTERN = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*$")
 def parse_meter(text):
     """'6/8' -> (6, 8); ValueError unless it reads as a time signature (a denominator a power of two up to 64)."""
     match = _METER_PATTERN.match(text or "")
-    if not match:
+    if not match or not is_meter(int(match.group(1)), int(match.group(2))):
         raise ValueError(f"not a time signature: {text!r}")
-    numerator, denominator = int(match.group(1)), int(match.group(2))
-    if numerator < 1 or denominator not in (1, 2, 4, 8, 16, 32, 64):
-        raise ValueError(f"not a time signature: {text!r}")
-    return numerator, denominator
+    return int(match.group(1)), int(match.group(2))
+
+
+def is_meter(numerator, denominator):
+    """Whether numerator/denominator is a time signature: a numerator from 1 to 99 over a power of two up to 64."""
+    return 1 <= numerator <= 99 and denominator in (1, 2, 4, 8, 16, 32, 64)
 
 
 def meter_name(numerator, denominator):
@@ -70,9 +72,7 @@ def meter_map(changes):
     rows = []
     for quarter, numerator, denominator in sorted(((float(q), int(n), int(d)) for q, n, d in changes),
                                                   key=lambda change: change[0]):
-        try:
-            parse_meter(meter_name(numerator, denominator))
-        except ValueError:
+        if not is_meter(numerator, denominator):
             continue
         if rows and rows[-1][0] == quarter:
             rows.pop()
