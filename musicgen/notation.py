@@ -38,50 +38,64 @@ def voices(notes):
 
 def build_score(notes, steps_per_quarter, bpm, title=None, meters=None):
     """A music21 Score, one part per instrument (the notes' programs), in the meters (rows of grid step,
-    numerator, denominator, each change on a bar line: on_bar_lines; 4/4 throughout where None). Notes are cut
-    at the bar lines here and tied, and each voice's rests written, to the end of the last bar, since music21
-    lets a rest it adds itself run over a bar line into a long bar after a change of meter."""
+    numerator, denominator, each change on a bar line: on_bar_lines; 4/4 throughout where None).
+
+    The bars are made here, each voice's notes cut at the bar lines and tied, its rests written to the end of
+    the last bar, none longer than a half note unless it fills its bar: music21 reads a whole rest back as
+    filling its bar, so the whole rests its own bar making writes inside a bar longer than four quarters (16/8,
+    say) moved every later note of the voice when the file was read again, by music21 and so by preprocess.py.
+    """
     import music21
 
     notes = as_notes(notes)
     meters = default_meters() if meters is None else np.asarray(meters, dtype=np.int64)
     bars = Bars.of_meters(meters, steps_per_quarter)
-    end = int(bars.start(bars.index(int((notes[:, ONSET] + notes[:, DURATION]).max()) - 1) + 1)) if len(notes) else 0
+    count = int(bars.index(int((notes[:, ONSET] + notes[:, DURATION]).max()) - 1)) + 1 if len(notes) else 1
+    lines = bars.start(np.arange(count + 1)).tolist()  # where each bar begins, and where the last one ends
+    signatures = {step: meter_name(numerator, denominator) for step, numerator, denominator in meters.tolist()}
 
     def within_bars(start, stop):
-        """(start, stop) of each part of the span start..stop that bar lines cut."""
-        lines = bars.start(np.arange(bars.index(start) + 1, bars.index(stop - 1) + 1)).tolist()
-        edges = [start] + lines + [stop]
-        return list(zip(edges, edges[1:]))
+        """(bar, start, stop) of each part of the span start..stop that bar lines cut."""
+        first, last = int(bars.index(start)), int(bars.index(stop - 1))
+        edges = [start] + lines[first + 1: last + 1] + [stop]
+        return [(first + index, begin, end) for index, (begin, end) in enumerate(zip(edges, edges[1:]))]
 
     parts = []
     for program in np.unique(notes[:, PROGRAM]).tolist():
-        part = music21.stream.Part()
-        instrument = (music21.instrument.Percussion() if program == DRUMS
-                      else music21.instrument.instrumentFromMidiProgram(program))
-        part.insert(0, instrument)
+        measures = [music21.stream.Measure(number=index + 1) for index in range(count)]
+        measures[0].insert(0, music21.instrument.Percussion() if program == DRUMS
+                           else music21.instrument.instrumentFromMidiProgram(program))
         if not parts:
-            part.insert(0, music21.tempo.MetronomeMark(number=round(bpm, 2)))
-        for step, numerator, denominator in meters.tolist():
-            part.insert(Fraction(step, steps_per_quarter), music21.meter.TimeSignature(meter_name(numerator, denominator)))
-        for voice_notes in voices(notes[notes[:, PROGRAM] == program]):
-            voice, time = music21.stream.Voice(), 0
-            for onset, duration, pitches in voice_notes + [(end, 0, None)]:
-                for start, stop in within_bars(time, onset) if onset > time else []:
-                    voice.insert(Fraction(start, steps_per_quarter),
-                                 music21.note.Rest(quarterLength=Fraction(stop - start, steps_per_quarter)))
+            measures[0].insert(0, music21.tempo.MetronomeMark(number=round(bpm, 2)))
+        for measure, line in zip(measures, lines):
+            if line in signatures:
+                measure.timeSignature = music21.meter.TimeSignature(signatures[line])
+        for number, voice_notes in enumerate(voices(notes[notes[:, PROGRAM] == program]), start=1):
+            in_bars = [music21.stream.Voice(id=str(number)) for _ in range(count)]
+            time = 0
+            for onset, duration, pitches in voice_notes + [(lines[-1], 0, None)]:
+                for bar, start, stop in within_bars(time, onset) if onset > time else []:
+                    whole_bar = (start, stop) == (lines[bar], lines[bar + 1])
+                    step = stop - start if whole_bar else 2 * steps_per_quarter
+                    for begin in range(start, stop, step):
+                        in_bars[bar].insert(Fraction(begin - lines[bar], steps_per_quarter), music21.note.Rest(
+                            quarterLength=Fraction(min(step, stop - begin), steps_per_quarter)))
                 if pitches is None:
                     break
                 spans = within_bars(onset, onset + duration)
-                for index, (start, stop) in enumerate(spans):
+                for index, (bar, start, stop) in enumerate(spans):
                     element = music21.note.Note(pitches[0]) if len(pitches) == 1 else music21.chord.Chord(pitches)
                     element.quarterLength = Fraction(stop - start, steps_per_quarter)
                     if len(spans) > 1:
                         element.tie = music21.tie.Tie("start" if index == 0 else
                                                       "stop" if index == len(spans) - 1 else "continue")
-                    voice.insert(Fraction(start, steps_per_quarter), element)
+                    in_bars[bar].insert(Fraction(start - lines[bar], steps_per_quarter), element)
                 time = onset + duration
-            part.insert(0, voice)
+            for measure, voice in zip(measures, in_bars):
+                measure.insert(0, voice)
+        part = music21.stream.Part()
+        for measure, line in zip(measures, lines):
+            part.insert(Fraction(line, steps_per_quarter), measure)
         parts.append(part)
     score = music21.stream.Score(parts)
     score.insert(0, music21.metadata.Metadata(title=title or "", composer="musicgen"))

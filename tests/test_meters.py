@@ -218,3 +218,16 @@ def test_generate_writes_bars_of_the_meter_asked_for_into_the_midi_file(metered_
     ticks_per_bar = 3 * score.tpq
     assert max(note.time for note in notes) < 8 * ticks_per_bar, "8 bars of 3/4, not of 4/4"
     assert max(note.time for note in notes) >= 6 * ticks_per_bar, "and about that long"
+
+
+def test_sheet_music_keeps_every_note_in_place_across_a_change_into_a_long_bar(tmp_path):
+    # 3/4 (bars of 12 steps), then 16/8 (bars of 32) from step 24: notes held over bar lines in two voices, and
+    # rests of more than four quarters inside long bars, which music21 left to itself misplaced (it read a
+    # whole rest as filling its bar)
+    notes = np.array([[39, 27, 50, 80, 0], [57, 24, 96, 80, 0], [184, 7, 55, 80, 0], [264, 19, 80, 80, 0]])
+    write_musicxml(tmp_path / "x.musicxml", notes, 4, 120, meters=np.array([[0, 3, 4], [24, 16, 8]]))
+    piece = readers.read_notation(str(tmp_path / "x.musicxml"), "x", None)
+    read = sorted(zip(np.rint(piece.onsets * 4).astype(int).tolist(), np.rint(piece.durations * 4).astype(int).tolist(),
+                      piece.pitches.tolist()))
+    assert read == sorted(map(tuple, notes[:, :3].tolist()))
+    np.testing.assert_array_equal(piece.meter_changes, [[0, 3, 4], [6, 16, 8]])
