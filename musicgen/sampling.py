@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from musicgen.errors import UserError
+from musicgen.meters import DEFAULT_METER, bar_steps
 from musicgen.tokens import KINDS
 
 # The most events a piece runs to when the model is left to end it: over twice a chorale's or a folk tune's with its
@@ -41,6 +42,11 @@ class Onsets:
     that holds it. Such notes would be ill-formed MIDI; here they are never drawn.
     Where the encoding keeps instruments, a key is one instrument's: bass and
     piano may sound the same pitch at once.
+
+    Where it keeps meters, a meter comes, as in training data, only on a bar line
+    of the meter before it (4/4 from <start> until the first), once at a time,
+    and never in the bars an infilling model fills in: they keep the meter of the
+    music around them.
     """
 
     def __init__(self, vocabulary, prompts):
@@ -51,6 +57,15 @@ class Onsets:
         self.rows = np.arange(len(prompts))
         self.struck = np.zeros((len(prompts), vocabulary.program_slots, 128), dtype=bool)
         self.program = np.zeros(len(prompts), dtype=np.int64)  # each row's current instrument slot
+        self.meters = vocabulary.settings.meters
+        if self.meters:
+            self.meter_tokens, self.hole_tokens = vocabulary.bar_steps > 0, vocabulary.holds("hole")
+            self.default_bar = bar_steps(*DEFAULT_METER, vocabulary.settings.steps_per_quarter)
+            self.time = np.zeros(len(prompts), dtype=np.int64)  # grid steps since <start>
+            self.bar_line = np.zeros(len(prompts), dtype=np.int64)  # where the current meter began
+            self.bar = np.full(len(prompts), self.default_bar)  # the steps of its bars
+            self.metered_at = np.full(len(prompts), -1)  # the step of the last meter written
+            self.filling = np.zeros(len(prompts), dtype=bool)  # past an infilling <hole>
         for tokens in np.asarray(prompts).T:
             self.advance(tokens)
 
@@ -61,14 +76,27 @@ class Onsets:
         self.program = np.where(slots >= 0, slots, self.program)
         self.struck[self.rows, self.program] |= vocabulary.strikes[tokens]
         self.struck[vocabulary.moves_on[tokens]] = False
+        if self.meters:
+            starts = tokens == vocabulary.start_id
+            self.time[starts], self.bar_line[starts], self.bar[starts] = 0, 0, self.default_bar
+            self.metered_at[starts], self.filling[starts] = -1, False
+            self.filling |= self.hole_tokens[tokens]
+            named = vocabulary.bar_steps[tokens]
+            self.bar_line = np.where(named > 0, self.time, self.bar_line)
+            self.metered_at = np.where(named > 0, self.time, self.metered_at)
+            self.bar = np.where(named > 0, named, self.bar)
+            self.time += vocabulary.shift_steps[tokens]
 
     def reorder(self, rows):
         self.struck, self.program = self.struck[rows], self.program[rows]
+        if self.meters:
+            self.time, self.bar_line, self.bar = self.time[rows], self.bar_line[rows], self.bar[rows]
+            self.metered_at, self.filling = self.metered_at[rows], self.filling[rows]
 
     def allowed(self, previous, may_end=None):
         """What may come next in each row (batch, vocabulary): the event grammar, no key struck twice at an onset,
         and never <start>, padding or a control token; <end> only in the rows where `may_end` (bool (batch,)) holds,
-        and only where the grammar allows it, between events."""
+        and only where the grammar allows it, between events; a meter only on a bar line (see the class)."""
         vocabulary = self.vocabulary
         unstruck = (self.struck[self.rows, self.program].astype(np.int32) @ self.keys_of_tokens) == 0
         if len(self.own_program):
@@ -77,6 +105,9 @@ class Onsets:
         allowed = vocabulary.allowed_next(previous) & ~np.isin(vocabulary.kinds, _NEVER_GENERATED) & unstruck
         stuck = ~allowed.any(axis=1)  # e.g. after a seed that ends in <end>: begin a new event
         allowed[stuck] = vocabulary.event_starts & unstruck[stuck]
+        if self.meters:
+            on_bar_line = ((self.time - self.bar_line) % self.bar == 0) & (self.metered_at != self.time) & ~self.filling
+            allowed[~on_bar_line] &= ~self.meter_tokens
         if may_end is not None:
             allowed[:, vocabulary.end_id] = may_end & vocabulary.allowed_next(previous)[:, vocabulary.end_id]
         return allowed

@@ -69,7 +69,7 @@ from musicgen.chords import ChordSymbols
 from musicgen.encoding import EncodingSettings, Event, notes_to_events
 from musicgen.errors import UserError
 from musicgen.merges import Segmenter
-from musicgen.meters import KNOWN_METERS
+from musicgen.meters import KNOWN_METERS, bar_steps
 from musicgen.notes import DEFAULT_VELOCITY, DRUMS, pitch_name
 from musicgen.tokens import (CONTROL_SEPARATOR, END, EVENT_KINDS, EVENT_PARTS, FILL, HOLE, KINDS, MERGE_SEPARATOR, PAD,
                              PITCHED_KINDS, REST, SPECIAL_TOKENS, START, chord_name, control_token, duration_token,
@@ -128,6 +128,9 @@ class Vocabulary:
                         if code >= 0 and KINDS[self.kinds[i]] == "harmony"}  # code -> its own token id
         self.meters = {meaning["meter"]: i for i, meaning in enumerate(meanings)
                        if meaning["kind"] == "meter"}  # (numerator, denominator) -> its token id
+        # The grid steps of a bar of the meter each token names (merged tokens too), 0 for tokens naming none.
+        self.bar_steps = np.array([bar_steps(*meaning["meter"], settings.steps_per_quarter) if "meter" in meaning
+                                   else 0 for meaning in meanings], dtype=np.int64)
         # Which keys each token strikes, and which tokens move on to a new onset (a shift > 0, or <start>).
         self.strikes = np.zeros((len(self.tokens), 128), dtype=bool)
         for index, pitches in enumerate(self.pitches):

@@ -19,7 +19,7 @@ from musicgen.midi import write_midi
 from musicgen.notation import write_musicxml
 from musicgen.notes import DURATION, PROGRAM, VELOCITY
 from musicgen.recipe import Recipe
-from musicgen.sampling import RandomSampler
+from musicgen.sampling import Onsets, RandomSampler
 from musicgen.tokens import KINDS
 from musicgen.vocabulary import Vocabulary
 
@@ -142,15 +142,29 @@ def test_a_meter_comes_first_at_its_onset_and_a_meter_the_vocabulary_lacks_is_le
 def test_sampled_meters_are_always_followed_by_a_shift_and_prompts_take_the_meter_asked_for():
     vocabulary = Vocabulary.build(EncodingSettings(meters=True), {}, meters=KNOWN_METERS)
     prompt = np.full((16, 1), vocabulary.start_id, dtype=np.int32)
-    rows = RandomSampler(seed=0).generate(UniformDecoder(len(vocabulary)), vocabulary, prompt, num_events=30)
-    meters = 0
+    rows = RandomSampler(seed=0).generate(UniformDecoder(len(vocabulary)), vocabulary, prompt, num_events=80)
+    meters, changes = 0, 0
     for row in rows:
         kinds = vocabulary.kinds[row]
         following = kinds[np.flatnonzero(kinds[:-1] == _METER) + 1]
         assert (following == _SHIFT).all()
         meters += len(following)
-        assert len(vocabulary.decode(row)) == 30
-    assert meters > 0, "the sampler drew meters"
+        events = vocabulary.decode(row)
+        assert len(events) == 80
+        line, bar, time, named_at = 0, 16, 0, None  # 4/4 until the first meter
+        for event in events:
+            if event.meter is not None:
+                assert (time - line) % bar == 0, "a meter only on a bar line of the meter before it"
+                assert time != named_at, "one meter at a time"
+                line, bar, named_at = time, Bars.of_meters([[0, *event.meter]], 4).lengths[0], time
+                changes += time > 0
+            time += event.shift
+    assert meters > 0 and changes > 0, "the sampler drew meters, and changes of meter"
+    hole = Vocabulary.build(EncodingSettings(meters=True), {}, infilling=True, meters=[(3, 4)])
+    filling = np.array([[hole.start_id, hole.hole_id]])
+    assert not Onsets(hole, filling).allowed(filling[:, -1])[0, hole.meters[(3, 4)]], "filled bars keep their meter"
+    begun = np.array([[hole.start_id]])
+    assert Onsets(hole, begun).allowed(begun[:, -1])[0, hole.meters[(3, 4)]]
     start = np.array([vocabulary.start_id], dtype=np.int32)
     asked = metered(start, vocabulary, "6/8")
     assert [vocabulary.tokens[i] for i in asked] == ["<start>", "meter:6/8", "shift:0"]
