@@ -15,8 +15,11 @@ def velocity_bin(velocities, bins):
 
 def bin_middles(bins):
     """The MIDI velocity at the middle (rounded) of each of `bins` equal bins: what each bin decodes to, so a
-    velocity comes back off by at most half a bin, rounded up."""
-    return np.rint(1 + (np.arange(bins) + 0.5) * 127 / bins).astype(np.int64)
+    velocity comes back off by at most half a bin, rounded up. Kept within the velocities of its bin, which
+    only 127 bins (one velocity each) need: the middle of 1..127 cut in 127 would play velocity 1 as 2."""
+    lowest = 1 + (np.arange(bins + 1) * 127 + bins - 1) // bins  # the lowest velocity of each bin, and 128
+    middles = np.rint(1 + (np.arange(bins) + 0.5) * 127 / bins).astype(np.int64)
+    return np.clip(middles, lowest[:-1], lowest[1:] - 1)
 
 
 def quantize_velocity(velocities, bins):
