@@ -338,7 +338,27 @@ def fill_in_the_middle(window, skip, infilling, rng):
                            body[:second]])[:len(window)].astype(np.int32)
 
 
-def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, infilling=None):
+@dataclasses.dataclass(frozen=True)
+class Transposition:
+    """How training windows are transposed as they are cut: each by a shift drawn from -semitones..semitones."""
+
+    tables: np.ndarray  # (2 * semitones + 1, vocabulary) int32: each token id transposed by each shift, -1: none
+
+    @classmethod
+    def of(cls, vocabulary, semitones):
+        """The Transposition of up to `semitones` each way, else None (0)."""
+        if not semitones:
+            return None
+        return cls(np.stack([vocabulary.transposed_ids(shift) for shift in range(-semitones, semitones + 1)]))
+
+    def __call__(self, windows, rng):
+        """The windows, each transposed by a shift of its own; a window holding a token that has no twin for its
+        shift (a pitch out of range, a chord the vocabulary lacks, the drum kit) stays as it is."""
+        shifted = self.tables[rng.integers(0, len(self.tables), len(windows))[:, None], windows]
+        return np.where((shifted < 0).any(axis=1, keepdims=True), windows, shifted).astype(np.int32)
+
+
+def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, infilling=None, transposition=None):
     """Batches of (inputs, targets, weights) cut on the fly from token arrays, streamed one shard at a time.
 
     `shards` are ShardFiles (each read when its turn comes, so a corpus need not
@@ -350,7 +370,8 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, i
     padding gets weight 0 in the loss and the metrics. With a ControlPrefix,
     every window keeps its piece's controls in view (pin_controls), and control
     tokens are never targets. With an Infilling, a share of the training windows
-    is in fill-in-the-middle order (fill_in_the_middle), learned throughout.
+    is in fill-in-the-middle order (fill_in_the_middle), learned throughout. With a
+    Transposition, shuffled windows are transposed, each by a random shift.
     """
     import tensorflow as tf  # here, not at the top: preprocessing reads this module and needs no TensorFlow
 
@@ -376,6 +397,8 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, i
                 rearranged = fill_in_the_middle(cut[row], unlearned[row], infilling, random)
                 if rearranged is not None:
                     cut[row] = rearranged
+        if transposition is not None and shuffle:
+            cut = transposition(cut, random)
         targets = cut[:, 1:]
         learned = (targets != pad_id) & (np.arange(seq_len)[None, :] >= unlearned[:, None])
         if prefix is not None:

@@ -29,12 +29,16 @@ TRAINING_DEFAULTS = {
     # "Infilling"): on the chorales, 0.8 for 25 epochs predicted gaps better than 0.5 for 15, in both orders,
     # and plain continuation better than no infilling at all.
     "infill_rate": 0.8,
+    # Each training window transposed by a shift drawn from -transpose..transpose semitones (0: as it is), where
+    # every token of it has a transposed twin in the vocabulary (dataset.Transposition).
+    "transpose": 0,
 }
 SCHEDULES = ("constant", "cosine")
 # What runs made before these settings existed trained with.
 BEFORE_OPTIMIZER_SETTINGS = {"schedule": "constant", "warmup_steps": 0, "weight_decay": 0.0, "clipnorm": 0.0}
-# Runs made before labels and infilling had neither to drop or rearrange; any value reads the same.
-BEFORE_LABELS = {"label_dropout": 0.2, "infill_rate": 0.5}
+# Runs made before labels and infilling had neither to drop or rearrange; any value reads the same. Runs made
+# before windows were transposed were not.
+BEFORE_LABELS = {"label_dropout": 0.2, "infill_rate": 0.5, "transpose": 0}
 # Changing these between runs does not change what the model is, so a resume may change them.
 RESUMABLE_CHANGES = {"epochs", "patience"}
 # What fine-tuning (train.py --init-from) changes in the parent run's settings: a fifth of its peak learning
@@ -63,6 +67,8 @@ SETTING_FLAGS = {
     "units": (int, "recurrent units per layer (rnn, lstm, gru, seq2seq, vae)"),
     "layers": (int, "stacked layers or blocks (rnn, lstm, gru, cnn, transformer)"),
     "dropout": (float, "dropout rate"),
+    "transpose": (int, "transpose each training window by a random shift of up to N semitones up or down "
+                       "(default 0; preprocess.py --transpose makes fixed copies instead)"),
     "embedding_dim": (int, "token embedding size (the transformer's model width)"),
     "patience": (int, "epochs without validation improvement before stopping (default 5)"),
     "random_seed": (int, "random seed for weights, window order and dropout (default 0)"),
@@ -118,6 +124,8 @@ def resolve_config(spec, config_file=None, overrides=None, base=None):
     for key in ("label_dropout", "infill_rate"):
         if not 0 <= config[key] <= 1:
             raise UserError(f"{key} must be in [0, 1], got {config[key]}")
+    if not 0 <= config["transpose"] <= 11:
+        raise UserError(f"transpose must be 0 to 11 semitones, got {config['transpose']}")
     return config
 
 

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from musicgen import distributed, hyperparameters
 from musicgen.callbacks import RunCheckpoint, TimeLeft
-from musicgen.dataset import (ControlPrefix, Infilling, batch_count, load_processed, read_index, read_recipe,
-                              read_shard, shard_files, windows, write_vocabulary)
+from musicgen.dataset import (ControlPrefix, Infilling, Transposition, batch_count, load_processed, read_index,
+                              read_recipe, read_shard, shard_files, windows, write_vocabulary)
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, write_json
 from musicgen.optimizer import OptimizerSettings
@@ -118,7 +118,8 @@ def _train(spec, config, vocabulary, index, data_dir, run_dir, strategy, device,
     train_data = windows(train_shards, config["seq_len"], batch_size, vocabulary.pad_id, shuffle=True,
                          seed=config["random_seed"] + epochs_completed,
                          prefix=ControlPrefix.of(vocabulary, config["label_dropout"]),
-                         infilling=Infilling.of(vocabulary, config["infill_rate"]))
+                         infilling=Infilling.of(vocabulary, config["infill_rate"]),
+                         transposition=Transposition.of(vocabulary, config["transpose"]))
     validation_data = windows(validation_shards, config["seq_len"], batch_size, vocabulary.pad_id, shuffle=False,
                               prefix=ControlPrefix.of(vocabulary))
     callbacks = [RunCheckpoint(run_dir, run_config, write_files=chief), TimeLeft(run_config, log)]
