@@ -141,10 +141,11 @@ def check_args(args):
     progression = infill_bars = instruments = None
     if args.meter is not None:
         args.meter = check_meter(args.meter)
+    args.bar_meter = args.meter or "4/4"  # what --bars and --chords count bars of
     if args.chords:
         from musicgen.chords import Progression
 
-        progression = Progression.parse(args.chords, int(args.bars) if args.bars else None, args.meter or "4/4")
+        progression = Progression.parse(args.chords, int(args.bars) if args.bars else None, args.bar_meter)
     if args.infill:
         from musicgen.infilling import parse_bars
 
@@ -181,7 +182,7 @@ def check_args(args):
     if args.length is not None or args.strategy == "beam":
         length = f"{args.length or BEAM_EVENTS} events"
     elif args.bars is not None:
-        length = f"{int(args.bars)} bars of {args.meter or '4/4'}"
+        length = f"{int(args.bars)} bars of {args.bar_meter}"
     elif args.seconds is not None:
         length = f"{args.seconds:g} seconds"
     else:
@@ -251,7 +252,7 @@ def plan(args, request, run, vocabulary):
         return generation.latent_plan(run, vocabulary, strategy, args.prior, args.interpolate, args.steps, length,
                                       args.random_seed)
     seed = seed_tokens(run, args.seed, args.seed_midi, args.seed_events)
-    meter = args.meter or ("4/4" if args.bars is not None else None)
+    meter = args.bar_meter if args.bars is not None else args.meter
     return generation.continuation_plan(run, vocabulary, strategy, seed, conditions, args.guidance, count, length,
                                         args.random_seed, meter)
 
@@ -265,7 +266,7 @@ def length_of(args, run, settings):
     if args.length is not None or args.strategy == "beam":
         return Length(args.length or BEAM_EVENTS)
     if args.bars is not None:
-        return Length(steps=int(args.bars) * bar_steps(*parse_meter(args.meter or "4/4"), settings.steps_per_quarter))
+        return Length(steps=int(args.bars) * bar_steps(*parse_meter(args.bar_meter), settings.steps_per_quarter))
     if args.seconds is not None:
         quarters = args.seconds * (args.bpm or run.run_config["default_bpm"]) / 60
         return Length(steps=max(1, round(quarters * settings.steps_per_quarter)))
@@ -332,7 +333,7 @@ def written_meters(args, vocabulary, generated, events):
         return generated.meters
     if vocabulary.settings.meters:
         return event_meters(events)
-    return default_meters(parse_meter(args.meter or "4/4"))
+    return default_meters(parse_meter(args.bar_meter))
 
 
 def given_notes(notes, given_part):
