@@ -75,15 +75,16 @@ def main(argv=None):
     from musicgen import training
 
     run_dir = args.checkpoints / (args.run_name or model_name)
-    if window_from_corpus and not args.ship:
-        existing = read_run_config(run_dir) if (run_dir / RUN_CONFIG_FILE).exists() and not args.restart else None
-        if existing and existing["model"] == model_name:  # a run resumes with the window it began with
-            config["seq_len"], config["batch_size"] = existing["config"]["seq_len"], existing["config"]["batch_size"]
-        else:
-            config["seq_len"], why = training.corpus_window(args.data, spec.longest_window)
-            if "batch_size" not in hyperparameters.given(args.config, overrides, base):
-                config["batch_size"] = training.windows_per_batch(spec, config["seq_len"])  # the same tokens a step
-            print(f"{why}; {config['batch_size']} windows a batch")
+    existing = read_run_config(run_dir) if (run_dir / RUN_CONFIG_FILE).exists() and not args.restart else None
+    resuming = existing is not None and existing["model"] == model_name
+    given = hyperparameters.given(args.config, overrides, base)
+    if resuming:  # a run resumes with the settings it began with (its window too), but for those given now
+        config.update({key: value for key, value in existing["config"].items() if key in config and key not in given})
+    elif window_from_corpus and not args.ship:
+        config["seq_len"], why = training.corpus_window(args.data, spec.longest_window)
+        if "batch_size" not in given:
+            config["batch_size"] = training.windows_per_batch(spec, config["seq_len"])  # the same tokens a step
+        print(f"{why}; {config['batch_size']} windows a batch")
     if args.show_config:
         print(json.dumps({"model": model_name, **config}, indent=2))
         return

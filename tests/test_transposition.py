@@ -1,7 +1,11 @@
 """Training windows transposed as they are cut (train.py --transpose N): every token moved with the music."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
+from conftest import TINY_LSTM
 
 from musicgen.chords import parse_symbol
 from musicgen.dataset import Transposition, load_processed, windows
@@ -69,10 +73,29 @@ def test_shuffled_training_windows_are_transposed_and_validation_windows_are_not
     np.testing.assert_array_equal(plain.ravel()[: len(tokens)], tokens[: plain.size])
 
 
-def test_transpose_is_a_setting_that_old_runs_read_as_zero():
+def test_transpose_is_a_setting_on_by_default_that_old_runs_read_as_zero():
     spec = registry.get("lstm")
-    assert resolve_config(spec)["transpose"] == 0
+    assert resolve_config(spec)["transpose"] == 3, "on by default"
     assert resolve_config(spec, overrides={"transpose": "5"})["transpose"] == 5
     with pytest.raises(UserError, match="transpose must be 0 to 11 semitones, got 12"):
         resolve_config(spec, overrides={"transpose": 12})
     assert upgrade({"epochs": 3})["transpose"] == 0
+
+
+def test_a_run_made_before_transposition_resumes_as_it_began_unless_told_otherwise(trained_run, processed, tmp_path,
+                                                                                  capsys):
+    import train
+
+    run = tmp_path / "lstm"
+    shutil.copytree(trained_run, run)
+    run_config = json.loads((run / "run_config.json").read_text())
+    del run_config["config"]["transpose"]  # as runs made before it have it
+    (run / "run_config.json").write_text(json.dumps(run_config))
+    common = ["--model", "lstm", "--data", str(processed), "--checkpoints", str(tmp_path)]
+    for key, value in TINY_LSTM.items():
+        common += ["--" + key.replace("_", "-"), str(2 if key == "epochs" else value)]
+    train.main(common)
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((run / "run_config.json").read_text())["config"]["transpose"] == 0, "as it began"
+    with pytest.raises(UserError, match="transpose 0 -> 2"):
+        train.main(common + ["--epochs", "3", "--transpose", "2"])
