@@ -338,26 +338,6 @@ def fill_in_the_middle(window, skip, infilling, rng):
                            body[:second]])[:len(window)].astype(np.int32)
 
 
-@dataclasses.dataclass(frozen=True)
-class Transposition:
-    """How training windows are transposed as they are cut: each by a shift drawn from -semitones..semitones."""
-
-    tables: np.ndarray  # (2 * semitones + 1, vocabulary) int32: each token id transposed by each shift, -1: none
-
-    @classmethod
-    def of(cls, vocabulary, semitones):
-        """The Transposition of up to `semitones` each way, else None (0)."""
-        if not semitones:
-            return None
-        return cls(np.stack([vocabulary.transposed_ids(shift) for shift in range(-semitones, semitones + 1)]))
-
-    def __call__(self, windows, rng):
-        """The windows, each transposed by a shift of its own; a window holding a token that has no twin for its
-        shift (a pitch out of range, a chord the vocabulary lacks, the drum kit) stays as it is."""
-        shifted = self.tables[rng.integers(0, len(self.tables), len(windows))[:, None], windows]
-        return np.where((shifted < 0).any(axis=1, keepdims=True), windows, shifted).astype(np.int32)
-
-
 def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, infilling=None, transposition=None):
     """Batches of (inputs, targets, weights) cut on the fly from token arrays, streamed one shard at a time.
 
@@ -371,7 +351,7 @@ def windows(shards, seq_len, batch_size, pad_id, shuffle, seed=0, prefix=None, i
     every window keeps its piece's controls in view (pin_controls), and control
     tokens are never targets. With an Infilling, a share of the training windows
     is in fill-in-the-middle order (fill_in_the_middle), learned throughout. With a
-    Transposition, shuffled windows are transposed, each by a random shift.
+    Transposition (musicgen/transposition.py), shuffled windows are transposed, each by a random shift.
     """
     import tensorflow as tf  # here, not at the top: preprocessing reads this module and needs no TensorFlow
 

@@ -14,14 +14,15 @@ import tensorflow as tf
 
 from musicgen import distributed, hyperparameters
 from musicgen.callbacks import RunCheckpoint, TimeLeft
-from musicgen.dataset import (ControlPrefix, Infilling, Transposition, batch_count, load_processed, read_index,
-                              read_recipe, read_shard, shard_files, windows, write_vocabulary)
+from musicgen.dataset import (ControlPrefix, Infilling, batch_count, load_processed, read_index, read_recipe,
+                              read_shard, shard_files, windows, write_vocabulary)
 from musicgen.errors import UserError
 from musicgen.files import atomic_path, write_json
 from musicgen.optimizer import OptimizerSettings
 from musicgen.runs import (RUN_CONFIG_FILE, check_parent, check_resumable, finished, new_run_config, read_run_config,
                            write_history)
 from musicgen.saving import load_model
+from musicgen.transposition import Transposition
 
 
 def train(spec, config, data_dir, run_dir, restart=False, mixed_precision=False, log=print, verbose=None,

@@ -102,7 +102,7 @@ class Vocabulary:
             raise UserError(f"vocabulary must start with {SPECIAL_TOKENS}")
         base = {token: meaning_of(token, settings) for token in self.tokens if not _is_merged(token)}
         meanings = [base[token] if token in base else self._merged_meaning(token, base) for token in self.tokens]
-        self._meanings = meanings
+        self.meanings = meanings  # what each token says, as tokens.meaning_of has it (a merged token's parts too)
         self.kinds = np.array([KINDS.index(meaning["kind"]) for meaning in meanings], dtype=np.int64)
         for kind, wanted in (("instrument", settings.instruments), ("velocity", settings.velocity_bins > 0)):
             if wanted != (KINDS.index(kind) in self.kinds):
@@ -409,36 +409,6 @@ class Vocabulary:
     def known_symbols(self, symbols):
         """The ChordSymbols of `symbols` that the vocabulary has a token for."""
         return symbols.where(np.isin(symbols.codes, list(self.symbols)))
-
-    def transposed_ids(self, semitones):
-        """(vocabulary,) int: each token id's twin transposed by `semitones`, -1 where the vocabulary has none: a
-        pitch out of range, a chord, chord symbol or merged token it lacks, and the drum kit, whose pitches are
-        sounds. A key label moves with the music; other tokens stay as they are."""
-        from musicgen.labels import KEYS
-
-        if not semitones:
-            return np.arange(len(self.tokens), dtype=np.int32)
-        spelled = {}
-        for token, meaning in zip(self.tokens, self._meanings):
-            if meaning["kind"] in ("note", "chord"):
-                pitches = [pitch + semitones for pitch in meaning["pitches"]]
-                spelled[token] = chord_name(pitches) if 0 <= min(pitches) and max(pitches) <= 127 else None
-            elif meaning["kind"] == "harmony":
-                code = meaning["symbol"]
-                spelled[token] = harmony_token(code - code % 12 + (code % 12 + semitones) % 12)
-            elif meaning["kind"] == "instrument" and meaning["program"] == DRUMS:
-                spelled[token] = None
-            elif meaning["kind"] == "control" and meaning["label"][0] == "key" and meaning["label"][1] in KEYS:
-                key = KEYS.index(meaning["label"][1])
-                spelled[token] = control_token("key", KEYS[key - key % 12 + (key % 12 + semitones) % 12])
-            elif meaning["kind"] != "merged":
-                spelled[token] = token
-        for token, meaning in zip(self.tokens, self._meanings):
-            if meaning["kind"] == "merged":
-                parts = [spelled[self.tokens[part]] for part in meaning["parts"]]
-                spelled[token] = None if None in parts else merged_token(parts)
-        return np.array([self.index.get(spelled[token], -1) if spelled[token] else -1 for token in self.tokens],
-                        dtype=np.int32)
 
     def known_meters(self, meters):
         """The meters (rows of grid step, numerator, denominator) that the vocabulary has a token for: none where it

@@ -8,10 +8,11 @@ import pytest
 from conftest import TINY_LSTM
 
 from musicgen.chords import parse_symbol
-from musicgen.dataset import Transposition, load_processed, windows
+from musicgen.dataset import load_processed, windows
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
 from musicgen.hyperparameters import resolve_config, upgrade
+from musicgen.transposition import Transposition, transposed_ids
 from musicgen.vocabulary import Vocabulary
 from models import registry
 
@@ -26,7 +27,7 @@ def _vocabulary():
 
 def test_each_token_has_its_transposed_twin_or_none():
     vocabulary = _vocabulary()
-    up = vocabulary.transposed_ids(2)
+    up = transposed_ids(vocabulary, 2)
 
     def twin(token):
         return None if up[vocabulary.index[token]] < 0 else vocabulary.tokens[up[vocabulary.index[token]]]
@@ -38,7 +39,7 @@ def test_each_token_has_its_transposed_twin_or_none():
     assert twin("style=folk") == "style=folk" and twin("dur:4") == "dur:4" and twin("inst:33") == "inst:33"
     assert twin("inst:drums") is None, "drum sounds are not pitches"
     assert twin("C4+dur:4") == "D4+dur:4" and twin("D4+dur:4") == "E4+dur:4" and twin("E4+dur:4") is None
-    np.testing.assert_array_equal(vocabulary.transposed_ids(0), np.arange(len(vocabulary)))
+    np.testing.assert_array_equal(transposed_ids(vocabulary, 0), np.arange(len(vocabulary)))
 
 
 def test_a_window_moves_by_one_shift_of_its_own_or_stays_where_a_token_cannot():
