@@ -35,7 +35,8 @@ import numpy as np
 from musicgen.chords import ChordSymbols
 from musicgen.errors import UserError
 from musicgen.meters import DEFAULT_METER
-from musicgen.notes import DEFAULT_VELOCITY, PROGRAM, VELOCITY, as_notes, normalise_notes, sort_notes
+from musicgen.notes import (DEFAULT_VELOCITY, DURATION, ONSET, PITCH, PROGRAM, VELOCITY, as_notes, normalise_notes,
+                            sort_notes)
 from musicgen.velocities import quantize_velocity
 
 TIMINGS = ("beats", "seconds")
@@ -115,68 +116,189 @@ class Event(NamedTuple):
     meter: tuple = None  # (numerator, denominator): the event names the meter from here on, sounds nothing, lasts 0
 
 
-def group_simultaneous(notes, settings=None):
-    """Notes -> [Event without shift]: notes of one instrument sharing onset, duration and (binned) velocity form a chord.
+# What each row of an EventTable is.
+NOTE_EVENT, REST_EVENT, SYMBOL_EVENT, METER_EVENT = range(4)
 
-    With `settings`, only what they encode tells notes apart: programs where it
-    keeps instruments, velocity bins where it keeps velocities. Returns
-    [(onset, Event)], ordered by onset, then program, then highest pitch first, so
-    the top voice leads.
+
+@dataclasses.dataclass(frozen=True)
+class EventTable:
+    """A piece's events as columns, one row per event: what notes_to_events lists as Events, built in whole
+    arrays, so that encoding a corpus loops over no note in Python.
+
+    Row i is an event of kinds[i] (NOTE_EVENT: a note or chord; REST_EVENT; SYMBOL_EVENT: a chord symbol;
+    METER_EVENT) whose pitches, ascending, are pitches[pitch_starts[i]: pitch_starts[i] + pitch_counts[i]].
+    """
+
+    kinds: np.ndarray
+    durations: np.ndarray
+    shifts: np.ndarray
+    velocities: np.ndarray  # MIDI velocity (a bin's middle) of a note event where the encoding keeps them, else -1
+    programs: np.ndarray  # General MIDI program (or DRUMS) of a note event where it keeps instruments, else -1
+    codes: np.ndarray  # a chord symbol's code, -1 for other events
+    meters: np.ndarray  # (numerator, denominator) of a meter event, (0, 0) for other events
+    pitch_starts: np.ndarray
+    pitch_counts: np.ndarray
+    pitches: np.ndarray
+    clipped: int  # notes whose duration was clipped to the longest the encoding keeps
+
+    def __len__(self):
+        return len(self.kinds)
+
+    @classmethod
+    def from_events(cls, events):
+        """The table of a list of Events (with their shifts)."""
+        kinds = [METER_EVENT if event.meter is not None else SYMBOL_EVENT if event.symbol is not None
+                 else NOTE_EVENT if event.pitches else REST_EVENT for event in events]
+        counts = [len(event.pitches) for event in events]
+        columns = [np.array(values, dtype=np.int64).reshape(len(events), -1) for values in (
+            kinds, [event.duration for event in events], [event.shift for event in events],
+            [-1 if event.velocity is None else event.velocity for event in events],
+            [-1 if event.program is None else event.program for event in events],
+            [-1 if event.symbol is None else event.symbol for event in events],
+            [event.meter or (0, 0) for event in events], np.cumsum([0] + counts[:-1]) if events else [], counts)]
+        pitches = np.array([pitch for event in events for pitch in event.pitches], dtype=np.int64)
+        return cls(*[column[:, 0] for column in columns[:6]], columns[6], columns[7][:, 0], columns[8][:, 0],
+                   pitches, 0)
+
+    def events(self):
+        """The rows as a list of Events."""
+        rows = zip(self.kinds.tolist(), self.durations.tolist(), self.shifts.tolist(), self.velocities.tolist(),
+                   self.programs.tolist(), self.codes.tolist(), self.meters.tolist(), self.pitch_starts.tolist(),
+                   self.pitch_counts.tolist())
+        pitches = self.pitches.tolist()
+        return [Event(tuple(pitches[start: start + count]), duration, shift, None if velocity < 0 else velocity,
+                      None if program < 0 else program, None if code < 0 else code,
+                      tuple(meter) if kind == METER_EVENT else None)
+                for kind, duration, shift, velocity, program, code, meter, start, count in rows]
+
+
+def _groups(notes, settings):
+    """Notes -> (group keys, pitches, starts, counts, group order).
+
+    The notes of one group share onset, duration and what `settings` keep of program and velocity (the columns
+    of its key: onset, program or -1, duration, velocity bin's middle or -1), and sound as one chord: its
+    pitches are pitches[starts[g]: starts[g] + counts[g]], ascending. The group order is the order of events:
+    by onset, then program, then highest pitch first (so the top voice leads), then longest first.
     """
     notes = as_notes(notes)
-    keep_velocity = settings is not None and settings.velocity_bins > 0
-    keep_program = settings is not None and settings.instruments
-    velocities = (quantize_velocity(notes[:, VELOCITY], settings.velocity_bins) if keep_velocity
+    settings = settings or EncodingSettings()
+    velocities = (quantize_velocity(notes[:, VELOCITY], settings.velocity_bins) if settings.velocity_bins
                   else np.full(len(notes), -1))
-    programs = notes[:, PROGRAM] if keep_program else np.full(len(notes), -1)
-    groups = {}
-    for (onset, duration, pitch), velocity, program in zip(notes[:, :3].tolist(), velocities.tolist(), programs.tolist()):
-        groups.setdefault((onset, program, duration, velocity), []).append(pitch)
-    ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[0][1], -max(item[1]), -item[0][2], item[0][3]))
-    return [(onset, Event(tuple(sorted(pitches)), duration, 0, None if velocity < 0 else velocity,
-                          None if program < 0 else program))
-            for (onset, program, duration, velocity), pitches in ordered]
+    programs = notes[:, PROGRAM] if settings.instruments else np.full(len(notes), -1)
+    keys = np.column_stack([notes[:, ONSET], programs, notes[:, DURATION], velocities])
+    order = np.lexsort((notes[:, PITCH], velocities, notes[:, DURATION], programs, notes[:, ONSET]))
+    keys, pitches = keys[order], notes[order, PITCH]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]).any(axis=1)
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(keys)))
+    highest = pitches[starts + counts - 1]
+    group_keys = keys[starts]
+    group_order = np.lexsort((group_keys[:, 3], -group_keys[:, 2], -highest, group_keys[:, 1], group_keys[:, 0]))
+    return group_keys, pitches, starts, counts, group_order
 
 
 def count_chords(notes, settings=None):
     """How often each chord (two or more pitches of one event, as `settings` groups them) occurs."""
-    return Counter(event.pitches for _, event in group_simultaneous(notes, settings) if len(event.pitches) > 1)
+    _, pitches, starts, counts, _ = _groups(notes, settings)
+    chords = np.flatnonzero(counts > 1)
+    return Counter(tuple(pitches[starts[g]: starts[g] + counts[g]].tolist()) for g in chords.tolist())
+
+
+def event_table(notes, settings, known_chords, symbols=ChordSymbols.none(), meters=()):
+    """Notes, ChordSymbols and meters (rows of grid step, numerator, denominator) -> their EventTable.
+
+    The notes of one onset, duration, program and velocity bin make one event: a chord where the vocabulary
+    knows it (`known_chords`, ascending pitch tuples), else one event per note, highest first. A meter comes
+    first of the events at its onset, then a symbol, its duration clipped like a note's (but not counted). Each
+    event's shift reaches the next onset; a gap longer than the largest shift goes on in rest events.
+    """
+    group_keys, pitches, starts, counts, group_order = _groups(notes, settings)
+    if not len(starts):
+        return _table(*[np.zeros(0, np.int64)] * 8, np.zeros((0, 2), np.int64), np.zeros(0, np.int64), 0)
+    piece_end = int((group_keys[:, 0] + group_keys[:, 2]).max())
+    whole = np.zeros(len(starts), dtype=bool)
+    if known_chords:
+        for group in np.flatnonzero(counts > 1).tolist():
+            whole[group] = tuple(pitches[starts[group]: starts[group] + counts[group]].tolist()) in known_chords
+    # Note events in event order: a whole chord is one event, any other group one event per note, highest first.
+    group_order_counts = np.where(whole[group_order], 1, counts[group_order])
+    group_of_event = np.repeat(group_order, group_order_counts)
+    rank = np.arange(len(group_of_event)) - np.repeat(np.cumsum(group_order_counts) - group_order_counts,
+                                                       group_order_counts)
+    event_whole = whole[group_of_event]
+    highest_first = starts[group_of_event] + counts[group_of_event] - 1 - rank
+    note_starts = np.where(event_whole, starts[group_of_event], highest_first)
+    note_counts = np.where(event_whole, counts[group_of_event], 1)
+    note_keys = group_keys[group_of_event]
+    max_duration = settings.max_duration_steps
+    clipped = int(counts[group_keys[:, 2] > max_duration].sum())
+
+    meters = np.asarray(meters, dtype=np.int64).reshape(-1, 3)
+    meters = meters[(meters[:, 0] >= 0) & (meters[:, 0] < piece_end)]
+    symbol_rows = np.flatnonzero(symbols.onsets < piece_end) if len(symbols) else np.zeros(0, np.int64)
+    events = len(meters) + len(symbol_rows) + len(note_keys)
+    kinds = np.concatenate([np.full(len(meters), METER_EVENT), np.full(len(symbol_rows), SYMBOL_EVENT),
+                            np.full(len(note_keys), NOTE_EVENT)])
+    onsets = np.concatenate([meters[:, 0], np.asarray(symbols.onsets, np.int64)[symbol_rows], note_keys[:, 0]])
+    # In a stable sort by onset, then meters before symbols before notes, each kind keeps its own order.
+    order = np.lexsort((np.arange(events), _kind_rank(kinds), onsets))
+    columns = {
+        "durations": np.concatenate([np.zeros(len(meters), np.int64),
+                                     np.minimum(np.asarray(symbols.durations, np.int64)[symbol_rows], max_duration),
+                                     np.minimum(note_keys[:, 2], max_duration)]),
+        "velocities": np.concatenate([np.full(len(meters) + len(symbol_rows), -1), note_keys[:, 3]]),
+        "programs": np.concatenate([np.full(len(meters) + len(symbol_rows), -1), note_keys[:, 1]]),
+        "codes": np.concatenate([np.full(len(meters), -1), np.asarray(symbols.codes, np.int64)[symbol_rows],
+                                 np.full(len(note_keys), -1)]),
+        "pitch_starts": np.concatenate([np.zeros(len(meters) + len(symbol_rows), np.int64), note_starts]),
+        "pitch_counts": np.concatenate([np.zeros(len(meters) + len(symbol_rows), np.int64), note_counts]),
+    }
+    meter_columns = np.concatenate([meters[:, 1:], np.zeros((len(symbol_rows) + len(note_keys), 2), np.int64)])
+    kinds, onsets, meter_columns = kinds[order], onsets[order], meter_columns[order]
+    columns = {name: values[order] for name, values in columns.items()}
+    gaps = np.append(onsets[1:], piece_end) - onsets
+    return _with_rests(kinds, gaps, columns, meter_columns, pitches, clipped, settings)
+
+
+def _kind_rank(kinds):
+    """Meters first of the events at an onset, then chord symbols, then notes."""
+    return np.select([kinds == METER_EVENT, kinds == SYMBOL_EVENT], [0, 1], 2)
+
+
+def _with_rests(kinds, gaps, columns, meters, pitches, clipped, settings):
+    """The table of events whose gaps to the next onset are `gaps`: each event shifts by its gap, up to the
+    largest shift, and rest events (of the largest shift, the last one of what is left) fill the rest."""
+    max_shift = settings.max_shift_steps
+    rests = np.maximum(-(-gaps // max_shift) - 1, 0)
+    rows = 1 + rests
+    first = np.cumsum(rows) - rows  # each event's row; its rests follow it
+    total = int(rows.sum())
+    owner = np.repeat(np.arange(len(kinds)), rows)
+    within = np.arange(total) - first[owner]  # 0 for the event, 1.. for its rests
+    shifts = np.minimum(gaps[owner] - within * max_shift, max_shift)
+    is_rest = within > 0
+    out = {name: np.where(is_rest, fill, values[owner]) for name, values, fill in (
+        ("durations", columns["durations"], 0), ("velocities", columns["velocities"], -1),
+        ("programs", columns["programs"], -1), ("codes", columns["codes"], -1),
+        ("pitch_starts", columns["pitch_starts"], 0), ("pitch_counts", columns["pitch_counts"], 0))}
+    out["durations"] = np.where(is_rest, np.minimum(shifts, settings.max_duration_steps), out["durations"])
+    return _table(np.where(is_rest, REST_EVENT, kinds[owner]), out["durations"], shifts, out["velocities"],
+                  out["programs"], out["codes"], out["pitch_starts"], out["pitch_counts"],
+                  np.where(is_rest[:, None], 0, meters[owner]), pitches, clipped)
+
+
+def _table(kinds, durations, shifts, velocities, programs, codes, pitch_starts, pitch_counts, meters, pitches,
+           clipped):
+    return EventTable(kinds, durations, shifts, velocities, programs, codes, meters, pitch_starts, pitch_counts,
+                      pitches, clipped)
 
 
 def notes_to_events(notes, settings, known_chords, symbols=ChordSymbols.none(), meters=()):
-    """Notes, ChordSymbols and meters (rows of grid step, numerator, denominator) -> (events, number of notes whose
-    duration was clipped).
-
-    A meter comes first of the events at its onset, then a symbol, its duration clipped like a note's (but not
-    counted)."""
-    groups = group_simultaneous(notes, settings)
-    if not groups:
-        return [], 0
-    piece_end = max(onset + event.duration for onset, event in groups)
-    marks = [(int(step), Event((), 0, 0, meter=(int(numerator), int(denominator))))
-             for step, numerator, denominator in np.asarray(meters, dtype=np.int64).reshape(-1, 3).tolist()
-             if 0 <= step < piece_end]
-    marks += [(onset, Event((), min(duration, settings.max_duration_steps), 0, symbol=code))
-              for onset, duration, code in symbols if onset < piece_end]
-    expanded = []
-    clipped = 0
-    for onset, event in sorted(marks + groups, key=lambda item: (item[0], item[1].meter is None,
-                                                                  item[1].symbol is None)):
-        if event.symbol is not None or event.meter is not None:
-            expanded.append((onset, event))
-            continue
-        if event.duration > settings.max_duration_steps:
-            event = event._replace(duration=settings.max_duration_steps)
-            clipped += len(event.pitches)
-        if len(event.pitches) > 1 and event.pitches not in known_chords:
-            expanded.extend((onset, event._replace(pitches=(pitch,))) for pitch in reversed(event.pitches))
-        else:
-            expanded.append((onset, event))
-    events = []
-    for index, (onset, event) in enumerate(expanded):
-        next_onset = expanded[index + 1][0] if index + 1 < len(expanded) else piece_end
-        events.extend(event_then_rests(event, next_onset - onset, settings))
-    return events, clipped
+    """Notes, ChordSymbols and meters -> (events, number of notes whose duration was clipped): event_table's rows
+    as Events."""
+    table = event_table(notes, settings, known_chords, symbols, meters)
+    return table.events(), table.clipped
 
 
 def event_then_rests(event, gap, settings):

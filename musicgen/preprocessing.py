@@ -18,7 +18,7 @@ from musicgen import readers, splits
 from musicgen.cache import CACHE_FOLDER, read_cached
 from musicgen.dataset import (DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SPLITS, TRANSPOSED_MARK, ShardWriter, load_processed,
                               remove_other_shards, write_folds, write_index, write_vocabulary)
-from musicgen.encoding import EncodingSettings, count_chords, notes_to_events
+from musicgen.encoding import EncodingSettings, count_chords, event_table
 from musicgen.encoding_choice import EncodingRequest, describe_traits, piece_traits
 from musicgen.errors import UserError
 from musicgen.files import atomic_path
@@ -27,6 +27,7 @@ from musicgen.merges import learn_merges
 from musicgen.notes import DRUMS, PITCH, PROGRAM
 from musicgen.recipe import SECONDS_TIMING_BPM, Recipe
 from musicgen.tokens import control_token
+from musicgen.spelling import ABSENT
 from musicgen.vocabulary import Vocabulary
 
 DEFAULT_MERGES = 0  # merged tokens in a vocabulary made from the corpus (preprocess.py --merges)
@@ -458,9 +459,10 @@ def _count_events(task):
     for _, split, _, _, _, notes, symbols, meters, _ in _kept_copies(task):
         if split != "train":
             continue
-        events, _ = notes_to_events(notes, vocabulary.settings, vocabulary.chords, vocabulary.known_symbols(symbols),
-                                    vocabulary.known_meters(meters))
-        counts.update(tuple(vocabulary.event_ids(event)) for event in events)
+        table = event_table(notes, vocabulary.settings, vocabulary.chords, vocabulary.known_symbols(symbols),
+                            vocabulary.known_meters(meters))
+        rows = vocabulary.event_columns(table).tolist()
+        counts.update(tuple(token for token in row if token != ABSENT) for row in rows)
     return counts
 
 

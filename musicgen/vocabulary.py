@@ -66,13 +66,14 @@ import json
 import numpy as np
 
 from musicgen.chords import ChordSymbols
-from musicgen.encoding import EncodingSettings, Event, notes_to_events
+from musicgen.encoding import EncodingSettings, Event, EventTable, event_table
 from musicgen.errors import UserError
 from musicgen.merges import Segmenter
 from musicgen.meters import KNOWN_METERS, bar_steps
 from musicgen.notes import DEFAULT_VELOCITY, DRUMS, pitch_name
+from musicgen.spelling import ABSENT, Spelling
 from musicgen.tokens import (CONTROL_SEPARATOR, END, EVENT_KINDS, EVENT_PARTS, FILL, HOLE, KINDS, MERGE_SEPARATOR, PAD,
-                             PITCHED_KINDS, REST, SPECIAL_TOKENS, START, chord_name, control_token, duration_token,
+                             PITCHED_KINDS, SPECIAL_TOKENS, START, chord_name, control_token, duration_token,
                              harmony_token, instrument_token, meaning_of, merged_token, meter_token, shift_token,
                              velocity_token)
 from musicgen.velocities import bin_middles, quantize_velocity
@@ -137,16 +138,13 @@ class Vocabulary:
         for index, pitches in enumerate(self.pitches):
             self.strikes[index, list(pitches)] = True
         self.moves_on = (self.kinds == _START) | (self.shift_steps > 0)
-        # The velocity token of each MIDI velocity 0..127, looked up per event when encoding.
-        bins = settings.velocity_bins
-        middles = quantize_velocity(np.arange(128), bins).tolist() if bins else []
-        self._velocity_ids = [self.index[velocity_token(middle)] for middle in middles]
         self._followers = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)
         for kind, followers in self.grammar(settings).items():
             self._followers[KINDS.index(kind)] = np.isin(self.first_kinds, [KINDS.index(f) for f in followers])
         # The slots of keys that instrument tokens strike on: one per program, or one in all without instruments.
         self.program_slots = DRUMS + 1 if settings.instruments else 1
         self.event_starts = self._followers[_SHIFT] & (self.first_kinds != KINDS.index("end"))
+        self._spelling = None  # made when first asked for: most vocabularies read are never encoded with
         self._segment = Segmenter({i: parts for i, parts in enumerate(self.parts) if len(parts) > 1})
         self._in_event = np.isin(self.kinds, [KINDS.index(kind) for kind in EVENT_PARTS])
         self._holds = np.zeros((len(KINDS), len(self.tokens)), dtype=bool)  # [kind, token]: a part of that kind
@@ -365,28 +363,22 @@ class Vocabulary:
         """Events -> token ids, with the `controls` ids after <start>, each event in as few tokens as the vocabulary
         has (merged tokens where it has them). Chords outside the vocabulary must already be split
         (notes_to_events does)."""
-        ids = ([self.start_id] if start else []) + sorted(controls)
-        for event in events:
-            ids += self._segment(self.event_ids(event))
-        if end:
-            ids.append(self.end_id)
-        return np.array(ids, dtype=np.int32)
+        return self.encode_table(EventTable.from_events(events), controls, start, end)
 
-    def event_ids(self, event):
-        """The base token ids of one event."""
-        if event.meter is not None:
-            return [self.meters[event.meter], self.shift_id(event.shift)]
-        if event.symbol is not None:
-            return [self.symbols[event.symbol], self.duration_id(event.duration), self.shift_id(event.shift)]
-        ids = []
-        if event.pitches:
-            if self.settings.instruments:
-                ids.append(self.index[instrument_token(event.program or 0)])
-            if self.settings.velocity_bins:
-                velocity = DEFAULT_VELOCITY if event.velocity is None else event.velocity
-                ids.append(self._velocity_ids[min(max(int(velocity), 0), 127)])
-        what = REST if not event.pitches else chord_name(event.pitches)
-        return ids + [self.index[what], self.duration_id(event.duration), self.shift_id(event.shift)]
+    def encode_table(self, table, controls=(), start=True, end=True):
+        """An EventTable (musicgen/encoding.py) -> token ids, as `encode` says, in whole arrays."""
+        columns = self.event_columns(table)
+        ids = columns[columns != ABSENT]  # row by row: event by event
+        if self.merged:
+            ids = self.merge(ids)
+        return np.concatenate([[self.start_id] if start else [], sorted(controls), ids,
+                               [self.end_id] if end else []]).astype(np.int32)
+
+    def event_columns(self, table):
+        """The base token ids of each event of an EventTable, a row each (musicgen/spelling.py)."""
+        if self._spelling is None:
+            self._spelling = Spelling(self)
+        return self._spelling.columns(table)
 
     def merge(self, ids):
         """Token ids with every event written in as few tokens as the vocabulary has: what encode gives."""
@@ -419,8 +411,8 @@ class Vocabulary:
     def encode_notes(self, notes, controls=(), symbols=ChordSymbols.none(), meters=()):
         """Notes (and ChordSymbols, and meters) -> (token ids of the whole piece, number of events, number of
         clipped notes). Meters the vocabulary has no token for are left out."""
-        events, clipped = notes_to_events(notes, self.settings, self.chords, symbols, self.known_meters(meters))
-        return self.encode(events, controls=controls), len(events), clipped
+        table = event_table(notes, self.settings, self.chords, symbols, self.known_meters(meters))
+        return self.encode_table(table, controls), len(table), table.clipped
 
     def quantized_velocity(self, velocity):
         """The velocity a note of MIDI velocity `velocity` is encoded with: its bin's middle."""

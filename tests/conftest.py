@@ -1,3 +1,4 @@
+import hashlib
 import sys
 from pathlib import Path
 
@@ -21,6 +22,18 @@ def shared(relative):
     if not path.exists():
         pytest.skip(f"{path} is not here (real-file tier)")
     return path
+
+
+def tokens_digest(splits):
+    """A SHA-256 over each split's tokens and piece boundaries, in order: pins a processed data set."""
+    from musicgen.dataset import SPLITS
+
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        digest.update(name.encode())
+        digest.update(splits[name].tokens.astype("<i4").tobytes())
+        digest.update(splits[name].offsets.astype("<i8").tobytes())
+    return digest.hexdigest()
 
 
 def assert_picture(path, width, height):

@@ -15,29 +15,20 @@ piece moved by its upbeat, with its meters.
 """
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 import preprocess
-from musicgen.dataset import SPLITS, load_processed
+from conftest import tokens_digest
+from musicgen.dataset import load_processed
 from musicgen.encoding import events_to_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_SHA256 = "6e3af752adb05cb3355aeef96e1dface7fbf77ca4027d96e1afcf68bf3891f09"
+METERED_TOKENS_SHA256 = "446d86f87aaec00658b26b5c05c877194e93351f918622e68fba39451dfe352a"  # taken at 865f45e
 PIECES = {"train": 333, "validation": 41, "test": 39}
-
-
-def tokens_digest(splits):
-    """A SHA-256 over each split's tokens and piece boundaries, in order."""
-    digest = hashlib.sha256()
-    for name in SPLITS:
-        digest.update(name.encode())
-        digest.update(splits[name].tokens.astype("<i4").tobytes())
-        digest.update(splits[name].offsets.astype("<i8").tobytes())
-    return digest.hexdigest()
 
 
 def test_the_default_corpus_preprocesses_to_the_same_tokens_and_the_shipped_models_vocabulary(tmp_path):
@@ -50,6 +41,7 @@ def test_the_default_corpus_preprocesses_to_the_same_tokens_and_the_shipped_mode
     preprocess.main(["--corpus", "bach", "--output", str(tmp_path / "metered"), "--workers", "2"])
     metered, metered_splits = load_processed(tmp_path / "metered")
     assert metered.settings == dataclasses.replace(vocabulary.settings, meters=True)
+    assert tokens_digest(metered_splits) == METERED_TOKENS_SHA256
     upbeats = 0
     for name, split in splits.items():
         assert len(metered_splits[name]) == len(split)
