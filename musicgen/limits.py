@@ -43,7 +43,10 @@ class OverLimit(Exception):
 def read_within_limits(path, selection, limits):
     """readers.read_file(path, selection); OverLimit for a file over the size limit, or one whose reading runs
     past the time limit."""
-    size_mb = Path(path).stat().st_size / 2**20
+    try:
+        size_mb = Path(path).stat().st_size / 2**20
+    except OSError as error:
+        return [readers.ReadFailure(str(path), "failed", f"cannot read file: {error.strerror or error}")]
     if size_mb > limits.max_file_mb:
         raise OverLimit(readers.ReadFailure(
             str(path), "skipped", f"file is {size_mb:.0f} MB, over the --max-file-mb limit of {limits.max_file_mb:g}"))

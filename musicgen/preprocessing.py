@@ -76,7 +76,7 @@ def run(job):
     Two passes over the files, each spread over job.workers processes. The
     first reads every file (or its cached reading), decides each piece's fate and
     split, and counts the training chords that make the vocabulary; the second
-    encodes the kept pieces from the cache into shards. Neither holds the corpus
+    encodes the kept pieces, read again (musicgen/cache.py), into shards. Neither holds the corpus
     in memory: only the manifest's rows, the chord counts and one shard per split.
     """
     started = time.time()
@@ -224,7 +224,7 @@ def run_folds(job):
     evaluate.py take it as --data) whose test split is fold i and validation split
     fold i + 1; the rest train, with their own chord vocabulary and transposed
     copies, so nothing about a fold's test pieces leaks into its training. The
-    files are read once: every fold encodes from the same cache. folds.json,
+    files music21 reads are read once: every fold reads them from the same cache. folds.json,
     written last, names the folds for crossval.py.
     """
     if job.folds < 3:

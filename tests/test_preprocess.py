@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,10 +131,9 @@ def test_no_usable_file_is_a_clear_error(tmp_path):
         preprocess.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
 
 
-def test_rerun_reuses_what_was_read_and_leaves_one_set_of_shards(tune_folder, tmp_path, monkeypatch):
+def test_rerun_gives_the_same_tokens_and_leaves_one_set_of_shards(tune_folder, tmp_path):
     preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path)])
     _, first = load_processed(tmp_path)
-    monkeypatch.setattr("musicgen.readers.read_file", lambda *args: pytest.fail("an unchanged file was read again"))
     preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path)])
     _, second = load_processed(tmp_path)
     for name in first:
@@ -141,12 +141,19 @@ def test_rerun_reuses_what_was_read_and_leaves_one_set_of_shards(tune_folder, tm
     assert sorted(path.name.split("-")[0] for path in tmp_path.glob("*.npz")) == ["test", "train", "validation"]
 
 
+def abc_tune(seed):
+    """A short ABC tune of its own (music21 reads it, slowly enough to be cached)."""
+    notes = np.random.default_rng(seed).choice(list("GABcdefg"), 16)
+    bars = ["".join(notes[i: i + 4]) for i in range(0, 16, 4)]
+    return f"X:{seed}\nT:tune {seed}\nM:2/4\nL:1/8\nK:G\n{'|'.join(bars)}|]\n"
+
+
 def test_rerun_with_more_files_reads_only_those_and_keeps_every_split(tmp_path, monkeypatch):
-    folder = tmp_path / "tunes"
-    for i in range(30):
-        write_tune(folder / f"tune {i:02d}.mid", seed=i, bars=2)
-    for i in range(30, 40):
-        write_tune(tmp_path / "later" / f"tune {i:02d}.mid", seed=i, bars=2)
+    folder, later = tmp_path / "tunes", tmp_path / "later"
+    folder.mkdir()
+    later.mkdir()
+    for i in range(40):
+        ((folder if i < 30 else later) / f"tune {i:02d}.abc").write_text(abc_tune(i))
     preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out")])
     before = pd.read_csv(tmp_path / "out" / "manifest.csv").set_index("source").split
 
@@ -158,8 +165,26 @@ def test_rerun_with_more_files_reads_only_those_and_keeps_every_split(tmp_path, 
                         original_read_file(path, *rest))
     preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--workers", "1"])  # one process
     after = pd.read_csv(tmp_path / "out" / "manifest.csv").set_index("source").split
-    assert sorted(read) == [f"tune {i:02d}.mid" for i in range(30, 40)]
+    assert sorted(read) == [f"tune {i:02d}.abc" for i in range(30, 40)]
     assert len(after) == 40 and (after[before.index] == before).all()
+
+
+def test_a_midi_file_is_read_again_where_music21_readings_come_from_the_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "tunes"
+    for i in range(4):
+        write_tune(folder / f"tune {i}.mid", seed=i, bars=2)
+        (folder / f"tune {i}.abc").write_text(abc_tune(i))
+    read = []
+    original_read_file = readers.read_file
+    monkeypatch.setattr("musicgen.readers.read_file", lambda path, *rest: read.append(Path(path).suffix) or
+                        original_read_file(path, *rest))
+    preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--workers", "1"])
+    first_run, read[:] = list(read), []
+    preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--workers", "1"])
+    assert len(list((tmp_path / "out" / ".cache").glob("*.npz"))) == 4, "one entry per ABC file, none for MIDI"
+    assert first_run.count(".abc") == 4 and ".abc" not in read, "each ABC file read once, in the first pass"
+    assert first_run.count(".mid") >= 4 * 2 and read.count(".mid") == first_run.count(".mid"), (
+        "each MIDI file read in every pass over the files, in both runs")
 
 
 def test_small_shards_hold_the_same_pieces_as_one(tune_folder, tmp_path):
