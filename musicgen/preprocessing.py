@@ -2,6 +2,7 @@
 
 import ctypes
 import dataclasses
+import functools
 import signal
 import time
 import uuid
@@ -34,6 +35,7 @@ DEFAULT_MERGES = 0  # merged tokens in a vocabulary made from the corpus (prepro
 LEFT_OUT = ("labels_not_in_vocabulary", "chord_symbols_not_in_vocabulary")  # manifest columns with --vocab
 REPORT_FILE = "report.png"
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+BATCH_BYTES, BATCH_FILES = 64 * 1024, 64  # the files a worker takes at once (_map_files)
 
 
 @dataclasses.dataclass
@@ -299,16 +301,42 @@ def _map_files(function, tasks, context, workers, description):
 
     The largest files go first, in every pass and whatever the worker count (so
     the output does not depend on it): a large file met last would keep one worker
-    busy while the others wait.
+    busy while the others wait. Workers take MIDI files in batches of about
+    BATCH_BYTES (at most BATCH_FILES files): a small one takes well under a
+    millisecond, less than handing it to a worker and its result back. Other files,
+    which music21 reads slowly, go one at a time.
     """
     tasks = sorted(tasks, key=lambda task: _file_size(task[1]), reverse=True)
-    progress = dict(total=len(tasks), unit="file", desc=description, dynamic_ncols=True)
-    if workers <= 1:
-        _set_context(context)
-        yield from tqdm(map(function, tasks), **progress)
-        return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(context,)) as pool:
-        yield from tqdm(pool.map(function, tasks), **progress)  # one file at a time, so large ones are not bunched
+    progress = tqdm(total=len(tasks), unit="file", desc=description, dynamic_ncols=True)
+    with progress:
+        if workers <= 1:
+            _set_context(context)
+            for task in tasks:
+                yield function(task)
+                progress.update()
+            return
+        with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(context,)) as pool:
+            for results in pool.map(functools.partial(_each, function), _batches(tasks)):
+                yield from results
+                progress.update(len(results))
+
+
+def _batches(tasks):
+    """Consecutive runs of the tasks: MIDI files of about BATCH_BYTES together or BATCH_FILES files, any other
+    file alone."""
+    batches, batch, size = [], [], 0
+    for task in tasks:
+        batch.append(task)
+        size += _file_size(task[1])
+        alone = Path(task[1]).suffix.lower() not in readers.MIDI_SUFFIXES
+        if alone or size >= BATCH_BYTES or len(batch) == BATCH_FILES:
+            batches.append(batch)
+            batch, size = [], 0
+    return batches + [batch] if batch else batches
+
+
+def _each(function, tasks):
+    return [function(task) for task in tasks]
 
 
 def _start_worker(context):
