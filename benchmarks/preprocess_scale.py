@@ -37,16 +37,16 @@ MEMORY_PROBE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], 
                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
-def source_files():
-    files = [path for folder in SOURCES for path in sorted((SHARED / folder).rglob("*.mid"))]
+def source_files(folders):
+    files = [path for folder in folders for path in sorted((SHARED / folder).rglob("*.mid"))]
     if not files:
         sys.exit(f"error: no MIDI files under {SHARED} (see its README)")
     return files
 
 
-def make_corpus(folder, count):
-    """`count` distinct MIDI files in `folder`, made from the shared ones; returns their paths."""
-    sources = source_files()
+def make_corpus(folder, count, folders):
+    """`count` distinct MIDI files in `folder`, made from the shared ones under `folders`; returns their paths."""
+    sources = source_files(folders)
     if count > len(sources) * len(TRANSPOSITIONS) * len(STRETCHES):
         sys.exit(f"error: at most {len(sources) * len(TRANSPOSITIONS) * len(STRETCHES)} distinct files can be made")
     scores = [symusic.Score(str(path)) for path in sources]
@@ -98,12 +98,14 @@ def main():
     parser.add_argument("--files", type=int, default=5000, help="distinct MIDI files to make (default: 5000)")
     parser.add_argument("--workers", type=int, default=2, help="worker count compared with 1 (default: 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per setting; the best counts (default: 3)")
+    parser.add_argument("--sources", nargs="+", default=SOURCES, metavar="FOLDER",
+                        help=f"folders under ../shared/data to make the files from (default: {' '.join(SOURCES)})")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="preprocess-scale-"))
     try:
         corpus = scratch / "corpus"
         corpus.mkdir()
-        paths = make_corpus(corpus, args.files)
+        paths = make_corpus(corpus, args.files, args.sources)
         one_file = scratch / "one"
         one_file.mkdir()
         shutil.copy(paths[0], one_file)
@@ -131,7 +133,7 @@ def main():
 
 def report(args, files, notes, best, counts, memory):
     bare = files / best["bare", 0]
-    print(f"{files} distinct MIDI files, {notes:,} notes; best of {args.repeats} interleaved runs; "
+    print(f"{files} distinct MIDI files from {', '.join(args.sources)}, {notes:,} notes; best of {args.repeats} interleaved runs; "
           "net = wall - start-up (the same command on one file)\n")
     print("| reader | wall s | files/s | net files/s | of the bare parse (net) |")
     print("|---|---:|---:|---:|---:|")
