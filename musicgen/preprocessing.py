@@ -301,10 +301,9 @@ def _map_files(function, tasks, context, workers, description):
 
     The largest files go first, in every pass and whatever the worker count (so
     the output does not depend on it): a large file met last would keep one worker
-    busy while the others wait. Workers take MIDI files in batches of about
-    BATCH_BYTES (at most BATCH_FILES files): a small one takes well under a
-    millisecond, less than handing it to a worker and its result back. Other files,
-    which music21 reads slowly, go one at a time.
+    busy while the others wait. Workers take MIDI files in batches of about BATCH_BYTES (at most BATCH_FILES
+    files): a small one takes well under a millisecond, less than handing it to a worker and its result back.
+    Other files, which music21 reads slowly, go one at a time.
     """
     tasks = sorted(tasks, key=lambda task: _file_size(task[1]), reverse=True)
     progress = tqdm(total=len(tasks), unit="file", desc=description, dynamic_ncols=True)
@@ -394,7 +393,8 @@ def _survey(task):
                     row["opening"] = splits.opening_fingerprint(notes)
                 for shift, copy, copy_symbols in _copies(grid, split, job.transpositions):
                     if split == "train":
-                        chord_counts.update(count_chords(copy, job.settings))
+                        if job.max_chords and job.vocabulary is None:  # chord tokens are to be chosen
+                            chord_counts.update(count_chords(copy, job.settings))
                         symbols |= set(copy_symbols.codes.tolist())
                     copy_labels = _labels_of(path, result, copy, density_edges=None)
                     controls |= {control_token(name, value) for name, value in copy_labels.items()}
@@ -455,7 +455,8 @@ def _count_training(task):
     counts, symbols, meters = Counter(), set(), set()
     for _, split, _, _, _, notes, piece_symbols, piece_meters, _ in _kept_copies(task):
         if split == "train":
-            counts.update(count_chords(notes, _context.job.settings))
+            if _context.job.max_chords and _context.job.vocabulary is None:
+                counts.update(count_chords(notes, _context.job.settings))
             symbols |= set(piece_symbols.codes.tolist())
             meters |= set(map(tuple, piece_meters[:, 1:].tolist()))
     return counts, symbols, meters
