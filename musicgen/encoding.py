@@ -147,18 +147,20 @@ class EventTable:
     @classmethod
     def from_events(cls, events):
         """The table of a list of Events (with their shifts)."""
-        kinds = [METER_EVENT if event.meter is not None else SYMBOL_EVENT if event.symbol is not None
-                 else NOTE_EVENT if event.pitches else REST_EVENT for event in events]
-        counts = [len(event.pitches) for event in events]
-        columns = [np.array(values, dtype=np.int64).reshape(len(events), -1) for values in (
-            kinds, [event.duration for event in events], [event.shift for event in events],
-            [-1 if event.velocity is None else event.velocity for event in events],
-            [-1 if event.program is None else event.program for event in events],
-            [-1 if event.symbol is None else event.symbol for event in events],
-            [event.meter or (0, 0) for event in events], np.cumsum([0] + counts[:-1]) if events else [], counts)]
-        pitches = np.array([pitch for event in events for pitch in event.pitches], dtype=np.int64)
-        return cls(*[column[:, 0] for column in columns[:6]], columns[6], columns[7][:, 0], columns[8][:, 0],
-                   pitches, 0)
+        def column(values):
+            return np.array(list(values), dtype=np.int64)
+
+        counts = column(len(event.pitches) for event in events)
+        return cls(
+            kinds=column(METER_EVENT if event.meter is not None else SYMBOL_EVENT if event.symbol is not None
+                         else NOTE_EVENT if event.pitches else REST_EVENT for event in events),
+            durations=column(event.duration for event in events), shifts=column(event.shift for event in events),
+            velocities=column(-1 if event.velocity is None else event.velocity for event in events),
+            programs=column(-1 if event.program is None else event.program for event in events),
+            codes=column(-1 if event.symbol is None else event.symbol for event in events),
+            meters=column(event.meter or (0, 0) for event in events).reshape(-1, 2),
+            pitch_starts=np.cumsum(counts) - counts, pitch_counts=counts,
+            pitches=column(pitch for event in events for pitch in event.pitches), clipped=0)
 
     def events(self):
         """The rows as a list of Events."""
@@ -215,7 +217,7 @@ def event_table(notes, settings, known_chords, symbols=ChordSymbols.none(), mete
     """
     group_keys, pitches, starts, counts, group_order = _groups(notes, settings)
     if not len(starts):
-        return _table(*[np.zeros(0, np.int64)] * 8, np.zeros((0, 2), np.int64), np.zeros(0, np.int64), 0)
+        return EventTable.from_events([])
     piece_end = int((group_keys[:, 0] + group_keys[:, 2]).max())
     whole = np.zeros(len(starts), dtype=bool)
     if known_chords:
@@ -283,15 +285,8 @@ def _with_rests(kinds, gaps, columns, meters, pitches, clipped, settings):
         ("programs", columns["programs"], -1), ("codes", columns["codes"], -1),
         ("pitch_starts", columns["pitch_starts"], 0), ("pitch_counts", columns["pitch_counts"], 0))}
     out["durations"] = np.where(is_rest, np.minimum(shifts, settings.max_duration_steps), out["durations"])
-    return _table(np.where(is_rest, REST_EVENT, kinds[owner]), out["durations"], shifts, out["velocities"],
-                  out["programs"], out["codes"], out["pitch_starts"], out["pitch_counts"],
-                  np.where(is_rest[:, None], 0, meters[owner]), pitches, clipped)
-
-
-def _table(kinds, durations, shifts, velocities, programs, codes, pitch_starts, pitch_counts, meters, pitches,
-           clipped):
-    return EventTable(kinds, durations, shifts, velocities, programs, codes, meters, pitch_starts, pitch_counts,
-                      pitches, clipped)
+    return EventTable(kinds=np.where(is_rest, REST_EVENT, kinds[owner]), shifts=shifts,
+                      meters=np.where(is_rest[:, None], 0, meters[owner]), pitches=pitches, clipped=clipped, **out)
 
 
 def notes_to_events(notes, settings, known_chords, symbols=ChordSymbols.none(), meters=()):

@@ -36,7 +36,8 @@ class Spelling:
         self.chords = {vocabulary.pitches[token]: token for token in np.flatnonzero(kinds == KINDS.index("chord"))}
         self.rest = int(np.flatnonzero(kinds == KINDS.index("rest"))[0])
         self.instruments = by_value("instrument", vocabulary.programs, DRUMS + 1)
-        middles = quantize_velocity(np.arange(128), settings.velocity_bins) if settings.velocity_bins else np.zeros(128, int)
+        bins = settings.velocity_bins
+        middles = quantize_velocity(np.arange(128), bins) if bins else np.zeros(128, dtype=np.int64)
         self.velocities = by_value("velocity", vocabulary.velocities, 128)[middles]  # by MIDI velocity 0..127
         self.durations = by_value("duration", vocabulary.duration_steps, settings.max_duration_steps + 1)
         self.shifts = by_value("shift", vocabulary.shift_steps, settings.max_shift_steps + 1)
