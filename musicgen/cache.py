@@ -30,7 +30,7 @@ def read_cached(path, selection, cache, limits):
     """The pieces of one file (readers.RawPiece or ReadFailure), read within `limits`, or what an earlier run
     read from the unchanged file into the folder `cache` (for files other than MIDI)."""
     cache_file = None
-    if Path(path).suffix.lower() not in readers.MIDI_SUFFIXES:
+    if os.path.splitext(path)[1].lower() not in readers.MIDI_SUFFIXES:
         try:
             cache_file = Path(cache) / f"{_cache_key(path, selection)}.npz"
         except OSError as error:

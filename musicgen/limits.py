@@ -9,8 +9,8 @@ for a run (musicgen/cache.py reads every file through read_within_limits).
 
 import contextlib
 import dataclasses
+import os
 import signal
-from pathlib import Path
 
 from musicgen import readers
 
@@ -44,7 +44,7 @@ def read_within_limits(path, selection, limits):
     """readers.read_file(path, selection); OverLimit for a file over the size limit, or one whose reading runs
     past the time limit."""
     try:
-        size_mb = Path(path).stat().st_size / 2**20
+        size_mb = os.stat(path).st_size / 2**20
     except OSError as error:
         return [readers.ReadFailure(str(path), "failed", f"cannot read file: {error.strerror or error}")]
     if size_mb > limits.max_file_mb:

@@ -87,8 +87,8 @@ def quantize(onsets, durations, pitches, steps_per_quarter, melody_only=False, v
         notes = notes[melody]
         gap_to_next = np.append(notes[1:, ONSET] - notes[:-1, ONSET], np.iinfo(np.int64).max)
         notes[:, DURATION] = np.minimum(notes[:, DURATION], gap_to_next)
-    notes[:, ONSET] -= notes[:, ONSET].min()
-    return sort_notes(notes)
+    notes[:, ONSET] -= notes[:, ONSET].min()  # the same shift for every note: the order stays canonical
+    return notes
 
 
 def normalise_notes(notes):
@@ -121,12 +121,13 @@ def shorten_silences(notes, max_silence_steps):
     """Cut every silence longer than `max_silence_steps` down to that length.
 
     A file whose notes sit hours apart would otherwise become thousands of rest
-    events. Returns (notes, cuts): cuts[i] = (where a shortened silence ends,
-    before the cut; steps taken out), so other times (a tempo map) can follow.
+    events. `notes` are in sort_notes' order (as quantize leaves them), and stay in it: notes at one onset move
+    together, and a gap between onsets shrinks to no less than max_silence_steps + 1. Returns (notes, cuts):
+    cuts[i] = (where a shortened silence ends, before the cut; steps taken out), so other times (a tempo map)
+    can follow.
     """
     if len(notes) == 0:
         return notes, np.zeros((0, 2), dtype=np.int64)
-    notes = notes[np.argsort(notes[:, ONSET], kind="stable")]
     sounding_until = np.maximum.accumulate(notes[:, ONSET] + notes[:, DURATION])
     silence = np.zeros(len(notes), dtype=np.int64)
     silence[1:] = notes[1:, ONSET] - sounding_until[:-1]
@@ -134,7 +135,7 @@ def shorten_silences(notes, max_silence_steps):
     cuts = np.stack([notes[excess > 0, ONSET], excess[excess > 0]], axis=1)
     notes = notes.copy()
     notes[:, ONSET] -= np.cumsum(excess)
-    return sort_notes(notes), cuts
+    return notes, cuts
 
 
 def sort_notes(notes):

@@ -109,11 +109,11 @@ def find_music_files(folder, exclude=()):
 
 def read_file(path, selection):
     """Read one file -> list of RawPiece or ReadFailure (ABC files may hold many tunes)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     try:
         if suffix in MIDI_SUFFIXES:
             return [read_midi(path, selection)]
+        path = Path(path)
         if suffix in ABC_SUFFIXES:
             return read_abc_file(path)
         return [read_notation(path, str(path), source_format=None)]

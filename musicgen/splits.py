@@ -16,6 +16,7 @@ also learned from a copy of it.
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def split_of(source, val_fraction, test_fraction, seed):
     its extension, so files of the same name in different folders or formats
     (often copies of one piece: song.mid and song.musicxml) share a split.
     """
-    position = _hash_position(source, seed)
+    position = hash_position(source, seed)
     if position < test_fraction:
         return "test"
     return "validation" if position < test_fraction + val_fraction else "train"
@@ -55,7 +56,7 @@ def fold_split(source, folds, test_fold, seed):
     The same hash deals the pieces into `folds` folds of about equal size; the
     test fold tests, the one after it validates, the others train.
     """
-    fold = fold_of(_hash_position(source, seed), folds)
+    fold = fold_of(hash_position(source, seed), folds)
     if fold == test_fold:
         return "test"
     return "validation" if fold == (test_fold + 1) % folds else "train"
@@ -65,46 +66,50 @@ def fold_of(position, folds):
     return min(int(position * folds), folds - 1)
 
 
-def check_folds(rows, folds, seed):
-    """Refuse `folds` folds of which some would hold none of the kept pieces of the manifest `rows`."""
-    sources = [row["source"] for row in rows if row["status"] == "kept"]
-    held = {fold_of(_hash_position(source, seed), folds) for source in sources}
+def check_folds(positions, folds):
+    """Refuse `folds` folds of which some would hold none of the kept pieces, whose hash positions
+    (hash_position) are `positions`."""
+    held = {fold_of(position, folds) for position in positions.tolist()}
     if len(held) < folds:
-        raise UserError(f"only {len(held)} of the {folds} folds hold a piece of the {len(sources)} kept; "
+        raise UserError(f"only {len(held)} of the {folds} folds hold a piece of the {len(positions)} kept; "
                         "use fewer --folds (or another --split-seed)")
 
 
-def keep_duplicates_together(rows):
-    """Give each piece whose opening repeats an earlier piece's (splits.duplicate_leaders) that piece's split;
-    returns how many pieces were grouped with another."""
-    split_of_source = {row["source"]: row["split"] for row in rows if row["status"] == "kept"}
-    leaders = duplicate_leaders(rows)
-    for row in rows:
-        if row["source"] in leaders:
-            row["split"] = split_of_source[leaders[row["source"]]]
+def keep_duplicates_together(splits, openings):
+    """Give each kept piece whose opening repeats an earlier piece's (duplicate_leaders) that piece's split.
+
+    `splits` holds every piece's split (any array, changed in place); `openings` is [(piece, source, opening
+    fingerprint)] of the kept pieces that have one. Returns how many pieces were grouped with another.
+    """
+    leaders = duplicate_leaders(openings)
+    for piece, leader in leaders.items():
+        splits[piece] = splits[leader]
     return len(leaders)
 
 
-def fill_empty_held_out_splits(rows, val_fraction, test_fraction, seed):
+def fill_empty_held_out_splits(splits, positions, val_fraction, test_fraction):
     """In a corpus of 3+ pieces, give an empty held-out split (whose fraction is not 0) one training piece.
 
     A small corpus can draw no piece for validation or test; this moves the
-    training piece whose hash lies nearest the held-out range. Returns whether any moved.
+    training piece whose hash lies nearest the held-out range. `splits` are the
+    kept pieces' split names (a NumPy array of objects, changed in place) and `positions`
+    their hash positions (hash_position). Returns whether any moved.
     """
-    kept = [row for row in rows if row["status"] == "kept"]
     moved = False
     for name, fraction in (("test", test_fraction), ("validation", val_fraction)):
-        training = [row for row in kept if row["split"] == "train"]
-        if fraction > 0 and len(kept) >= 3 and len(training) > 1 and all(row["split"] != name for row in kept):
-            nearest = min(training, key=lambda row: _hash_position(row["source"], seed))
-            nearest["split"] = name
+        training = np.flatnonzero(splits == "train")
+        if fraction > 0 and len(splits) >= 3 and len(training) > 1 and not (splits == name).any():
+            splits[training[np.argmin(positions[training])]] = name
             moved = True
     return moved
 
 
-def _hash_position(source, seed):
+def hash_position(source, seed):
+    """Where the piece read from `source` falls in [0, 1), from a hash of its file name (and tune) and the seed:
+    what split_of and fold_split deal the pieces by."""
     path, mark, tune = source.partition("#")
-    digest = hashlib.sha1(f"{seed}:{Path(path).stem}{mark}{tune}".encode()).digest()
+    stem = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha1(f"{seed}:{stem}{mark}{tune}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -174,12 +179,12 @@ def opening_fingerprint(notes):
     return hashlib.sha1(shape.tobytes()).hexdigest()[:16]
 
 
-def duplicate_leaders(rows):
-    """{source: the source whose split it takes} for kept rows that share an opening fingerprint with an
-    earlier one (by source name); the first of each group leads it."""
+def duplicate_leaders(openings):
+    """{piece: the piece whose split it takes} for the [(piece, source, opening fingerprint)] that share a
+    fingerprint with another: of each group, the first by source name leads it."""
     leaders, first_of = {}, {}
-    for row in sorted((r for r in rows if r["status"] == "kept" and r.get("opening")), key=lambda r: r["source"]):
-        leader = first_of.setdefault(row["opening"], row["source"])
-        if leader != row["source"]:
-            leaders[row["source"]] = leader
+    for piece, _, opening in sorted(openings, key=lambda entry: entry[1]):
+        leader = first_of.setdefault(opening, piece)
+        if leader != piece:
+            leaders[piece] = leader
     return leaders

@@ -7,11 +7,11 @@ import pytest
 from conftest import shared, write_tune
 
 import preprocess
-from musicgen import readers
+from musicgen import preprocessing, readers
 from musicgen.dataset import load_processed, read_index
 from musicgen.errors import UserError
 from musicgen.readers import RawPiece, ReadFailure, TrackSelection, read_abc_file, read_midi, split_abc_tunes
-from musicgen.splits import fill_empty_held_out_splits, fold_split, split_of
+from musicgen.splits import fill_empty_held_out_splits, fold_split, hash_position, split_of
 
 GOOD_TUNE = """X:{n}
 T:Tune {n}
@@ -106,13 +106,14 @@ def test_folds_partition_the_pieces():
 
 
 def test_every_held_out_split_gets_a_piece_from_a_small_corpus():
-    rows = [{"source": f"tune {i}.mid", "status": "kept"} for i in range(12)]
-    for row in rows:
-        row["split"] = split_of(row["source"], 0.01, 0.01, seed=0)
-    assert {row["split"] for row in rows} == {"train"}, "12 pieces drew nothing for 1 % shares"
-    assert fill_empty_held_out_splits(rows, 0.01, 0.01, seed=0)
-    assert pd.Series([row["split"] for row in rows]).value_counts().to_dict() == {"train": 10, "validation": 1,
-                                                                                  "test": 1}
+    sources = [f"tune {i}.mid" for i in range(12)]
+    names = np.array([split_of(source, 0.01, 0.01, seed=0) for source in sources], dtype=object)
+    assert set(names) == {"train"}, "12 pieces drew nothing for 1 % shares"
+    positions = np.array([hash_position(source, seed=0) for source in sources])
+    assert fill_empty_held_out_splits(names, positions, 0.01, 0.01)
+    assert pd.Series(names).value_counts().to_dict() == {"train": 10, "validation": 1, "test": 1}
+    assert names[np.argsort(positions)[:2]].tolist() == ["test", "validation"], \
+        "the pieces nearest the held-out range move, the nearest to test first"
 
 
 def test_the_split_follows_the_file_name_in_the_asked_proportions():
@@ -129,6 +130,10 @@ def test_no_usable_file_is_a_clear_error(tmp_path):
     (tmp_path / "empty.mid").write_bytes(b"")
     with pytest.raises(UserError, match="none of the 1 pieces"):
         preprocess.main(["--input", str(tmp_path), "--output", str(tmp_path / "out")])
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
+    assert manifest.status.tolist() == ["failed"], "the manifest says why"
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [".cache", "manifest.csv"], \
+        "and nothing else is left, not the manifest's spool"
 
 
 def test_rerun_gives_the_same_tokens_and_leaves_one_set_of_shards(tune_folder, tmp_path):
@@ -262,3 +267,12 @@ def test_irish_abc_collection_is_split_into_tunes(tmp_path):
     results = read_abc_file(subset)
     assert len(results) == 40
     assert sum(isinstance(r, RawPiece) for r in results) >= 35
+
+
+def test_a_large_corpus_is_surveyed_on_files_spread_over_it(tune_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(preprocessing, "SURVEY_FILES", 4)
+    assert preprocessing.survey_sample(list(range(10))) == [0, 2, 5, 7]
+    assert preprocessing.survey_sample(list(range(4))) == [0, 1, 2, 3]
+    preprocess.main(["--input", str(tune_folder), "--output", str(tmp_path / "out")])
+    assert "(of 4 pieces, 0 performances, 0 with dynamics, 0 with instruments, in 4 of the 12 files)" in \
+        capsys.readouterr().out
