@@ -265,7 +265,11 @@ def event_table(notes, settings, known_chords, symbols=ChordSymbols.none(), mete
 
 def _kind_rank(kinds):
     """Meters first of the events at an onset, then chord symbols, then notes."""
-    return np.select([kinds == METER_EVENT, kinds == SYMBOL_EVENT], [0, 1], 2)
+    return _KIND_RANKS[kinds]
+
+
+_KIND_RANKS = np.zeros(4, dtype=np.int64)
+_KIND_RANKS[[NOTE_EVENT, REST_EVENT, SYMBOL_EVENT, METER_EVENT]] = [2, 2, 1, 0]
 
 
 def _with_rests(kinds, gaps, columns, meters, pitches, clipped, settings):

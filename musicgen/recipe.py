@@ -139,6 +139,8 @@ def _grid_symbols(onsets, codes, steps_per_quarter, first_step, cuts, end):
     """Chord symbols named at `onsets` (quarters) -> ChordSymbols, each lasting until the next or the piece's
     `end`: one sounding before the first note starts at step 0, of several at one step the last counts, and a
     symbol repeating the one before it is left out."""
+    if not len(codes):
+        return ChordSymbols.none()  # as most MIDI files have: no NumPy calls for nothing
     steps = np.maximum(_grid_steps(onsets, steps_per_quarter, first_step, cuts), 0).astype(np.int64)
     codes = np.asarray(codes, dtype=np.int64)
     last_at_step = np.append(steps[1:] != steps[:-1], True) & (steps < end)

@@ -400,6 +400,8 @@ class Vocabulary:
 
     def known_symbols(self, symbols):
         """The ChordSymbols of `symbols` that the vocabulary has a token for."""
+        if not len(symbols):
+            return symbols
         return symbols.where(np.isin(symbols.codes, list(self.symbols)))
 
     def known_meters(self, meters):
