@@ -323,10 +323,11 @@ def main(argv=None):
 
         computed = parse_computed(args.compute_labels)
     files, bundled = collect_files(args)
-    split_from = collect_split(args, files)
+    split_from, labels = collect_split(args, files), collect_labels(args, files)
+    files = [str(path) for path in files]  # a Path costs some 300 bytes more than its string: 0.4 GB on GigaMIDI
     job = PreprocessJob(
         files=files, output=args.output, settings=request, recipe=recipe,
-        labels=collect_labels(args, files), computed_labels=computed, infilling=args.infilling,
+        labels=labels, computed_labels=computed, infilling=args.infilling,
         val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
         test_fraction=0.1 if args.test_fraction is None else args.test_fraction,
         split_seed=args.split_seed, folds=args.folds or 0, transpositions=parse_transpose(args.transpose), workers=args.workers,

@@ -9,55 +9,73 @@ than handing it to a worker and its result back. Other files, which music21
 reads slowly, go one at a time.
 """
 
+import collections
 import ctypes
-import functools
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 from tqdm import tqdm
 
 from musicgen.readers import MIDI_SUFFIXES
 
 BATCH_BYTES, BATCH_FILES = 64 * 1024, 64  # the files a worker takes at once
+IN_FLIGHT = 4  # batches a worker may have waiting to be read back: enough to keep it busy, few to hold
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def map_files(function, tasks, workers, description, start, context):
-    """function(task) for each task (file index, path, ...), in task order by size, largest first.
+    """function(task) for each of `tasks`, a sequence of (file index, path, ...), largest file first.
 
     `start(context)` is called once in each process that runs tasks (a worker, or
     this one), so that what every task needs (a module-level function and its
-    picklable context) is handed over once rather than with every file.
+    picklable context) is handed over once rather than with every file. A task is
+    taken from the sequence as it is handed out, and at most IN_FLIGHT batches a
+    worker wait for their results to be read, so a lazy sequence costs nothing
+    per file but its size and place in the order (16 bytes).
     """
-    sizes = [_file_size(task[1]) for task in tasks]
-    order = sorted(range(len(tasks)), key=lambda i: sizes[i], reverse=True)
-    tasks, sizes = [tasks[i] for i in order], [sizes[i] for i in order]
+    sizes = np.fromiter((_file_size(tasks[i][1]) for i in range(len(tasks))), dtype=np.int64, count=len(tasks))
+    order = np.argsort(-sizes, kind="stable")  # ties keep the files' order
     with tqdm(total=len(tasks), unit="file", desc=description, dynamic_ncols=True) as progress:
         if workers <= 1:
             start(context)
-            for task in tasks:
-                yield function(task)
+            for index in order.tolist():
+                yield function(tasks[index])
                 progress.update()
             return
         with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(start, context)) as pool:
-            for results in pool.map(functools.partial(_each, function), _batches(tasks, sizes)):
-                yield from results
-                progress.update(len(results))
+            pending = collections.deque()
+            try:
+                for batch in _batches(tasks, order, sizes):
+                    pending.append(pool.submit(_each, function, batch))
+                    while len(pending) >= IN_FLIGHT * workers or (pending and pending[0].done()):
+                        results = pending.popleft().result()
+                        yield from results
+                        progress.update(len(results))
+                while pending:
+                    results = pending.popleft().result()
+                    yield from results
+                    progress.update(len(results))
+            finally:
+                for future in pending:
+                    future.cancel()
 
 
-def _batches(tasks, sizes):
-    """Consecutive runs of the tasks: MIDI files of about BATCH_BYTES together or BATCH_FILES files, any other
-    file alone."""
-    batches, batch, total = [], [], 0
-    for task, size in zip(tasks, sizes):
+def _batches(tasks, order, sizes):
+    """Consecutive runs of the tasks in `order`: MIDI files of about BATCH_BYTES together or BATCH_FILES files,
+    any other file alone."""
+    batch, total = [], 0
+    for index in order.tolist():
+        task = tasks[index]
         batch.append(task)
-        total += size
+        total += int(sizes[index])
         alone = not str(task[1]).lower().endswith(MIDI_SUFFIXES)
         if alone or total >= BATCH_BYTES or len(batch) == BATCH_FILES:
-            batches.append(batch)
+            yield batch
             batch, total = [], 0
-    return batches + [batch] if batch else batches
+    if batch:
+        yield batch
 
 
 def _each(function, tasks):

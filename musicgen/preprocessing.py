@@ -96,7 +96,7 @@ def _process(job, context, manifest, started):
     output = Path(job.output)
     chord_counts, controls, symbols, meters = Counter(), set(), set(), set()
     for file_index, file_rows, file_chord_counts, file_controls, file_symbols, file_meters in _map_files(
-            _survey, list(enumerate(job.files)), context, job.workers, "reading"):
+            _survey, _FileTasks(job.files), context, job.workers, "reading"):
         manifest.add(file_index, file_rows)
         chord_counts.update(file_chord_counts)
         controls |= file_controls
@@ -109,7 +109,7 @@ def _process(job, context, manifest, started):
     if grouped or moved:
         chord_counts, symbols, meters = Counter(), set(), set()
         for file_chords, file_symbols, file_meters in _map_files(
-                _count_training, _encoding_tasks(job.files, manifest), context, job.workers, "recounting"):
+                _count_training, _EncodingTasks(job.files, manifest), context, job.workers, "recounting"):
             chord_counts.update(file_chords)
             symbols |= file_symbols
             meters |= file_meters
@@ -124,7 +124,7 @@ def _process(job, context, manifest, started):
     context.vocabulary = vocabulary
     if job.merges and job.vocabulary is None:
         event_counts = Counter()
-        for file_events in _map_files(_count_events, _encoding_tasks(job.files, manifest), context,
+        for file_events in _map_files(_count_events, _EncodingTasks(job.files, manifest), context,
                                       job.workers, "merging"):
             event_counts.update(file_events)
         merges = learn_merges({tuple(vocabulary.tokens[i] for i in event): times
@@ -137,7 +137,7 @@ def _process(job, context, manifest, started):
     writers = {name: ShardWriter(output, name, run_id, vocabulary.hash(), job.shard_tokens) for name in SPLITS}
     steps, notes = 0, 0  # model steps of the music and its notes, in the pieces as read (not transposed)
     manifest.start_counts()
-    for file_index, pieces in _map_files(_encode_file, _encoding_tasks(job.files, manifest), context,
+    for file_index, pieces in _map_files(_encode_file, _EncodingTasks(job.files, manifest), context,
                                          job.workers, "encoding"):
         for piece in pieces:
             writers[piece.split].add(piece.tokens, piece.source, piece.tempo)
@@ -193,7 +193,7 @@ def resolve_encoding(job):
         return dataclasses.replace(job, settings=request.settings())
     surveyed = survey_sample(job.files)
     traits = []
-    for file_traits in _map_files(_piece_traits, list(enumerate(surveyed)), _context_of(job),
+    for file_traits in _map_files(_piece_traits, _FileTasks(surveyed), _context_of(job),
                                   job.workers, "surveying"):
         traits += file_traits
     reason = describe_traits(traits)
@@ -391,11 +391,36 @@ def _labels_of(path, result, notes, density_edges):
     return {**job.labels.get(str(path), {}), **computed}
 
 
-def _encoding_tasks(files, manifest):
-    """(file index, path, split of each of its readings or '') for every file with a kept piece."""
-    readings = manifest.readings_of_files().tolist()
-    tasks = [(index, path, manifest.splits_of_file(index, readings[index])) for index, path in enumerate(files)]
-    return [task for task in tasks if any(task[2])]
+class _FileTasks:
+    """The tasks (file index, path) of every file, made as they are asked for (parallel.map_files)."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        return index, self.files[index]
+
+
+class _EncodingTasks:
+    """The tasks (file index, path, split of each of its readings or '') of the files with a kept piece, made as
+    they are asked for."""
+
+    def __init__(self, files, manifest):
+        self.files, self.manifest = files, manifest
+        self.readings = manifest.readings_of_files()
+        first = np.maximum(manifest.first_piece, 0)
+        kept = np.concatenate([[0], np.cumsum(manifest.kept)])
+        self.indices = np.flatnonzero(kept[first + self.readings] > kept[first])  # files holding a kept piece
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, position):
+        index = int(self.indices[position])
+        return index, self.files[index], self.manifest.splits_of_file(index, int(self.readings[index]))
 
 
 def _kept_copies(task):

@@ -166,7 +166,7 @@ def test_rerun_with_more_files_reads_only_those_and_keeps_every_split(tmp_path, 
         path.rename(folder / path.name)
     read = []
     original_read_file = readers.read_file
-    monkeypatch.setattr("musicgen.readers.read_file", lambda path, *rest: read.append(path.name) or
+    monkeypatch.setattr("musicgen.readers.read_file", lambda path, *rest: read.append(Path(path).name) or
                         original_read_file(path, *rest))
     preprocess.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--workers", "1"])  # one process
     after = pd.read_csv(tmp_path / "out" / "manifest.csv").set_index("source").split
