@@ -14,6 +14,7 @@ Density bins are the thirds of the training pieces' notes per quarter note.
 """
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -119,10 +120,9 @@ def folder_labels(files, roots, name):
     """{file: {name: the first folder below its --input root}}; files directly in a root get none."""
     labels = {}
     for path in files:
-        path = Path(path)
         for root in roots:
-            try:
-                relative = path.resolve().relative_to(Path(root).resolve())
+            try:  # not resolved: a file that is a link takes the folder it is linked from
+                relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
             except ValueError:
                 continue
             if len(relative.parts) > 1:

@@ -1,5 +1,7 @@
 """Labels as control tokens: where they come from, how training keeps them in view, and generate.py --condition."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,6 +63,19 @@ def test_labels_from_folders_file_names_and_a_csv(tmp_path):
     for bad in ("style", "style=(", "split=^a"):
         with pytest.raises(UserError, match="label-pattern"):
             labels.pattern_labels(files, bad)
+
+
+def test_a_linked_file_takes_the_folder_it_is_linked_from(tmp_path, monkeypatch):
+    (tmp_path / "collection").mkdir()
+    (tmp_path / "collection" / "tune.abc").write_text("X:1\n")
+    (tmp_path / "styles" / "irish").mkdir(parents=True)
+    link = tmp_path / "styles" / "irish" / "tune.abc"
+    link.symlink_to(tmp_path / "collection" / "tune.abc")
+    assert labels.folder_labels([link], [tmp_path / "styles"], "style") == {str(link): {"style": "irish"}}
+    monkeypatch.chdir(tmp_path)
+    relative = Path("styles") / "irish" / "tune.abc"
+    assert labels.folder_labels([relative], [Path("styles")], "style") == {str(relative): {"style": "irish"}}, \
+        "each file is named as given"
 
 
 @pytest.fixture(scope="module")

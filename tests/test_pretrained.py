@@ -1,8 +1,10 @@
 """The shipped models: what they hold, the default they are, and the notebook that walks through them."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pretty_midi
@@ -78,3 +80,20 @@ def test_the_walkthrough_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     audio = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
              if "text/html" in output.get("data", {}) and "<audio" in output["data"]["text/html"]]
     assert len(audio) == 3, "an audio player for each piece"
+
+
+def test_the_styles_corpus_is_laid_out_as_a_folder_of_links_per_style(tmp_path):
+    spec = importlib.util.spec_from_file_location("styles", Path(__file__).resolve().parents[1] / "pretrained" / "styles.py")
+    styles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(styles)
+    found = styles.style_files(tmp_path / "no shared data")
+    assert "english-folk" not in found, "the shared data's styles only where it is found"
+    assert len(found["bach"]) > 400 and len(found["palestrina"]) > 1000
+    assert found["chinese-folk"] and all(path.name.startswith("han") for path in found["chinese-folk"])
+    assert not any(path.name.startswith(("han", "test")) for path in found["german-folk"])
+    chosen = {"bach": found["bach"][:2], "trecento": found["trecento"][:1]}
+    assert styles.lay_out(tmp_path / "styles", chosen) == 3
+    links = sorted((tmp_path / "styles").rglob("*"))
+    assert [link.parent.name for link in links if link.is_symlink()] == ["bach", "bach", "trecento"]
+    assert {link.resolve() for link in links if link.is_symlink()} == {path.resolve() for paths in chosen.values()
+                                                                        for path in paths}
