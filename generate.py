@@ -23,11 +23,13 @@ import argparse
 import dataclasses
 import datetime
 import os
+import random
 from pathlib import Path
 
 from musicgen import sampling
 from musicgen.chords import MAX_BARS
 from musicgen.errors import UserError, run_cli
+from musicgen.labels import STYLE_LABEL
 from musicgen.meters import check_meter
 from musicgen.sampling import MAX_EVENTS
 
@@ -50,7 +52,9 @@ def parse_args(argv=None):
     decoding.add_argument("--num-outputs", type=int, default=1, help="pieces to generate, in one batch (default: 1)")
     decoding.add_argument("--condition", action="append", default=[], metavar="LABEL=VALUE",
                           help="steer a model trained on labelled music (preprocess.py --compute-labels, "
-                               "--label-from, --labels), e.g. key=\"D minor\", density=high (repeatable)")
+                               "--label-from, --labels), e.g. key=\"D minor\", density=high (repeatable); a "
+                               "model that knows styles (a style label) plays one chosen at random where none is "
+                               "asked for, and says which")
     decoding.add_argument("--guidance", type=float, default=1.0, metavar="W",
                           help="how much the --condition labels count: 1 conditions plainly, above 1 more "
                                "(classifier-free guidance; default: 1)")
@@ -226,10 +230,23 @@ def main(argv=None):
 
     run = registry.load_run(run_dir)
     vocabulary = run.vocabulary.restricted_to(request.instruments) if request.instruments else run.vocabulary
+    if not (args.interpolate or args.prior):
+        request = with_a_style(request, vocabulary, args.random_seed)
     generated = plan(args, request, run, vocabulary)
     print(f"{run.spec.name} from {run_dir}; {generated.description}; {args.strategy} decoding"
           + ("" if args.harmonize or args.infill or args.chords else f", {request.length}"))
     write_pieces(args, request, run, vocabulary, generated, paths)
+
+
+def with_a_style(request, vocabulary, random_seed):
+    """The request, asking for one of the styles a model knows (its `style` label) where no --condition names one:
+    a model of many styles plays one at a time, chosen at random, and says which."""
+    styles = vocabulary.controls.get(STYLE_LABEL)
+    if not styles or any(name.strip().lower() == STYLE_LABEL for name in request.conditions):
+        return request
+    style = random.Random(random_seed).choice(styles)
+    print(f"style={style}, chosen at random (--condition style=NAME for another: {', '.join(styles)})")
+    return dataclasses.replace(request, conditions={STYLE_LABEL: style, **request.conditions})
 
 
 def plan(args, request, run, vocabulary):

@@ -26,6 +26,7 @@ from musicgen.notes import DRUMS, DURATION, PITCH, PROGRAM
 from musicgen.tokens import CONTROL_SEPARATOR
 
 COMPUTED_LABELS = ("key", "tempo", "density")
+STYLE_LABEL = "style"  # the kind of music; a model that knows it plays one style at a time (generate.py)
 TEMPO_BINS = (("slow", 76.0), ("moderate", 120.0), ("fast", float("inf")))  # (name, up to this many bpm)
 DENSITY_BINS = ("low", "medium", "high")
 # The 24 keys by tonic pitch class, spelled as musicians usually name them.

@@ -317,3 +317,37 @@ def test_scoring_opens_on_the_labels_keeps_them_in_view_and_counts_none_of_them(
     assert (table["tokens"] == [len(test.piece(i)) - 4 for i in range(len(test))]).all()
     assert np.isfinite(table["nll_nats"]).all() and (table["nll_nats"] > 0).all()
     assert max(len(test.piece(i)) for i in range(len(test))) > 16, "longer than the model's window"
+
+
+@pytest.fixture(scope="module")
+def styled_run(tmp_path_factory):
+    """A tiny transformer trained on tunes in two style folders (jig, reel), labelled style=jig and style=reel."""
+    folder = tmp_path_factory.mktemp("by-style")
+    for index in range(10):
+        write_tune(folder / ("reel" if index % 2 else "jig") / f"tune {index:02d}.mid", seed=index)
+    data = tmp_path_factory.mktemp("styled")
+    preprocess.main(["--input", str(folder), "--output", str(data), "--workers", "1", "--label-from", "folders=style"])
+    spec = registry.get("transformer")
+    config = resolve_config(spec, overrides={**TINY_SETTINGS["transformer"], "seq_len": 16})
+    run_dir = tmp_path_factory.mktemp("styled-run") / "transformer"
+    training.train(spec, config, data, run_dir, log=lambda *args: None, verbose=0)
+    return run_dir
+
+
+def test_a_model_of_styles_plays_one_chosen_at_random_where_none_is_asked_for(styled_run, tmp_path, capsys):
+    def generate_with(*flags):
+        generate.main(["--checkpoint", str(styled_run), "--length", "8", "--output", str(tmp_path / "a.mid"),
+                       *flags])
+        return capsys.readouterr().out
+
+    chosen = set()
+    for seed in range(6):
+        out = generate_with("--random-seed", str(seed))
+        style = out.split("style=", 1)[1].split(",", 1)[0]
+        assert f"style={style}, chosen at random (--condition style=NAME for another: jig, reel)" in out
+        assert f"labels style={style}" in out, "and the piece opens with it"
+        assert generate_with("--random-seed", str(seed)).count(f"style={style}, chosen") == 1, "the seed decides"
+        chosen.add(style)
+    assert chosen == {"jig", "reel"}
+    out = generate_with("--condition", "style=reel")
+    assert "chosen at random" not in out and "labels style=reel" in out
