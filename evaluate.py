@@ -47,6 +47,10 @@ def parse_args(argv=None):
     parser.add_argument("--per-piece", type=Path, metavar="FILE.csv",
                         help="also write one row per model and held-out piece: tokens, notes, events, duration and "
                              "total negative log-likelihood, overall and by token kind")
+    parser.add_argument("--by", metavar="LABEL",
+                        help="also score the held-out pieces of each value of LABEL apart (a label column of the "
+                             "data's manifest.csv: style, composer, key, density), each model against the first "
+                             "(the n-gram), into by_LABEL.csv")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline fitted on the fly")
     parser.add_argument("--output", type=Path, default=Path("evaluation"), help="report folder (default: evaluation/)")
@@ -88,6 +92,11 @@ def main(argv=None):
                             "evaluate runs of one data set")
     if len(splits[args.split]) == 0:
         raise UserError(f"the {args.split} split of {data} is empty")
+    if args.by:
+        from musicgen import breakdown
+
+        values = breakdown.label_column(pd.read_csv(Path(data) / "manifest.csv", keep_default_na=False), args.by,
+                                        data)
     candidates = [(run.name, run.spec, run.spec.decoder(run.model, seed=args.random_seed)) for run in runs]
     if not args.no_baseline and not any(run.spec.counted for run in runs):
         name, spec, model = registry.fit_baseline(splits, vocabulary)
@@ -107,6 +116,11 @@ def main(argv=None):
     if args.per_piece:
         reports.write_csv(args.per_piece, result.per_piece)
         print(f"wrote {len(result.per_piece)} rows to {args.per_piece}")
+    if args.by:
+        table = breakdown.by_label(result.per_piece, values, args.resamples, args.random_seed)
+        reports.write_csv(args.output / f"by_{args.by}.csv", table)
+        print(f"nats per note by {args.by} (95 % bootstrap over each value's pieces):")
+        print(breakdown.summary(table))
     if result.whole_pieces:
         whole = reports.whole_pieces_table(result.whole_pieces)
         for model in result.whole_pieces:

@@ -4,7 +4,7 @@ import pytest
 
 import evaluate
 from models import registry
-from musicgen import evaluation, whole_pieces
+from musicgen import breakdown, evaluation, whole_pieces
 from musicgen.dataset import load_processed
 from musicgen.errors import UserError
 from musicgen.tokens import KINDS
@@ -115,13 +115,17 @@ def test_likelihood_only_gives_the_numbers_of_the_full_run_and_a_row_per_piece(t
     evaluate.main(["--checkpoint", str(trained_run), "--pieces", "2", "--length", "12", "--output", str(full),
                    "--resamples", "200"])
     evaluate.main(["--checkpoint", str(trained_run), "--likelihood-only", "--output", str(alone),
-                   "--per-piece", str(tmp_path / "pieces.csv"), "--resamples", "200"])
+                   "--per-piece", str(tmp_path / "pieces.csv"), "--resamples", "200", "--by", "time_signature"])
+    by_meter = pd.read_csv(alone / "by_time_signature.csv")
+    assert set(by_meter.value) == {"4/4"} and by_meter.difference.isna().tolist() == [True, False], \
+        "every test tune is in 4/4; the LSTM against the n-gram"
     full_table, alone_table = (pd.read_csv(folder / "evaluation.csv").set_index("model") for folder in (full, alone))
     assert list(alone_table.index) == list(full_table.index[:2]), "no generation, so no real-music rows"
     assert "mean_overlap" not in alone_table and not (alone / "pitch_classes.png").exists()
     pd.testing.assert_frame_equal(alone_table, full_table.loc[alone_table.index, alone_table.columns])
     pieces = pd.read_csv(tmp_path / "pieces.csv", keep_default_na=False)
     lstm = pieces[pieces.model == "lstm"]
+    assert by_meter.pieces.tolist() == [len(lstm)] * 2
     _, splits = load_processed(data_of(trained_run), ("test",))
     assert list(lstm.source) == list(splits["test"].sources)
     assert lstm.nll_nats.sum() / lstm.tokens.sum() == pytest.approx(alone_table.loc["lstm", "nll_nats"])
@@ -140,3 +144,27 @@ def data_of(run_dir):
 def test_evaluate_needs_runs(tmp_path):
     with pytest.raises(UserError, match="no runs"):
         evaluate.main(["--checkpoints", str(tmp_path / "none")])
+
+
+def test_each_label_value_is_scored_on_its_own_pieces_against_the_first_model():
+    sources = ["a.mid", "b.mid", "c.mid", "d.mid", "e.mid"]
+    per_piece = pd.DataFrame({
+        "model": ["ngram"] * 5 + ["transformer"] * 5, "source": sources * 2,
+        "notes": [10, 30, 20, 20, 5] * 2,
+        "nll_nats": [30.0, 90.0, 40.0, 60.0, 10.0, 20.0, 30.0, 40.0, 40.0, 10.0]})
+    values = {"a.mid": "jig", "b.mid": "jig", "c.mid": "reel", "d.mid": "reel"}  # e.mid has none
+    table = breakdown.by_label(per_piece, values, resamples=200).set_index(["value", "model"])
+    assert table.loc[("jig", "ngram"), "nats_per_note"] == pytest.approx(120 / 40), "total nats over total notes"
+    assert table.loc[("jig", "transformer"), "nats_per_note"] == pytest.approx(50 / 40)
+    assert table.loc[("reel", "transformer"), "difference"] == pytest.approx(80 / 40 - 100 / 40)
+    assert table.loc[("reel", "ngram"), "pieces"] == 2 and table.loc[(breakdown.NO_VALUE, "ngram"), "pieces"] == 1
+    jig = table.loc[("jig", "transformer")]
+    assert jig.difference_low <= jig.difference <= jig.difference_high < 0, "paired over the value's own pieces"
+    assert jig.nats_per_note_low <= 1.0 and jig.nats_per_note_high >= 1.5, "the interval spans its two pieces"
+    assert "| jig | 2 | 3.000 [" in breakdown.summary(table.reset_index())
+    manifest = pd.DataFrame({"source": sources, "status": ["kept"] * 4 + ["failed"], "split": "test",
+                             "style": ["jig", "jig", "reel", "", ""]})
+    assert breakdown.label_column(manifest, "style", "data") == {"a.mid": "jig", "b.mid": "jig", "c.mid": "reel",
+                                                                 "d.mid": breakdown.NO_VALUE}
+    with pytest.raises(UserError, match="no label 'mood'; its labels: style"):
+        breakdown.label_column(manifest, "mood", "data")
