@@ -16,7 +16,8 @@ prompt of <start> and one control token, with nothing else to go on:
   held-out openings of that bin.
 - --label NAME: a logistic regression on pitch-class, interval and
   onset-gap histograms, trained on the real training pieces, names the label of real held-out pieces
-  and of pieces generated with each value; its accuracy on both.
+  and of pieces generated with each value; its accuracy on both, and the confusion table of the
+  generated pieces (what it names those asked for each value), with each value's real accuracy beside.
 """
 
 import argparse
@@ -151,7 +152,8 @@ def label_test(run, splits, generate, args):
     test_x, test_y = examples["test"]
     asked = [index for index in range(len(values)) for _ in range(args.pieces)]
     made = generate([prompt(vocabulary, {args.label: values[i]}) for i in asked])
-    made_hits = predict(model, np.array([features(notes) for notes in made])) == np.array(asked)
+    named = predict(model, np.array([features(notes) for notes in made]))
+    made_hits = named == np.array(asked)
     majority = np.bincount(examples["train"][1], minlength=len(values)).argmax()
     print(f"\n{args.label}: {len(values)} values; logistic regression on pitch-class, interval and onset-gap shares of "
           f"{len(examples['train'][1])} training openings of {args.length} events")
@@ -160,6 +162,23 @@ def label_test(run, splits, generate, args):
           f"always guessing the commonest, {values[majority]}: {np.mean(test_y == majority):.0%}) |")
     print(f"| generated with --condition {args.label}=... | {np.mean(made_hits):.0%} ({len(made_hits)} pieces, "
           f"{args.pieces} per value; a uniform guess: {1 / len(values):.0%}) |")
+    print(f"\nwhat the classifier names (columns) the generated pieces asked for each {args.label} (rows), and how "
+          "often it names real held-out openings right:")
+    print(confusion_table(values, np.array(asked), named, predict(model, test_x), test_y))
+
+
+def confusion_table(values, asked, named, real_named, real_truth):
+    """Markdown: a row per value asked for, the count of generated pieces named each value, the share named
+    right, and the share of that value's real held-out openings named right."""
+    lines = ["| asked for | " + " | ".join(values) + " | right | real held-out right |",
+             "|---|" + "---:|" * (len(values) + 2)]
+    for index, value in enumerate(values):
+        counts = np.bincount(named[asked == index], minlength=len(values))
+        real = real_named[real_truth == index] == index
+        real_text = f"{real.mean():.0%} of {len(real)}" if len(real) else "none held out"
+        lines.append(f"| {value} | " + " | ".join(str(count) for count in counts)
+                     + f" | {counts[index] / max(counts.sum(), 1):.0%} | {real_text} |")
+    return "\n".join(lines)
 
 
 def main():
