@@ -1,10 +1,8 @@
 """The shipped models: what they hold, the default they are, and the notebook that walks through them."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pretty_midi
@@ -13,6 +11,7 @@ from conftest import ROOT
 
 import generate
 import train
+from musicgen import styles
 from musicgen.pretrained import PRETRAINED
 
 SHIPPED = ("bach", "folk")
@@ -83,9 +82,6 @@ def test_the_walkthrough_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
 
 
 def test_the_styles_corpus_is_laid_out_as_a_folder_of_links_per_style(tmp_path):
-    spec = importlib.util.spec_from_file_location("styles", Path(__file__).resolve().parents[1] / "pretrained" / "styles.py")
-    styles = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(styles)
     found = styles.style_files(tmp_path / "no shared data")
     assert "english-folk" not in found, "the shared data's styles only where it is found"
     assert len(found["bach"]) > 400 and len(found["palestrina"]) > 1000

@@ -1,6 +1,6 @@
 """Lay out the corpus of the shipped model that knows many styles: a folder per style, of links to its files.
 
-    python pretrained/styles.py data/styles            # then:
+    python -m musicgen.styles data/styles              # then:
     python preprocess.py --input data/styles --label-from folders=style --compute-labels key,density --dedupe
 
 Every file comes from music21's bundled corpus (installed with music21, no download) or, where the folder
@@ -18,8 +18,7 @@ from pathlib import Path
 
 import music21
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from musicgen.readers import SUPPORTED_SUFFIXES  # noqa: E402
+from musicgen.readers import SUPPORTED_SUFFIXES
 
 MUSIC21_CORPUS = Path(music21.__file__).parent / "corpus"
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
