@@ -50,16 +50,19 @@ def map_files(function, tasks, workers, description, start, context):
                 for batch in _batches(tasks, order, sizes):
                     pending.append(pool.submit(_each, function, batch))
                     while len(pending) >= IN_FLIGHT * workers or (pending and pending[0].done()):
-                        results = pending.popleft().result()
-                        yield from results
-                        progress.update(len(results))
+                        yield from _first_results(pending, progress)
                 while pending:
-                    results = pending.popleft().result()
-                    yield from results
-                    progress.update(len(results))
+                    yield from _first_results(pending, progress)
             finally:
                 for future in pending:
                     future.cancel()
+
+
+def _first_results(pending, progress):
+    """The results of the oldest batch handed out, waited for."""
+    results = pending.popleft().result()
+    progress.update(len(results))
+    return results
 
 
 def _batches(tasks, order, sizes):

@@ -163,13 +163,18 @@ def test_controls_are_never_sampled():
     assert allowed[:, vocabulary.index["C4"]].all()
 
 
-@pytest.fixture(scope="module")
-def labelled_run(labelled, tmp_path_factory):
+def tiny_transformer_run(data, tmp_path_factory, name):
+    """A tiny transformer trained on `data`, in a fresh run folder."""
     spec = registry.get("transformer")
     config = resolve_config(spec, overrides={**TINY_SETTINGS["transformer"], "seq_len": 16})
-    run_dir = tmp_path_factory.mktemp("labelled-run") / "transformer"
-    training.train(spec, config, labelled, run_dir, log=lambda *args: None, verbose=0)
+    run_dir = tmp_path_factory.mktemp(name) / "transformer"
+    training.train(spec, config, data, run_dir, log=lambda *args: None, verbose=0)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def labelled_run(labelled, tmp_path_factory):
+    return tiny_transformer_run(labelled, tmp_path_factory, "labelled-run")
 
 
 def test_generate_opens_the_prompt_with_the_conditions_and_refuses_unknown_ones(labelled_run, tmp_path, capsys):
@@ -327,11 +332,7 @@ def styled_run(tmp_path_factory):
         write_tune(folder / ("reel" if index % 2 else "jig") / f"tune {index:02d}.mid", seed=index)
     data = tmp_path_factory.mktemp("styled")
     preprocess.main(["--input", str(folder), "--output", str(data), "--workers", "1", "--label-from", "folders=style"])
-    spec = registry.get("transformer")
-    config = resolve_config(spec, overrides={**TINY_SETTINGS["transformer"], "seq_len": 16})
-    run_dir = tmp_path_factory.mktemp("styled-run") / "transformer"
-    training.train(spec, config, data, run_dir, log=lambda *args: None, verbose=0)
-    return run_dir
+    return tiny_transformer_run(data, tmp_path_factory, "styled-run")
 
 
 def test_a_model_of_styles_plays_one_chosen_at_random_where_none_is_asked_for(styled_run, tmp_path, capsys):
