@@ -50,7 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--by", metavar="LABEL",
                         help="also score the held-out pieces of each value of LABEL apart (a label column of the "
                              "data's manifest.csv: style, composer, key, density), each model against the first "
-                             "(the n-gram), into by_LABEL.csv")
+                             "(the n-gram), into by_LABEL.csv; and unless --likelihood-only, each value's own "
+                             "--whole-pieces against its real ones, into whole_pieces_by_LABEL.csv")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the n-gram baseline fitted on the fly")
     parser.add_argument("--output", type=Path, default=Path("evaluation"), help="report folder (default: evaluation/)")
@@ -121,6 +122,12 @@ def main(argv=None):
         reports.write_csv(args.output / f"by_{args.by}.csv", table)
         print(f"nats per note by {args.by} (95 % bootstrap over each value's pieces):")
         print(breakdown.summary(table))
+        if args.whole_pieces and not args.likelihood_only:
+            table = breakdown.whole_pieces_by_label(candidates, splits[args.split], vocabulary, strategy, values,
+                                                    args.whole_pieces)
+            reports.write_csv(args.output / f"whole_pieces_by_{args.by}.csv", table)
+            print(f"whole pieces by {args.by}, each value's own against its real ones (whole_pieces_by_{args.by}.csv):")
+            print(breakdown.whole_pieces_summary(table))
     if result.whole_pieces:
         whole = reports.whole_pieces_table(result.whole_pieces)
         for model in result.whole_pieces:

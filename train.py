@@ -35,7 +35,7 @@ def parse_args(argv=None):
     parser.add_argument("--mixed-precision", action="store_true",
                         help="compute in float16, keeping weights in float32: faster on recent GPUs")
     parser.add_argument("--init-from", type=Path, metavar="RUN",
-                        help="fine-tune: start from this run's weights (a run folder, e.g. pretrained/bach) with its "
+                        help="fine-tune: start from this run's weights (a run folder, e.g. pretrained/styles) with its "
                              "settings, a fifth of its learning rate, at most 20 epochs and patience 3; the data must "
                              "share its vocabulary (preprocess.py --vocab RUN)")
     parser.add_argument("--freeze", type=int, default=0, metavar="N",

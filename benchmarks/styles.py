@@ -2,6 +2,7 @@
 
     python benchmarks/styles.py checkpoints/styles-ngram                     # n-grams: shared against alone
     python benchmarks/styles.py checkpoints/styles --alone "--epochs 50"     # the shared run's own model, alone
+    python benchmarks/styles.py pretrained/styles --styles bach,trecento --alone "--epochs 10"   # some styles
 
 The shared run was trained on the styles corpus (docs/pretrained.md, "What the styles model learned from":
 `python -m musicgen.styles data/styles`, then preprocess.py --label-from folders=style). For each style
@@ -70,13 +71,26 @@ def main():
     parser.add_argument("--alone", default="", metavar="FLAGS", help="more train.py flags for each style's run")
     parser.add_argument("--work", type=Path, default=Path("data/styles-alone"),
                         help="where the styles' data and logs go (default: data/styles-alone)")
+    parser.add_argument("--shared-pieces", type=Path, metavar="FILE.csv",
+                        help="the shared run's per-piece table on its test split, if made already (evaluate.py "
+                             "--per-piece), instead of scoring it again")
+    parser.add_argument("--styles", help="the styles to compare, comma-separated (default: every style folder)")
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     config = json.loads((args.shared / "run_config.json").read_text())
     shared_data, model = Path(config["data"]), config["model"]
     args.work.mkdir(parents=True, exist_ok=True)
-    shared_pieces = per_piece(args.shared, shared_data, args.work, "shared")
+    if args.shared_pieces:
+        table = pd.read_csv(args.shared_pieces)
+        shared_pieces = table[table["model"] == table["model"].iloc[0]].set_index("source")
+    else:
+        shared_pieces = per_piece(args.shared, shared_data, args.work, "shared")
     styles = sorted(folder.name for folder in args.layout.iterdir() if folder.is_dir())
+    if args.styles:
+        unknown = set(args.styles.split(",")) - set(styles)
+        if unknown:
+            sys.exit(f"error: no style folder {', '.join(sorted(unknown))} in {args.layout}")
+        styles = [style for style in styles if style in args.styles.split(",")]
     print(f"{args.shared} ({model}) against a {model} of each style alone, nats per note on each style's test "
           f"pieces; shared - alone with a 95 % bootstrap over them (negative: sharing helps)\n")
     print("| style | test pieces | shared | alone | shared - alone [95 %] |\n|---|---:|---:|---:|---|")

@@ -1,5 +1,6 @@
 """Likelihood by label: each model's nats per note on the held-out pieces of each value of a label (a style, a
-composer, a key), with 95 % intervals, and its paired difference to the first model (evaluate.py's n-gram).
+composer, a key), with 95 % intervals, and its paired difference to the first model (evaluate.py's n-gram); and
+whole pieces by label: each value's own whole pieces, generated and judged against its real ones.
 
 One shared model of many styles is only as good as it is on each of them: a
 corpus-wide figure can hide a style the model has all but ignored. The pieces of
@@ -10,7 +11,8 @@ test pieces gets the wide interval it deserves.
 import numpy as np
 import pandas as pd
 
-from musicgen import intervals
+from musicgen import intervals, whole_pieces
+from musicgen.dataset import Split
 from musicgen.errors import UserError
 from musicgen.labels import RESERVED_NAMES
 
@@ -77,3 +79,36 @@ def summary(table):
         lines.append(f"| {value} | {int(rows['pieces'].iloc[0])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
+
+def whole_pieces_by_label(candidates, held_out, vocabulary, strategy, values, count):
+    """One row per value, model and whole-piece statistic (musicgen/whole_pieces.py): the first `count` held-out
+    pieces of the value, each begun from its own opening (so with its value's label) and written until the model
+    ends it, against those real pieces; `candidates` are evaluate.py's (name, spec, decoder)."""
+    piece_values = np.array([values.get(source, NO_VALUE) for source in held_out.sources])
+    rows = []
+    for value in sorted(set(piece_values)):
+        chosen = np.flatnonzero(piece_values == value)[:count]
+        pieces = Split.from_pieces([held_out.piece(i) for i in chosen], held_out.sources[chosen],
+                                   held_out.tempos[chosen])
+        openings, references = whole_pieces.prompts_and_references(pieces, vocabulary, count)
+        for name, _, decoder in candidates:
+            made = whole_pieces.generate(decoder, vocabulary, strategy, openings, references)
+            judged = whole_pieces.judge(made, references, vocabulary.settings.steps_per_quarter)
+            rows += [{"value": value, "model": name, "pieces": len(chosen), "statistic": statistic,
+                      "generated": generated, "real": real, "real_p10": low, "real_p90": high,
+                      "inside": bool(low <= generated <= high)}
+                     for statistic, (generated, real, low, high) in judged.items()]
+    return pd.DataFrame(rows)
+
+
+def whole_pieces_summary(table):
+    """The whole_pieces_by_label table as text: per value and model, on how many statistics its whole pieces fall
+    inside the real pieces' 10th-90th percentile range, and which fall outside."""
+    lines = ["| value | pieces | model | inside the real range | outside |", "|---|---:|---|---:|---|"]
+    for (value, model), group in table.groupby(["value", "model"], sort=False):
+        judged = group.dropna(subset=["real_p10"])
+        outside = ", ".join(judged.loc[~judged["inside"], "statistic"]) or "none"
+        lines.append(f"| {value} | {int(group['pieces'].iloc[0])} | {model} | {int(judged['inside'].sum())} of "
+                     f"{len(judged)} | {outside} |")
+    return "\n".join(lines)

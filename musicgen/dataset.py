@@ -259,7 +259,7 @@ class ControlPrefix:
     start_id: int
     pad_id: int
     is_control: np.ndarray  # bool per token id
-    dropout: float = 0.0  # the share of training windows whose controls are all left out
+    dropout: float = 0.0  # the share of training windows whose controls are all left out, and of each one alone
 
     @classmethod
     def of(cls, vocabulary, dropout=0.0):
@@ -277,7 +277,9 @@ def pin_controls(tokens, starts, length, prefix, rng=None):
     the window's start on: the labels stay in view however far into the piece a window lies, as they do for
     generate.py (TransformerDecoder.pin). The target right after that prefix (a token cut from its event)
     and the controls themselves carry no loss. With `rng`, a share `prefix.dropout` of the windows have every
-    control taken out instead, so one model also learns to play without labels.
+    control taken out instead, so one model also learns to play without labels; and in the others each control
+    is left out on its own with that chance, so that it also learns to play with any of its labels without the
+    others (`--condition key=...` alone, of a model trained on style, key and density).
     """
     piece_starts = np.flatnonzero(tokens == prefix.start_id)
     controls = prefix.is_control[tokens]
@@ -298,6 +300,8 @@ def pin_controls(tokens, starts, length, prefix, rng=None):
             windows[row] = tokens[begin: begin + length]
             continue
         pinned = tokens[opening:end_of_controls]
+        if rng is not None and prefix.dropout:  # each label left out on its own, so any subset of them is taught
+            pinned = np.concatenate([pinned[:1], pinned[1:][rng.random(len(pinned) - 1) >= prefix.dropout]])
         windows[row] = np.concatenate([pinned, tokens[begin: begin + length - len(pinned)]])
         unlearned[row] = len(pinned)
     return windows, unlearned

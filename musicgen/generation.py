@@ -41,8 +41,9 @@ def continuation_plan(run, vocabulary, strategy, seed, conditions, guidance, cou
     prompt = metered(conditioned(seed.tokens, vocabulary, conditions), vocabulary, meter)
     decoder = guided(run, vocabulary, guidance, random_seed)
     decoder.pin(vocabulary.opening_length(prompt))
+    guiding = f" (guidance {guidance:g})" if guidance != 1 and vocabulary.is_control[prompt].any() else ""
     return _continued(vocabulary, strategy, decoder, prompt, count, length,
-                      seed.description + labels_of(vocabulary, prompt), seed.tempo_changes)
+                      seed.description + labels_of(vocabulary, prompt) + guiding, seed.tempo_changes)
 
 
 def metered(prompt, vocabulary, meter):

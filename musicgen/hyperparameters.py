@@ -22,7 +22,8 @@ TRAINING_DEFAULTS = {
     "patience": 5,  # epochs without validation improvement before stopping
     "random_seed": 0,  # weights, window order and dropout
     # The share of training windows shown without their labels' control tokens, so that a model trained on a
-    # labelled corpus also plays unconditioned (only where the data has labels).
+    # labelled corpus also plays unconditioned (only where the data has labels); and in the others, the chance
+    # of each label to be left out on its own, so that it plays with any of its labels without the others.
     "label_dropout": 0.2,
     # The share of training windows put in fill-in-the-middle order, where the data has the infilling markers
     # (preprocess.py --infilling); the others keep teaching plain continuation. 0.8, measured (docs/generating.md,

@@ -14,20 +14,21 @@ from musicgen.files import atomic_path
 from musicgen.runs import RUN_CONFIG_FILE, newest_run
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
-DEFAULT = "bach"  # the model of the default corpus, for generate.py without a run of one's own
+DEFAULT = "styles"  # the model of many styles, for generate.py without a run of one's own
 
 
 def default_run(checkpoints="checkpoints"):
     """(run folder, why it was chosen) for generate.py without --checkpoint: the newest trained run in
-    `checkpoints`, or else the shipped model of the default corpus."""
+    `checkpoints`, or else the shipped model of many styles."""
     try:
         return newest_run(checkpoints), "the newest run in checkpoints/"
     except UserError as no_runs:
         shipped = PRETRAINED / DEFAULT
         if not (shipped / "best.keras").is_file():
             raise no_runs from None
-        return shipped, f"the pretrained model {shipped.relative_to(PRETRAINED.parent)} (no trained runs in " \
-                        f"{checkpoints}/; --checkpoint pretrained/folk for folk tunes over chords)"
+        return shipped, (f"the pretrained model {shipped.relative_to(PRETRAINED.parent)} (no trained runs in "
+                         f"{checkpoints}/; --checkpoint pretrained/bach for chorales, pretrained/folk for tunes over "
+                         f"chords)")
 
 
 def export(run, destination):

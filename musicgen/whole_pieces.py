@@ -51,6 +51,9 @@ STATISTICS = {
 }
 
 
+MUSPY_STATISTICS = [name for name in STATISTICS if name.startswith("muspy_")]
+
+
 def tonic_of(notes):
     """The pitch class of the tonic of the notes' key, or None."""
     key = estimate_key(notes)
@@ -101,9 +104,12 @@ def ending(notes, steps_per_quarter):
 
 def muspy_statistics(notes, steps_per_quarter, bar_steps):
     """MusPy's metrics (Dong et al. 2020) of the notes, as MusPy computes them, each track of its own; grooves
-    over bars of `bar_steps`."""
+    over bars of `bar_steps`. A piece without notes (a model may end one at once) has none: NaN, left out of
+    the means."""
+    if not len(notes):
+        return dict.fromkeys(MUSPY_STATISTICS, np.nan)
     tracks = []
-    for program in np.unique(notes[:, PROGRAM]) if len(notes) else []:
+    for program in np.unique(notes[:, PROGRAM]):
         part = notes[notes[:, PROGRAM] == program]
         tracks.append(muspy.Track(program=0 if program == DRUMS else int(program), is_drum=bool(program == DRUMS),
                                   notes=[muspy.Note(time=int(n[ONSET]), pitch=int(n[PITCH]), duration=int(n[DURATION]),

@@ -1,34 +1,45 @@
 #!/bin/sh
-# Reproduce the shipped models: pretrained/bach (the default corpus, music21's Bach chorales) and
-# pretrained/folk (the Nottingham folk tunes: melodies, with a chord symbol inferred for each bar or half
-# bar). Each trains along a cosine schedule as long as the one that did best on its validation data,
-# then goes on at the schedule's floor until its validation loss stops improving (early stopping), beside
-# an n-gram on the same splits; the evaluation report of both goes in as evaluation.md. Why these lengths,
-# and the times on a 2-core CPU: docs/pretrained.md, "The shipped models".
+# Reproduce the shipped models: pretrained/styles (eleven styles, from music21's bundled corpus and the shared
+# folk tunes, steered by --condition style=... key=... density=...), pretrained/bach (the default corpus,
+# music21's Bach chorales) and pretrained/folk (the Nottingham folk tunes: melodies, with a chord symbol
+# inferred for each bar or half bar). Each trains beside an n-gram on the same splits, and the evaluation
+# report of both goes in as evaluation.md. Why these lengths, and the times on a 2-core CPU:
+# docs/pretrained.md, "The shipped models".
 #
-#     NOTTINGHAM=path/to/nottingham/midi pretrained/make.sh
+#     SHARED=path/to/shared/data pretrained/make.sh
 #
-# NOTTINGHAM: the 1,034 MIDI files of the Nottingham database as cleaned by the jukedeck project
-# (default: ../shared/data/nottingham, where this project's machines keep them).
+# SHARED: this project's shared data (default: ../shared/data): nottingham/, the 1,034 MIDI files of the
+# Nottingham database as cleaned by the jukedeck project, and abc/irish.abc, the MIT deep-learning music lab's
+# Irish tunes. The styles model takes hours on a 2-core CPU; each train.py line, run again, resumes where it
+# stopped (after Ctrl-C or a crash).
 set -e
 cd "$(dirname "$0")/.."
-NOTTINGHAM=${NOTTINGHAM:-../shared/data/nottingham}
+SHARED=${SHARED:-../shared/data}
 
-ship() {  # ship RUN NGRAM NAME: export the run, evaluate it against the n-gram, keep the report
-    python train.py --run-name "$1" --ship "pretrained/$3"
-    python evaluate.py --checkpoint "pretrained/$3" --checkpoint "checkpoints/$2" --no-baseline \
-        --random-seed 0 --output "evaluation/pretrained-$3"
-    cp "evaluation/pretrained-$3/report.md" "pretrained/$3/evaluation.md"
+ship() {  # ship RUN NGRAM NAME [EVALUATE.PY FLAGS]: export the run, evaluate it against the n-gram, keep the report
+    run=$1 ngram=$2 name=$3
+    shift 3
+    python train.py --run-name "$run" --ship "pretrained/$name"
+    python evaluate.py --checkpoint "pretrained/$name" --checkpoint "checkpoints/$ngram" --no-baseline \
+        --random-seed 0 --output "evaluation/pretrained-$name" "$@"
+    cp "evaluation/pretrained-$name/report.md" "pretrained/$name/evaluation.md"
 }
 
-python preprocess.py --output data/bach-default --workers 2   # near-duplicate chorales kept in one split
+python preprocess.py --corpus bach --output data/bach-default --workers 2   # the default corpus; near-duplicates kept in one split
 python train.py --data data/bach-default --run-name bach-pretrained --epochs 25 --patience 3
 python train.py --data data/bach-default --run-name bach-pretrained --epochs 60 --patience 3   # on, at the floor
 python train.py --model ngram --data data/bach-default --run-name bach-default-ngram
 ship bach-pretrained bach-default-ngram bach
 
-python preprocess.py --input "$NOTTINGHAM" --output data/folk --workers 2 --melody-only --chord-symbols infer --dedupe
+python preprocess.py --input "$SHARED/nottingham" --output data/folk --workers 2 --melody-only --chord-symbols infer --dedupe
 python train.py --data data/folk --run-name folk-pretrained --epochs 10 --patience 3
 python train.py --data data/folk --run-name folk-pretrained --epochs 30 --patience 3   # on, at the floor
 python train.py --model ngram --data data/folk --run-name folk-ngram
 ship folk-pretrained folk-ngram folk
+
+python -m musicgen.styles data/styles --shared "$SHARED"
+python preprocess.py --input data/styles --output data/styles-processed --label-from folders=style \
+    --compute-labels key,density --dedupe --workers 2
+python train.py --data data/styles-processed --run-name styles --epochs 8 --patience 3 --seq-len 256 --batch-size 8
+python train.py --model ngram --data data/styles-processed --run-name styles-ngram
+ship styles styles-ngram styles --by style

@@ -1,5 +1,6 @@
 """Labels as control tokens: where they come from, how training keeps them in view, and generate.py --condition."""
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,22 @@ def test_windows_keep_the_labels_in_view_and_never_learn_them():
     assert ControlPrefix.of(Vocabulary.build(EncodingSettings(), {})) is None, "no labels, nothing to pin"
 
 
+def test_label_dropout_also_leaves_labels_out_one_at_a_time():
+    vocabulary = small_vocabulary()
+    start, key, style = vocabulary.start_id, vocabulary.index["key=D major"], vocabulary.index["style=jig"]
+    body = np.tile([vocabulary.index["C4"], vocabulary.index["dur:4"], vocabulary.index["shift:4"]], 10)
+    tokens = np.concatenate([[start, key, style], body, [vocabulary.end_id]]).astype(np.int32)
+    windows, unlearned = pin_controls(tokens, np.full(400, 10), 8, ControlPrefix.of(vocabulary, dropout=0.3),
+                                      np.random.default_rng(0))
+    openings = Counter()
+    for window, pinned in zip(windows.tolist(), unlearned.tolist()):
+        labels = window[1: pinned] if pinned else []
+        openings[tuple(labels)] += 1
+        assert window[pinned:] == tokens[10: 10 + 8 - pinned].tolist() if pinned else start not in window[1:]
+    assert set(openings) == {(key, style), (key,), (style,), ()}, "every subset, in the vocabulary's order"
+    assert openings[(key, style)] / 400 == pytest.approx(0.7 * 0.7 * 0.7, abs=0.07)
+
+
 def test_training_batches_weigh_neither_labels_nor_the_token_after_a_pinned_prefix(labelled):
     from musicgen.dataset import read_index, shard_files, windows
 
@@ -264,12 +281,13 @@ def test_guidance_pushes_the_labels_harder_and_weight_one_is_plain_conditioning(
     assert logits[0, c4] == pytest.approx(logits[0, vocabulary.index["D4"]]), "without labels nothing to push"
 
 
-def test_guidance_needs_a_condition(labelled_run, tmp_path):
+def test_guidance_needs_a_condition(labelled_run, tmp_path, capsys):
     with pytest.raises(UserError, match="give --condition too"):
         generate.main(["--checkpoint", str(labelled_run), "--guidance", "2", "--output", str(tmp_path / "g.mid")])
     generate.main(["--checkpoint", str(labelled_run), "--condition", "key=C major", "--guidance", "2", "--length",
                    "8", "--output", str(tmp_path / "g.mid")])
     assert (tmp_path / "g.mid").is_file()
+    assert "labels key=C major (guidance 2)" in capsys.readouterr().out
 
 
 def test_generate_samples_from_the_guided_distribution(labelled_run, tmp_path, monkeypatch):
@@ -285,10 +303,12 @@ def test_generate_samples_from_the_guided_distribution(labelled_run, tmp_path, m
         return generate_original(self, decoder, vocabulary, prompts, *args, **kwargs)
 
     monkeypatch.setattr(sampling.Sampler, "generate", spy)
-    for weight in ("1", "3"):
+    for weight in ("1", "4", None):
         generate.main(["--checkpoint", str(labelled_run), "--seed", "C4 E4", "--condition", "key=C major",
-                       "--guidance", weight, "--length", "4", "--output", str(tmp_path / f"w{weight}.mid")])
-    (plain, prompts), (guided, _) = sampled_from
+                       "--length", "4", "--output", str(tmp_path / f"w{weight}.mid")]
+                      + (["--guidance", weight] if weight else []))
+    (plain, prompts), (guided, _), (by_default, _) = sampled_from
+    assert generate.LABEL_GUIDANCE == 4 and np.array_equal(by_default, guided), "labels are guided by default"
     run = registry.load_run(labelled_run)
     unlabelled = prompts[:, ~run.vocabulary.is_control[prompts[0]]]
     assert prompts.shape[1] == unlabelled.shape[1] + 1, "the prompt opens with <start> and the label"
@@ -299,8 +319,8 @@ def test_generate_samples_from_the_guided_distribution(labelled_run, tmp_path, m
 
     with_label, without = log_probabilities(prompts), log_probabilities(unlabelled)
     np.testing.assert_allclose(plain, np.exp(with_label), atol=1e-5)
-    np.testing.assert_allclose(guided, softmax(without + 3 * (with_label - without)), atol=1e-5)
-    assert np.abs(guided - plain).max() > 1e-3, "guidance 3 moves the distribution"
+    np.testing.assert_allclose(guided, softmax(without + 4 * (with_label - without)), atol=1e-5)
+    assert np.abs(guided - plain).max() > 1e-3, "guidance 4 moves the distribution"
 
 
 def softmax(logits):
@@ -352,3 +372,22 @@ def test_a_model_of_styles_plays_one_chosen_at_random_where_none_is_asked_for(st
     assert chosen == {"jig", "reel"}
     out = generate_with("--condition", "style=reel")
     assert "chosen at random" not in out and "labels style=reel" in out
+
+
+def test_evaluate_by_style_judges_each_styles_whole_pieces_against_its_own(styled_run, tmp_path):
+    import evaluate
+    from musicgen import whole_pieces
+
+    evaluate.main(["--checkpoint", str(styled_run), "--by", "style", "--split", "validation", "--pieces", "1",
+                   "--length", "8", "--whole-pieces", "2", "--resamples", "50", "--output", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "whole_pieces_by_style.csv")
+    data = Path(registry.load_run(styled_run).run_config["data"])
+    vocabulary, splits = load_processed(data)
+    held_out = splits["validation"]
+    for style in ("jig", "reel"):
+        mine = [i for i, source in enumerate(held_out.sources) if f"{style}/" in source.replace("\\", "/")][:2]
+        rows = table[(table["value"] == style) & (table["statistic"] == "bars")].set_index("model")
+        assert len(rows) == 2 and (rows["pieces"] == len(mine)).all()
+        real_bars = [whole_pieces.piece_values(vocabulary.decode(held_out.piece(i)),
+                                               vocabulary.settings.steps_per_quarter)["bars"] for i in mine]
+        assert rows["real"].tolist() == pytest.approx([np.mean(real_bars)] * 2), "its own real pieces, none other"

@@ -215,7 +215,7 @@ def test_a_continuation_keeps_its_seed_reads_it_once_and_guides_by_its_labels():
     run, factory = stub_run(words)
     seed = Seed(parse_seed("C4 E4:2 R:1", words), "seed 'C4 E4:2 R:1'", np.array([[0, 72.0]]))
     made = generation.continuation_plan(run, words, GREEDY, seed, {"key": "D major"}, 2.0, count=2, length=Length(3))
-    assert made.description == "seed 'C4 E4:2 R:1'; labels key=D major"
+    assert made.description == "seed 'C4 E4:2 R:1'; labels key=D major (guidance 2)"
     assert (made.given, made.given_events, made.seed_steps) == ("seed", 3, 16)
     np.testing.assert_array_equal(made.tempo_changes, [[0, 72.0]])
     assert len(made.pieces) == 2

@@ -14,7 +14,7 @@ import train
 from musicgen import styles
 from musicgen.pretrained import PRETRAINED
 
-SHIPPED = ("bach", "folk")
+SHIPPED = ("styles", "bach", "folk")
 
 
 def test_the_shipped_models_are_small_complete_run_folders():
@@ -25,7 +25,9 @@ def test_the_shipped_models_are_small_complete_run_folders():
                                                             "evaluation.md"}
         run_config = json.loads((folder / "run_config.json").read_text())
         assert json.loads((folder / "vocab.json").read_text())["hash"] == run_config["vocabulary_hash"]
-        assert run_config["progress"]["stopped_early"], f"{name} trained until it stopped improving"
+        progress = run_config["progress"]
+        assert progress["stopped_early"] or progress["epochs_completed"] == run_config["config"]["epochs"], \
+            f"{name} trained to the end of its schedule or until it stopped improving"
         total += sum(path.stat().st_size for path in folder.iterdir())
     assert total < 25 * 2**20
     assert "make.sh" in {path.name for path in PRETRAINED.iterdir()}
@@ -44,16 +46,30 @@ def test_a_run_is_shipped_without_the_optimizer(trained_run, tmp_path, capsys):
     assert all(np.array_equal(a, b) for a, b in zip(original.get_weights(), copy.get_weights()))
 
 
-def test_generate_without_a_run_uses_the_shipped_chorale_model(tmp_path, monkeypatch, capsys):
+def test_generate_without_a_run_uses_the_shipped_model_of_many_styles(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no checkpoints/ here
-    generate.main(["--seed", "D4 F#4 A4", "--length", "24", "--output", str(tmp_path / "out.mid"),
-                   "--random-seed", "0"])
+    generate.main(["--length", "24", "--output", str(tmp_path / "out.mid"), "--random-seed", "0"])
     printed = capsys.readouterr().out
-    assert "using the pretrained model pretrained/bach" in printed
+    assert "using the pretrained model pretrained/styles" in printed
+    style = printed.split("style=", 1)[1].split(",", 1)[0]
+    assert f"style={style}, chosen at random" in printed and f"labels style={style}" in printed
     assert len(pretty_midi.PrettyMIDI(str(tmp_path / "out.mid")).instruments[0].notes) > 3
-    generate.main(["--checkpoint", str(ROOT / "pretrained" / "bach"), "--seed", "D4 F#4 A4", "--length", "24",
-                   "--output", str(tmp_path / "bach.mid"), "--random-seed", "0"])
-    assert (tmp_path / "out.mid").read_bytes() == (tmp_path / "bach.mid").read_bytes(), "the very same model"
+    generate.main(["--checkpoint", str(PRETRAINED / "styles"), "--condition", f"style={style}", "--length", "24",
+                   "--output", str(tmp_path / "styles.mid"), "--random-seed", "0"])
+    assert (tmp_path / "out.mid").read_bytes() == (tmp_path / "styles.mid").read_bytes(), "the very same model"
+
+
+def test_the_styles_model_takes_each_of_its_styles_and_a_key(tmp_path, capsys):
+    from musicgen.labels import STYLE_LABEL
+    from musicgen.vocabulary import Vocabulary
+
+    known = Vocabulary.from_json(json.loads((PRETRAINED / "styles" / "vocab.json").read_text())).controls[STYLE_LABEL]
+    assert {"bach", "palestrina", "german-folk", "string-quartet"} <= set(known)
+    for style in known:
+        generate.main(["--checkpoint", str(PRETRAINED / "styles"), "--condition", f"style={style}", "--condition",
+                       "key=D minor", "--length", "8", "--output", str(tmp_path / f"{style}.mid")])
+        assert f"labels key=D minor, style={style}" in capsys.readouterr().out
+        assert (tmp_path / f"{style}.mid").stat().st_size > 0
 
 
 def test_the_folk_model_writes_over_chords_from_the_command_line(tmp_path):
@@ -72,13 +88,13 @@ def test_the_walkthrough_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     notebook = nbformat.read(ROOT / "notebooks" / "walkthrough.ipynb", as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()  # any error fails here
-    for name in ("folk", "chorale", "my-folk"):
+    for name in ("palestrina", "folk", "chorale", "my-folk"):
         assert (tmp_path / "outputs" / f"{name}.wav").is_file() and (tmp_path / "outputs" / f"{name}.png").is_file()
     run_config = json.loads((tmp_path / "checkpoints" / "my-folk" / "run_config.json").read_text())
     assert run_config["parent"]["run"] == "pretrained/folk"
     audio = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
              if "text/html" in output.get("data", {}) and "<audio" in output["data"]["text/html"]]
-    assert len(audio) == 3, "an audio player for each piece"
+    assert len(audio) == 4, "an audio player for each piece"
 
 
 def test_the_styles_corpus_is_laid_out_as_a_folder_of_links_per_style(tmp_path):

@@ -169,6 +169,14 @@ def test_muspy_judges_the_notes_as_written():
     assert values["muspy_empty_beat_rate"] == 1 / 8
 
 
+def test_a_piece_without_notes_has_no_muspy_values_and_is_left_out_of_the_means():
+    empty = whole_pieces.muspy_statistics(np.zeros((0, 5), dtype=np.int64), 4, 16)
+    assert set(empty) == set(whole_pieces.MUSPY_STATISTICS) and all(np.isnan(value) for value in empty.values())
+    real = [events_from_notes(_melody(C_MAJOR * 4))]
+    table = whole_pieces.judge([(events_from_notes(_melody(C_MAJOR * 4)), True), ([], True)], real * 2, 4)
+    assert table["muspy_scale_consistency"][0] == 1.0, "the mean of the piece that has notes"
+
+
 def test_whole_pieces_are_judged_on_their_real_partners_length_but_their_length_as_written():
     real = [events_from_notes(_melody(C_MAJOR * 4))]  # 8 bars
     long_repeat = events_from_notes(_melody(C_MAJOR * 4 + F_SHARP_MAJOR * 8))  # the same 8 bars, then 16 in F#
