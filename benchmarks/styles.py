@@ -42,7 +42,11 @@ def per_piece(checkpoint, data, work, name):
     table = work / f"{name}-pieces.csv"
     run(["evaluate.py", "--checkpoint", str(checkpoint), "--data", str(data), "--likelihood-only", "--no-baseline",
          "--per-piece", str(table), "--output", str(work / f"{name}-evaluation")], work / f"{name}-evaluate.log")
-    pieces = pd.read_csv(table)
+    return first_model(pd.read_csv(table))
+
+
+def first_model(pieces):
+    """The rows of the first model of an evaluate.py --per-piece table, by source."""
     return pieces[pieces["model"] == pieces["model"].iloc[0]].set_index("source")
 
 
@@ -81,16 +85,15 @@ def main():
     shared_data, model = Path(config["data"]), config["model"]
     args.work.mkdir(parents=True, exist_ok=True)
     if args.shared_pieces:
-        table = pd.read_csv(args.shared_pieces)
-        shared_pieces = table[table["model"] == table["model"].iloc[0]].set_index("source")
+        shared_pieces = first_model(pd.read_csv(args.shared_pieces))
     else:
         shared_pieces = per_piece(args.shared, shared_data, args.work, "shared")
     styles = sorted(folder.name for folder in args.layout.iterdir() if folder.is_dir())
     if args.styles:
-        unknown = set(args.styles.split(",")) - set(styles)
-        if unknown:
-            sys.exit(f"error: no style folder {', '.join(sorted(unknown))} in {args.layout}")
-        styles = [style for style in styles if style in args.styles.split(",")]
+        chosen = set(args.styles.split(","))
+        if chosen - set(styles):
+            sys.exit(f"error: no style folder {', '.join(sorted(chosen - set(styles)))} in {args.layout}")
+        styles = [style for style in styles if style in chosen]
     print(f"{args.shared} ({model}) against a {model} of each style alone, nats per note on each style's test "
           f"pieces; shared - alone with a 95 % bootstrap over them (negative: sharing helps)\n")
     print("| style | test pieces | shared | alone | shared - alone [95 %] |\n|---|---:|---:|---:|---|")

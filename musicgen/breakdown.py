@@ -80,7 +80,6 @@ def summary(table):
     return "\n".join(lines)
 
 
-
 def whole_pieces_by_label(candidates, held_out, vocabulary, strategy, values, count):
     """One row per value, model and whole-piece statistic (musicgen/whole_pieces.py): the first `count` held-out
     pieces of the value, each begun from its own opening (so with its value's label) and written until the model
