@@ -71,3 +71,17 @@ def time_limit(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def refusal_of(path, limits=FileLimits()):
+    """Why one music file someone hands over (app.py's uploads) is refused, in a line, or None: what preprocessing
+    would skip or fail it for (over a limit, unreadable), or that its first piece has no notes. Reading runs in
+    this process's main thread, as the time limit needs."""
+    try:
+        pieces = read_within_limits(path, readers.TrackSelection(), limits)
+    except OverLimit as over:
+        return over.failure.reason
+    first = next((piece for piece in pieces if isinstance(piece, readers.RawPiece)), None)
+    if first is None:
+        return pieces[0].reason if pieces else "it holds no music"
+    return limits.refusal(first) or (None if len(first.pitches) else "it has no notes")

@@ -164,8 +164,13 @@ def run_folders(checkpoints):
     return sorted(path.parent for path in Path(checkpoints).glob(f"*/{RUN_CONFIG_FILE}"))
 
 
+def trained_runs(checkpoints="checkpoints"):
+    """The run folders under `checkpoints` with at least one finished epoch: those a model can be loaded from."""
+    return [run for run in run_folders(checkpoints) if _epochs_completed(run / RUN_CONFIG_FILE) > 0]
+
+
 def newest_run(checkpoints="checkpoints"):
-    runs = [run for run in run_folders(checkpoints) if _epochs_completed(run / RUN_CONFIG_FILE) > 0]
+    runs = trained_runs(checkpoints)
     if not runs:
         raise UserError(f"no trained runs in {checkpoints}/ (train one with train.py first)")
     return max(runs, key=lambda run: (run / RUN_CONFIG_FILE).stat().st_mtime)

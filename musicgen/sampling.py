@@ -117,7 +117,9 @@ class Sampler:
     """Draws one token per row at every step; subclasses say how in choose()."""
 
     def __init__(self, temperature=1.0, seed=None, progress=False):
-        """`progress`: show a progress bar (on stderr) when generating takes more than a second."""
+        """`progress`: True shows a progress bar (on stderr) when generating takes more than a second; a function
+        `progress(reached, total, unit)` is told instead, at every step, how far the slowest row has got (total None
+        until the model ends the piece) and may stop generating by raising (app.py's cancel button)."""
         if not temperature > 0:
             raise UserError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
@@ -150,7 +152,8 @@ class Sampler:
             return done | constraint.done if constraint is not None else done
 
         generated = []
-        with _ProgressBar(self.progress, num_events, until_steps, to_end) as progress:
+        # Under a constraint, it says when a row is done: num_events is only a cap, not how far it goes.
+        with _ProgressBar(self.progress, num_events, until_steps, to_end or constraint is not None) as progress:
             while not finished().all():
                 done = finished()
                 allowed = onsets.allowed(previous, may_end=events_done > 0 if to_end else None)
@@ -189,11 +192,14 @@ class Sampler:
 
 class _ProgressBar:
     """How far the slowest row has got, in events (or grid steps, with `until_steps`), shown once it takes over a
-    second; with `to_end` the bar counts up to where the model ends the piece, with no total."""
+    second, or told to a function (see Sampler); with `open_ended` (the model or a constraint ends the piece) it
+    counts with no total."""
 
-    def __init__(self, shown, num_events, until_steps, to_end):
-        total = until_steps or (None if to_end else num_events)
-        self.bar = tqdm(total=total, unit="step" if until_steps else "event", delay=1, leave=False, disable=not shown,
+    def __init__(self, progress, num_events, until_steps, open_ended):
+        total = until_steps or (None if open_ended else num_events)
+        self.unit = "step" if until_steps else "event"
+        self.report = progress if callable(progress) else None
+        self.bar = tqdm(total=total, unit=self.unit, delay=1, leave=False, disable=progress is not True,
                         desc="generating")
         self.total = total
 
@@ -209,6 +215,8 @@ class _ProgressBar:
             slowest = int(reached.min()) if self.total is None else min(int(reached.min()), self.total)
             if slowest > self.bar.n:
                 self.bar.update(slowest - self.bar.n)
+            if self.report:
+                self.report(slowest, self.total, self.unit)
 
 
 class GreedySampler(Sampler):
@@ -304,25 +312,27 @@ class BeamSearch(Sampler):
         previous = prompt[:, -1]
         events = np.zeros(self.width, dtype=np.int64)
         done = events >= num_events
-        while not done.all():
-            scaled = np.where(onsets.allowed(previous), logits / self.temperature, -np.inf)
-            log_probabilities = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
-            log_probabilities[done] = -np.inf
-            log_probabilities[done, vocabulary.pad_id] = 0.0  # a finished beam goes on unchanged
-            candidates = (scores[:, None] + log_probabilities).ravel()
-            best = np.argsort(-candidates, kind="stable")[:self.width]
-            rows, tokens = np.divmod(best, len(vocabulary))
-            scores = candidates[best]
-            sequences = np.concatenate([sequences[rows], tokens[:, None].astype(np.int32)], axis=1)
-            state = decoder.reorder(state, rows)
-            onsets.reorder(rows)
-            onsets.advance(tokens)
-            waiting = done[rows]
-            previous = np.where(waiting, previous[rows], tokens)
-            events = events[rows] + vocabulary.ends_event[tokens]
-            done = waiting | (events >= num_events)
-            if not done.all():
-                logits, state = decoder.step(tokens.astype(np.int32), state)
+        with _ProgressBar(self.progress, num_events, None, False) as progress:
+            while not done.all():
+                progress.show(events[~done])
+                scaled = np.where(onsets.allowed(previous), logits / self.temperature, -np.inf)
+                log_probabilities = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+                log_probabilities[done] = -np.inf
+                log_probabilities[done, vocabulary.pad_id] = 0.0  # a finished beam goes on unchanged
+                candidates = (scores[:, None] + log_probabilities).ravel()
+                best = np.argsort(-candidates, kind="stable")[:self.width]
+                rows, tokens = np.divmod(best, len(vocabulary))
+                scores = candidates[best]
+                sequences = np.concatenate([sequences[rows], tokens[:, None].astype(np.int32)], axis=1)
+                state = decoder.reorder(state, rows)
+                onsets.reorder(rows)
+                onsets.advance(tokens)
+                waiting = done[rows]
+                previous = np.where(waiting, previous[rows], tokens)
+                events = events[rows] + vocabulary.ends_event[tokens]
+                done = waiting | (events >= num_events)
+                if not done.all():
+                    logits, state = decoder.step(tokens.astype(np.int32), state)
         return sequences, scores
 
 

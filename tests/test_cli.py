@@ -19,7 +19,7 @@ WITHOUT_TENSORFLOW = [([path.name, "--help"], 0) for path in sorted(ROOT.glob("*
     (["generate.py", "--checkpoint", "missing/"], 2), (["generate.py", "--temperature", "0"], 2),
     (["generate.py", "--infill", "song.mid", "--bars", "5-8"], 2),
     (["evaluate.py", "--checkpoint", "missing/"], 2), (["preprocess.py", "--input", "missing/"], 2),
-    (["crossval.py", "--data", "missing/"], 2),
+    (["crossval.py", "--data", "missing/"], 2), (["app.py", "--port", "70000"], 2), (["app.py", "--workers", "0"], 2),
 ]
 PROBE = """
 import runpy, sys

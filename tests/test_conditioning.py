@@ -11,7 +11,7 @@ from conftest import TINY_SETTINGS, write_tune
 import generate
 import preprocess
 from models import registry
-from musicgen import labels, training
+from musicgen import generate_options, labels, training
 from musicgen.dataset import ControlPrefix, load_processed, pin_controls
 from musicgen.encoding import EncodingSettings
 from musicgen.errors import UserError
@@ -308,7 +308,7 @@ def test_generate_samples_from_the_guided_distribution(labelled_run, tmp_path, m
                        "--length", "4", "--output", str(tmp_path / f"w{weight}.mid")]
                       + (["--guidance", weight] if weight else []))
     (plain, prompts), (guided, _), (by_default, _) = sampled_from
-    assert generate.LABEL_GUIDANCE == 4 and np.array_equal(by_default, guided), "labels are guided by default"
+    assert generate_options.LABEL_GUIDANCE == 4 and np.array_equal(by_default, guided), "labels are guided by default"
     run = registry.load_run(labelled_run)
     unlabelled = prompts[:, ~run.vocabulary.is_control[prompts[0]]]
     assert prompts.shape[1] == unlabelled.shape[1] + 1, "the prompt opens with <start> and the label"

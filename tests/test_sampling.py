@@ -85,3 +85,19 @@ def test_beam_search_reads_the_seed_once_in_every_beam_and_asks_for_no_token_pas
     np.testing.assert_array_equal(decoder.prompts[0], np.tile(prompt, (3, 1)))
     assert beams.shape == (3, 6)
     assert decoder.steps == 5, "one distribution for each of the 6 tokens: the first from reading the seed"
+
+
+@pytest.mark.parametrize("strategy", ["top-p", "beam"])
+def test_a_progress_function_is_told_every_step_and_stops_generating_by_raising(strategy):
+    prompt = parse_seed("C4", VOCABULARY)[None]
+    told = []
+
+    def progress(reached, total, unit):
+        told.append((reached, total, unit))
+        if reached >= 3:
+            raise KeyboardInterrupt  # what a cancelled job raises, in the app's own exception
+
+    with pytest.raises(KeyboardInterrupt):
+        sampling.get(strategy, progress=progress).generate(TrapDecoder(VOCABULARY), VOCABULARY, prompt, 10)
+    assert [reached for reached, _, _ in told] == sorted(reached for reached, _, _ in told)
+    assert told[-1] == (3, 10, "event") and len(told) > 3, "told at every token, not only at each event"

@@ -14,7 +14,7 @@ import preprocess
 import train
 from models import registry
 from models.ngram import NgramModel
-from musicgen import training, whole_pieces
+from musicgen import generate_options, training, whole_pieces
 from musicgen.dataset import load_processed
 from musicgen.encoding import notes_to_events, EncodingSettings
 from musicgen.errors import UserError
@@ -119,7 +119,7 @@ def test_generate_writes_so_many_bars_or_seconds(trained_run, tmp_path, capsys):
 ])
 def test_lengths_that_cannot_be_are_refused_in_one_line(argv, message, tmp_path):
     with pytest.raises(UserError, match=message):
-        generate.check_args(generate.parse_args(argv))
+        generate_options.check_args(generate.parse_args(argv))
 
 
 def events_from_notes(notes):
