@@ -129,6 +129,7 @@ class Models:
 
 def model_facts(folder):
     """What a run folder's model is and can do, read from its run_config.json and vocab.json (no TensorFlow)."""
+    from musicgen.chords import symbol_name
     from musicgen.dataset import read_vocabulary
     from musicgen.meters import meter_name
     from musicgen.runs import read_run_config
@@ -136,7 +137,8 @@ def model_facts(folder):
     run_config = read_run_config(folder)
     vocabulary = read_vocabulary(folder / "vocab.json")
     settings = vocabulary.settings
-    return {"kind": run_config["model"], "labels": vocabulary.controls, "chords": bool(vocabulary.symbols),
+    return {"kind": run_config["model"], "labels": vocabulary.controls,
+            "chords": [symbol_name(code) for code in vocabulary.symbols],
             "infilling": vocabulary.infilling, "instruments": settings.instruments,
             "meters": [meter_name(*meter) for meter in vocabulary.meters] if settings.meters else [],
             "melody_only": bool(run_config.get("preprocessing", {}).get("melody_only", False))}
@@ -253,10 +255,9 @@ def read_form(form, folder, formats, models, files, upload_limit):
     model = models.folder(_text(form, "model"))
     out = folder / "out"
     argv = [FORMATS[name][2] for name in formats]
-    for name in OPTIONS:
-        value = _text(form, name)
-        if value:
-            argv += [f"--{name.replace('_', '-')}", value]
+    for name in OPTIONS:  # a field sent empty is passed on, for generate.py to say what is wrong with it
+        if name in form:
+            argv += [f"--{name.replace('_', '-')}", _text(form, name)]
     for condition in form.getlist("condition"):
         if not isinstance(condition, str):
             raise UserError("condition must be text, LABEL=VALUE")

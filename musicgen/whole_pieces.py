@@ -172,6 +172,13 @@ def judge(generated, references, steps_per_quarter):
         real_values = np.array([row[name] for row in real], dtype=np.float64)
         real_values = real_values[~np.isnan(real_values)]
         low, high = np.percentile(real_values, PERCENTILES) if len(real_values) else (np.nan, np.nan)
-        table[name] = (float(np.nanmean([row[name] for row in made])), float(np.nanmean(real_values)),
-                       float(low), float(high))
+        table[name] = (_mean([row[name] for row in made]), _mean(real_values), float(low), float(high))
     return table
+
+
+def _mean(values):
+    """The mean of the values that are numbers; NaN, without numpy's warning, where none is (every generated piece
+    without notes, for MusPy's statistics)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else np.nan

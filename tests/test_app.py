@@ -51,7 +51,9 @@ def test_models_are_the_shipped_ones_then_the_users_runs_with_what_each_knows(se
     assert list(models) == ["pretrained/styles", "pretrained/bach", "pretrained/folk", "checkpoints/my-folk"]
     assert set(models["pretrained/styles"]["labels"]) == {"style", "key", "density"}
     assert "palestrina" in models["pretrained/styles"]["labels"]["style"]
-    assert models["pretrained/bach"]["labels"] == {} and models["pretrained/folk"]["chords"]
+    assert models["pretrained/bach"]["labels"] == {} and models["pretrained/bach"]["chords"] == []
+    assert models["pretrained/styles"]["chords"] == ["D", "E", "F", "A", "B", "Am"], "the few it saw, named"
+    assert {"G", "D7", "C", "Em"} <= set(models["pretrained/folk"]["chords"])
 
 
 def test_the_readme_curl_example_returns_a_midi_file(server, tmp_path):
@@ -79,6 +81,7 @@ def test_what_the_command_line_refuses_is_refused_in_its_words_and_the_server_go
     assert status == 400 and json.loads(body)["error"] == str(cli.value)
     for fields, error in [([("length", "abc")], "argument --length: invalid int value: 'abc'"),
                           ([("bars", "5"), ("length", "8")], "give one of --length, --bars and --seconds"),
+                          ([("seed", " ")], "the seed is empty; write notes like C4"),
                           ([("num_outputs", "9")], "this server writes at most 4 pieces"),
                           ([("model", "../pretrained/bach")], "unknown model '../pretrained/bach'"),
                           ([("output", "/etc/x.mid")], "unknown field 'output'")]:
@@ -252,3 +255,18 @@ def test_an_upload_over_the_size_limit_is_refused_with_413_before_it_is_read(ser
     assert answer.status == 413 and b"over this server's limit of 8 MB" in answer.read()
     announced.close()
     assert server.post("/api/generate", [("seed", "C4"), ("length", "4")])[0] == 200
+
+
+def test_the_page_shows_progress_and_cancels(page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    Select(page.find_element(By.ID, "length-kind")).select_by_value("length")
+    page.find_element(By.ID, "length-value").send_keys("2000")
+    page.find_element(By.ID, "generate").click()
+    WebDriverWait(page, 60).until(lambda d: "of 2000 events" in d.find_element(By.ID, "progress-text").text)
+    assert page.find_element(By.ID, "generate").get_attribute("disabled")
+    page.find_element(By.ID, "cancel").click()
+    WebDriverWait(page, 30).until(lambda d: d.find_element(By.ID, "progress-text").text == "cancelled")
+    assert not page.find_elements(By.CSS_SELECTOR, "audio") and not page.find_element(By.ID, "error").is_displayed()
+    assert page.find_element(By.ID, "generate").is_enabled()

@@ -25,7 +25,8 @@ function showModel() {
   const facts = [model.kind];
   const labels = Object.keys(model.labels);
   if (labels.length) facts.push(`steered by ${labels.join(", ")}`);
-  if (model.chords) facts.push("writes over chords");
+  if (model.chords.length > 12) facts.push(`writes over ${model.chords.length} chords`);
+  else if (model.chords.length) facts.push(`writes over the chords ${model.chords.join(" ")}`);
   if (model.infilling) facts.push("fills in bars");
   if (model.melody_only) facts.push("writes melodies");
   $("model-facts").textContent = facts.join("; ");
@@ -42,7 +43,7 @@ function showModel() {
   $("labels-box").hidden = labels.length === 0;
   $("meter").replaceChildren(new Option("the model's choice", ""), ...model.meters.map((m) => new Option(m, m)));
   $("meter-box").hidden = model.meters.length === 0;
-  for (const element of document.querySelectorAll(".needs-chords")) element.hidden = !model.chords;
+  for (const element of document.querySelectorAll(".needs-chords")) element.hidden = !model.chords.length;
   for (const element of document.querySelectorAll(".needs-infilling")) element.hidden = !model.infilling;
 }
 
@@ -55,6 +56,7 @@ function formData() {
   const data = new FormData();
   data.append("model", $("model").value);
   const from = begin();
+  if (from === "file" && !$("file").files.length) throw new Error("choose a file to begin from");
   if (from === "seed") data.append("seed", $("seed").value);
   if (from === "chords") data.append("chords", $("chords").value);
   if (from === "file" && $("file").files.length) {
@@ -67,7 +69,8 @@ function formData() {
     if (select.value) data.append("condition", `${select.dataset.label}=${select.value}`);
   }
   const kind = $("length-kind").value;
-  if (kind && $("length-value").value) data.append(kind, $("length-value").value);
+  if (kind && !$("length-value").value) throw new Error(`give the number of ${$("length-kind").selectedOptions[0].text}`);
+  if (kind) data.append(kind, $("length-value").value);
   for (const name of ["guidance", "meter", "strategy", "temperature", "top_p", "num_outputs", "random_seed"]) {
     const field = $(name);
     if (field.value && field.value !== initial(field) && !field.closest("[hidden]")) data.append(name, field.value);
