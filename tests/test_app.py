@@ -200,6 +200,8 @@ def test_the_page_makes_a_piece_to_play_and_download(page, server):
     Select(page.find_element(By.CSS_SELECTOR, "select[data-label=style]")).select_by_value("palestrina")
     Select(page.find_element(By.ID, "length-kind")).select_by_value("bars")
     page.find_element(By.ID, "length-value").send_keys("4")
+    page.find_element(By.ID, "bpm").send_keys("90")
+    assert not page.find_element(By.ID, "instruments").is_displayed(), "the model keeps no instruments"
     page.find_element(By.ID, "generate").click()
     WebDriverWait(page, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "audio[src]"))
     audio = page.find_element(By.CSS_SELECTOR, "audio").get_attribute("src")
@@ -210,6 +212,7 @@ def test_the_page_makes_a_piece_to_play_and_download(page, server):
     assert page.find_element(By.CSS_SELECTOR, "a.download-musicxml") and page.find_element(By.CSS_SELECTOR, "img")
     lines = page.find_element(By.ID, "lines").text
     assert "--condition style=palestrina" in lines and "labels style=palestrina (guidance 4)" in lines
+    assert "--bars 4 --bpm 90 --condition" in lines and ", 90 bpm, in " in lines, "only what was changed is named"
     assert not page.find_element(By.ID, "error").is_displayed()
 
 

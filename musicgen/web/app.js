@@ -43,6 +43,7 @@ function showModel() {
   $("labels-box").hidden = labels.length === 0;
   $("meter").replaceChildren(new Option("the model's choice", ""), ...model.meters.map((m) => new Option(m, m)));
   $("meter-box").hidden = model.meters.length === 0;
+  $("instruments-box").hidden = !model.instruments;
   for (const element of document.querySelectorAll(".needs-chords")) element.hidden = !model.chords.length;
   for (const element of document.querySelectorAll(".needs-infilling")) element.hidden = !model.infilling;
 }
@@ -71,7 +72,8 @@ function formData() {
   const kind = $("length-kind").value;
   if (kind && !$("length-value").value) throw new Error(`give the number of ${$("length-kind").selectedOptions[0].text}`);
   if (kind) data.append(kind, $("length-value").value);
-  for (const name of ["guidance", "meter", "strategy", "temperature", "top_p", "num_outputs", "random_seed"]) {
+  for (const name of ["guidance", "meter", "bpm", "instruments", "strategy", "temperature", "top_p", "top_k",
+                      "num_outputs", "random_seed"]) {
     const field = $(name);
     if (field.value && field.value !== initial(field) && !field.closest("[hidden]")) data.append(name, field.value);
   }
