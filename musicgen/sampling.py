@@ -119,7 +119,8 @@ class Sampler:
     def __init__(self, temperature=1.0, seed=None, progress=False):
         """`progress`: True shows a progress bar (on stderr) when generating takes more than a second; a function
         `progress(reached, total, unit)` is told instead, at every step, how far the slowest row has got (total None
-        until the model ends the piece) and may stop generating by raising (app.py's cancel button)."""
+        where the model or a constraint ends the piece) and may stop generating by raising (app.py's cancel
+        button)."""
         if not temperature > 0:
             raise UserError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
