@@ -70,7 +70,8 @@ class Server:
         status, _, body = self.post("/api/jobs", fields, files)
         assert status == 202, body
         job = json.loads(body)["id"]
-        for _ in range(600):
+        deadline = time.time() + 300
+        while time.time() < deadline:
             state = self.json(f"/api/jobs/{job}")
             if state["state"] not in ("queued", "running"):
                 return state
