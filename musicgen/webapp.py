@@ -19,7 +19,6 @@ melody to harmonize (`harmonize`).
 """
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import multiprocessing
@@ -314,31 +313,33 @@ def save_upload(upload, folder, limit):
 
 
 class FileChecker:
-    """Reads each uploaded file once in a worker process, within preprocessing's limits (musicgen/limits.py): a
-    parser that hangs is stopped by its time limit, one that crashes takes only the worker with it."""
+    """Reads each uploaded file once in a worker process, within preprocessing's limits (musicgen/limits.py). A
+    parser that hangs in Python is stopped by the time limit; one that hangs where the limit cannot reach it (in C)
+    or crashes is given up on `grace` seconds later, and the worker is killed and replaced."""
 
-    def __init__(self, limits=FileLimits()):
-        self.limits = limits
+    def __init__(self, limits=FileLimits(), check=refusal_of, grace=30.0):
+        self.limits, self.check, self.grace = limits, check, grace
         self.pool = None
         self.lock = threading.Lock()
 
     def refusal(self, path):
+        """Why the file at `path` is refused, in a line, or None."""
         with self.lock:
             if self.pool is None:
-                self.pool = concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn"))
+                self.pool = multiprocessing.get_context("spawn").Pool(1)
             pool = self.pool
         try:
-            return pool.submit(refusal_of, path, self.limits).result(timeout=self.limits.timeout_seconds + 30)
-        except (concurrent.futures.process.BrokenProcessPool, concurrent.futures.TimeoutError):
+            return pool.apply_async(self.check, (path, self.limits)).get(self.limits.timeout_seconds + self.grace)
+        except multiprocessing.TimeoutError:
             with self.lock:
                 if self.pool is pool:
                     self.pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-            return "reading it broke the reader"
+            pool.terminate()
+            return f"reading it did not end within {self.limits.timeout_seconds + self.grace:g} s"
 
     def close(self):
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.terminate()
 
 
 def job_json(job, position):

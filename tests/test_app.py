@@ -276,3 +276,21 @@ def test_the_page_shows_progress_and_cancels(page):
     WebDriverWait(page, 30).until(lambda d: d.find_element(By.ID, "progress-text").text == "cancelled")
     assert not page.find_elements(By.CSS_SELECTOR, "audio") and not page.find_element(By.ID, "error").is_displayed()
     assert page.find_element(By.ID, "generate").is_enabled()
+
+
+def test_a_reader_stuck_beyond_the_time_limit_is_killed_and_the_next_file_is_read(tmp_path):
+    import multiprocessing
+
+    from app_client import stuck_reader
+    from musicgen.limits import FileLimits
+    from musicgen.webapp import FileChecker
+
+    checker = FileChecker(FileLimits(timeout_seconds=1), check=stuck_reader, grace=1)
+    write_tune(tmp_path / "tune.mid", seed=1)
+    (tmp_path / "garbage.mid").write_bytes(b"MThd garbage")
+    assert checker.refusal(tmp_path / "tune.mid") is None
+    assert checker.refusal(tmp_path / "stuck.mid") == "reading it did not end within 2 s"
+    assert multiprocessing.active_children() == [], "the stuck worker was killed"
+    assert checker.refusal(tmp_path / "garbage.mid") == "too short to be a MIDI file"
+    assert checker.refusal(tmp_path / "tune.mid") is None
+    checker.close()
