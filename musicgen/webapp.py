@@ -104,14 +104,15 @@ class Models:
                 continue
         return described
 
-    def folder(self, name):
-        """The folder of a model named by the request (no name: generate.py's default), or a UserError."""
+    def named(self, name):
+        """(name, folder) of the model a request names (no name: generate.py's default), or a UserError."""
         folders = self.folders()
         if not name:
-            return default_run(self.checkpoints)[0]
+            default = default_run(self.checkpoints)[0]
+            return next((known for known, folder in folders.items() if folder == default), str(default)), default
         if name not in folders:
             raise UserError(f"unknown model {name!r}; choose one of {', '.join(folders)}")
-        return folders[name]
+        return name, folders[name]
 
     def load(self, folder):
         """The runs.Run in `folder`, loaded once while it is unchanged."""
@@ -234,7 +235,7 @@ def make_app(settings, load_run):
         """Load TensorFlow and the default model while the page is already served: the first request is then
         quick."""
         try:
-            models.load(models.folder(""))
+            models.load(models.named("")[1])
         except UserError:
             pass
 
@@ -251,7 +252,7 @@ def read_form(form, folder, formats, models, files, upload_limit):
     unknown = sorted(set(form.keys()) - FIELDS)
     if unknown:
         raise UserError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(FIELDS))}")
-    model = models.folder(_text(form, "model"))
+    model_name, model = models.named(_text(form, "model"))
     out = folder / "out"
     argv = [FORMATS[name][2] for name in formats]
     for name in OPTIONS:  # a field sent empty is passed on, for generate.py to say what is wrong with it
@@ -262,7 +263,7 @@ def read_form(form, folder, formats, models, files, upload_limit):
             raise UserError("condition must be text, LABEL=VALUE")
         if condition.strip():
             argv += ["--condition", condition]
-    shown = [(str(out) + "/", ""), (str(model), _model_name(model, models))]  # what the page says for our paths
+    shown = [(str(out) + "/", ""), (str(model), model_name)]  # what the page says for our paths
     upload = form.get("file")
     if isinstance(upload, UploadFile) and upload.filename:
         path, name = save_upload(upload, folder, upload_limit)
@@ -367,10 +368,6 @@ def _shown(text, replacements):
     for old, new in replacements:
         text = text.replace(old, new)
     return text
-
-
-def _model_name(folder, models):
-    return next((name for name, known in models.folders().items() if known == folder), str(folder))
 
 
 def _media_type(name):
